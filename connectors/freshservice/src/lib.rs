@@ -1,0 +1,2 @@
+//! rollcall connector for Freshservice.
+#![forbid(unsafe_code)]

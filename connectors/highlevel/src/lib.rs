@@ -1,0 +1,2 @@
+//! rollcall connector for HighLevel.
+#![forbid(unsafe_code)]

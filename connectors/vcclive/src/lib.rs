@@ -1,0 +1,2 @@
+//! rollcall connector for VCC Live.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! rollcall connector for Zendesk.
+#![forbid(unsafe_code)]

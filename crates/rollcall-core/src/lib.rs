@@ -1,0 +1,39 @@
+//! The contract every rollcall connector and host is written against.
+//!
+//! * [`model`]: the unified [`User`] and the [`UserEvent`] envelope sinks receive.
+//! * [`connector`]: the [`Connector`] trait, the [`Delivery`] it works on, and the link-time
+//!   registry ([`ConnectorRegistration`], collected with `inventory`).
+//! * [`verify`]: signature primitives (HMAC-SHA256, Ed25519, RSA PKCS#1 v1.5, Standard
+//!   Webhooks), constant-time comparison and timestamp tolerance.
+//! * [`time`]: vendor timestamps in, RFC 3339 UTC out.
+//! * [`error`]: error types with stable codes, an HTTP status and a retry decision.
+//!
+//! The crate does no I/O and starts no runtime.
+#![forbid(unsafe_code)]
+
+pub mod connector;
+pub mod de;
+pub mod error;
+pub mod json;
+pub mod model;
+pub mod secret;
+pub mod time;
+pub mod timezone;
+pub mod verify;
+
+pub use crate::connector::{
+    registrations, registration, Connector, ConnectorRegistration, Delivery, HandshakeResponse,
+    Headers, SourceOptions,
+};
+pub use crate::error::{ConfigError, EnrichError, ErrorCode, NormalizeError, VerifyError};
+pub use crate::model::{
+    diff_users, Actor, Email, EventType, FieldChange, Group, Organization, Phone, Role, Url, User,
+    UserEvent, UserStatus, VendorEvent, Workspace,
+};
+pub use crate::secret::Secret;
+pub use crate::time::Timestamp;
+
+// Connector crates register with `inventory::submit!`; re-exporting it keeps their
+// dependency list to `rollcall-core` alone.
+pub use async_trait::async_trait;
+pub use inventory;

@@ -1,0 +1,410 @@
+//! The unified user model and the event envelope.
+//!
+//! [`User`] is the Users object of the unified user-directory API, field for field: same
+//! names, same shapes. Every field but `id` is optional and absent stays absent: a connector
+//! never invents a value its vendor did not send. Ids are strings everywhere.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::time::Timestamp;
+
+/// A user as rollcall knows it, in the unified shape.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// The vendor's identifier of the user.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emails: Option<Vec<Email>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phones: Option<Vec<Phone>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<UserStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<Role>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizations: Option<Vec<Organization>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Workspace>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<Group>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    /// An IANA time zone name when the vendor's value maps to one, else the vendor's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub languages: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<Url>>,
+    /// The vendor's user object as received, minus secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_data: Option<Value>,
+}
+
+impl User {
+    /// A user with only an id.
+    pub fn with_id(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Email {
+    pub email: String,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub email_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_primary: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phone {
+    pub number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub phone_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The group this role applies in, when roles are per group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The organization this role applies in, when roles are per organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// The workspace this role applies in, when roles are per workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The id of the organization the workspace belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The id of the organization the group belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Url {
+    pub url: String,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub url_type: Option<String>,
+}
+
+/// `active | inactive | deleted | invited`, or the vendor's raw value when nothing maps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UserStatus {
+    Active,
+    Inactive,
+    Deleted,
+    Invited,
+    /// A vendor value with no clear mapping, passed through as sent.
+    Other(String),
+}
+
+impl UserStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+            Self::Deleted => "deleted",
+            Self::Invited => "invited",
+            Self::Other(raw) => raw,
+        }
+    }
+
+    /// The unified status for a vendor string, case-insensitively; unknown values pass through.
+    pub fn from_vendor(raw: &str) -> Self {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "active" => Self::Active,
+            "inactive" => Self::Inactive,
+            "deleted" => Self::Deleted,
+            "invited" => Self::Invited,
+            _ => Self::Other(raw.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for UserStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for UserStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for UserStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|raw| Self::from_vendor(&raw))
+    }
+}
+
+/// What happened to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "user.created")]
+    Created,
+    #[serde(rename = "user.updated")]
+    Updated,
+    #[serde(rename = "user.deleted")]
+    Deleted,
+}
+
+impl EventType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "user.created",
+            Self::Updated => "user.updated",
+            Self::Deleted => "user.deleted",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The vendor's own name for what happened.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VendorEvent {
+    /// The vendor's event or delivery id, when it sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The vendor's event type, as sent (`zen:event-type:user.created`, `onUserUpdate`...).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the vendor says it happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<Timestamp>,
+}
+
+/// Who made the change, when the vendor says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// One unified field that changed. `field` is a unified field path (`status`, `emails`,
+/// `workspace.name`); `from`/`to` are its JSON values, `null` when absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub from: Value,
+    pub to: Value,
+}
+
+/// The envelope every sink receives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserEvent {
+    /// rollcall's ULID for the event, stable across redeliveries.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// The configured source the delivery arrived on.
+    pub source: String,
+    /// The connector that normalized it.
+    pub connector: String,
+    pub vendor_event: VendorEvent,
+    pub received_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    /// The best-known full state of the user after the event.
+    pub user: User,
+    /// The user before the event, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<User>,
+    /// The unified fields that changed, when known. Absent means "not known", an empty list
+    /// means "the vendor reported a change that touches no unified field".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<FieldChange>>,
+    /// True when `user` holds only part of the vendor's state (a delta with no full object).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+/// The unified fields that differ between `before` and `after`, in model order.
+///
+/// Top-level fields are compared as JSON values; `workspace` is compared key by key
+/// (`workspace.name`). `remote_data` is never part of a change list: it is the vendor's raw
+/// object, not a unified field.
+pub fn diff_users(before: &User, after: &User) -> Vec<FieldChange> {
+    let (Ok(Value::Object(before)), Ok(Value::Object(after))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Vec::new();
+    };
+    let mut changes = Vec::new();
+    for field in USER_FIELDS {
+        let from = before.get(*field).cloned().unwrap_or(Value::Null);
+        let to = after.get(*field).cloned().unwrap_or(Value::Null);
+        if from == to {
+            continue;
+        }
+        if let (true, Value::Object(from_map), Value::Object(to_map)) =
+            (*field == "workspace", &from, &to)
+        {
+            for key in ["id", "name", "organization"] {
+                let from = from_map.get(key).cloned().unwrap_or(Value::Null);
+                let to = to_map.get(key).cloned().unwrap_or(Value::Null);
+                if from != to {
+                    changes.push(FieldChange {
+                        field: format!("workspace.{key}"),
+                        from,
+                        to,
+                    });
+                }
+            }
+            continue;
+        }
+        changes.push(FieldChange {
+            field: (*field).to_owned(),
+            from,
+            to,
+        });
+    }
+    changes
+}
+
+/// Unified field names in model order, without `remote_data`.
+pub const USER_FIELDS: &[&str] = &[
+    "id",
+    "first_name",
+    "last_name",
+    "title",
+    "name",
+    "username",
+    "emails",
+    "phones",
+    "status",
+    "roles",
+    "organizations",
+    "workspace",
+    "groups",
+    "avatar",
+    "timezone",
+    "languages",
+    "created_at",
+    "updated_at",
+    "urls",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_fields_stay_absent_in_json() {
+        let json = serde_json::to_value(User::with_id("7")).unwrap();
+        assert_eq!(json, serde_json::json!({"id": "7"}));
+    }
+
+    #[test]
+    fn status_keeps_unmapped_vendor_values() {
+        assert_eq!(UserStatus::from_vendor("Active"), UserStatus::Active);
+        let raw = UserStatus::from_vendor("pending_review");
+        assert_eq!(
+            serde_json::to_value(&raw).unwrap(),
+            serde_json::json!("pending_review")
+        );
+    }
+
+    #[test]
+    fn diff_lists_only_changed_unified_fields_and_never_remote_data() {
+        let before = User {
+            status: Some(UserStatus::Active),
+            name: Some("Ann".into()),
+            remote_data: Some(serde_json::json!({"x": 1})),
+            workspace: Some(Workspace {
+                id: Some("1".into()),
+                name: Some("A".into()),
+                organization: None,
+            }),
+            ..User::with_id("1")
+        };
+        let after = User {
+            status: Some(UserStatus::Inactive),
+            remote_data: Some(serde_json::json!({"x": 2})),
+            workspace: Some(Workspace {
+                id: Some("1".into()),
+                name: Some("B".into()),
+                organization: None,
+            }),
+            ..before.clone()
+        };
+        let changes = diff_users(&before, &after);
+        let fields: Vec<_> = changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["status", "workspace.name"]);
+        assert_eq!(changes[0].from, serde_json::json!("active"));
+        assert_eq!(changes[0].to, serde_json::json!("inactive"));
+    }
+
+    #[test]
+    fn diff_reports_a_field_that_appears() {
+        let before = User::with_id("1");
+        let after = User {
+            title: Some("Engineer".into()),
+            ..User::with_id("1")
+        };
+        let changes = diff_users(&before, &after);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].from, Value::Null);
+    }
+}
