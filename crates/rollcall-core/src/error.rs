@@ -23,6 +23,8 @@ pub enum ErrorCode {
     EventUnsupported,
     /// No source with that id is configured.
     SourceUnknown,
+    /// No connector with that name is compiled into this binary.
+    ConnectorUnknown,
     /// The request body exceeds the configured limit.
     BodyTooLarge,
     /// The durable store could not commit; the vendor should retry.
@@ -45,6 +47,7 @@ impl ErrorCode {
             Self::PayloadInvalid => "payload_invalid",
             Self::EventUnsupported => "event_unsupported",
             Self::SourceUnknown => "source_unknown",
+            Self::ConnectorUnknown => "connector_unknown",
             Self::BodyTooLarge => "body_too_large",
             Self::StoreUnavailable => "store_unavailable",
             Self::SourceMisconfigured => "source_misconfigured",
@@ -58,7 +61,7 @@ impl ErrorCode {
         match self {
             Self::SignatureMissing | Self::SignatureInvalid | Self::TimestampOutOfTolerance => 401,
             Self::PayloadInvalid | Self::EventUnsupported | Self::ConfigInvalid => 400,
-            Self::SourceUnknown => 404,
+            Self::SourceUnknown | Self::ConnectorUnknown => 404,
             Self::BodyTooLarge => 413,
             Self::StoreUnavailable => 503,
             Self::EnrichFailed => 502,
@@ -213,6 +216,7 @@ mod tests {
             ErrorCode::PayloadInvalid,
             ErrorCode::EventUnsupported,
             ErrorCode::SourceUnknown,
+            ErrorCode::ConnectorUnknown,
             ErrorCode::BodyTooLarge,
             ErrorCode::StoreUnavailable,
             ErrorCode::SourceMisconfigured,

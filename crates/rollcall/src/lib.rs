@@ -1,0 +1,49 @@
+//! The rollcall host: the command line and, later, the daemon.
+//!
+//! Connectors are linked in by cargo feature: each enabled connector crate is referenced
+//! below so its `inventory` registration is part of the binary. Nothing else in the host
+//! names a connector.
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "freshservice")]
+use rollcall_connector_freshservice as _;
+#[cfg(feature = "highlevel")]
+use rollcall_connector_highlevel as _;
+#[cfg(feature = "vcclive")]
+use rollcall_connector_vcclive as _;
+#[cfg(feature = "zendesk")]
+use rollcall_connector_zendesk as _;
+
+pub mod cli;
+
+#[cfg(test)]
+mod tests {
+    /// The connector features this build was compiled with.
+    fn enabled_features() -> Vec<&'static str> {
+        let mut enabled = Vec::new();
+        if cfg!(feature = "freshservice") {
+            enabled.push("freshservice");
+        }
+        if cfg!(feature = "highlevel") {
+            enabled.push("highlevel");
+        }
+        if cfg!(feature = "vcclive") {
+            enabled.push("vcclive");
+        }
+        if cfg!(feature = "zendesk") {
+            enabled.push("zendesk");
+        }
+        enabled
+    }
+
+    // `cargo xtask ci` runs this once per connector feature alone (and with all of them), so
+    // it proves both that features link their connector and that nothing else is linked.
+    #[test]
+    fn registers_exactly_the_connectors_of_the_enabled_features() {
+        let registered: Vec<_> = rollcall_core::registrations()
+            .iter()
+            .map(|registration| registration.name)
+            .collect();
+        assert_eq!(registered, enabled_features());
+    }
+}

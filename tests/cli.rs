@@ -1,0 +1,143 @@
+//! The `rollcall` binary's offline commands, run as a user runs them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn rollcall() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rollcall"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn stderr_json(output: &Output) -> Value {
+    let text = String::from_utf8_lossy(&output.stderr);
+    let line = text
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON on stderr: {text}"));
+    serde_json::from_str(line).unwrap()
+}
+
+fn stdout_events(output: &Output) -> Vec<Value> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn connectors_lists_every_compiled_in_connector_with_its_event_types() {
+    let output = rollcall().args(["connectors", "--json"]).output().unwrap();
+    assert!(output.status.success());
+    let list: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<_> = list.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["freshservice", "highlevel", "vcclive", "zendesk"]);
+    for connector in &list {
+        assert!(!connector["vendor"].as_str().unwrap().is_empty());
+        assert!(!connector["event_types"].as_array().unwrap().is_empty());
+    }
+    let table = rollcall().arg("connectors").output().unwrap();
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.starts_with("NAME"));
+    assert!(text.contains("onUserCreate"));
+}
+
+#[test]
+fn normalize_prints_one_unified_event_per_line() {
+    let sample = repo().join("connectors/freshservice/fixtures/onUserCreate.json");
+    let output = rollcall()
+        .args(["normalize", "--connector", "freshservice", "--source", "fs-acme"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let events = stdout_events(&output);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "user.created");
+    assert_eq!(events[0]["source"], "fs-acme");
+    assert_eq!(events[0]["connector"], "freshservice");
+    assert_eq!(events[0]["user"]["id"], "93");
+    assert!(events[0]["received_at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn normalize_reads_standard_input() {
+    let body = std::fs::read(repo().join("connectors/vcclive/fixtures/user-created.json")).unwrap();
+    let mut child = rollcall()
+        .args(["normalize", "--connector", "vcclive", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&body).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout_events(&output)[0]["user"]["id"], "180");
+}
+
+#[test]
+fn normalize_exits_1_with_a_coded_error_and_the_path_that_failed() {
+    let dir = std::env::temp_dir().join(format!("rollcall-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, br#"{"type": "UserCreate", "id": {"nested": true}}"#).unwrap();
+    let output = rollcall()
+        .args(["normalize", "--connector", "highlevel"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let error = stderr_json(&output);
+    assert_eq!(error["error"]["code"], "payload_invalid");
+    assert_eq!(error["error"]["path"], "id");
+    assert!(!error["error"]["message"].as_str().unwrap().is_empty());
+
+    std::fs::write(&bad, br#"{"type": "ContactCreate", "id": "1"}"#).unwrap();
+    let output = rollcall()
+        .args(["normalize", "--connector", "highlevel"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr_json(&output)["error"]["code"], "event_unsupported");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn normalize_names_the_connectors_it_has_when_asked_for_another() {
+    let output = rollcall()
+        .args(["normalize", "--connector", "salesforce", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let error = stderr_json(&output);
+    assert_eq!(error["error"]["code"], "connector_unknown");
+    assert!(error["error"]["message"].as_str().unwrap().contains("zendesk"));
+}
+
+#[test]
+fn vcc_live_password_never_reaches_the_output() {
+    let body = br#"{"old": null, "new": {"userId": 7, "name": "A B", "password": "pa55-w0rd-xyz", "state": "active"}, "timestamp": "2017-06-06T10:53:43+02:00"}"#;
+    let mut child = rollcall()
+        .args(["normalize", "--connector", "vcclive"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let all = [output.stdout, output.stderr].concat();
+    assert!(!String::from_utf8_lossy(&all).contains("pa55-w0rd-xyz"));
+}
