@@ -6,6 +6,7 @@
 //! * [`verify`]: signature primitives (HMAC-SHA256, Ed25519, RSA PKCS#1 v1.5, Standard
 //!   Webhooks), constant-time comparison and timestamp tolerance.
 //! * [`time`]: vendor timestamps in, RFC 3339 UTC out.
+//! * [`sink`]: the [`Sink`] trait and its registry.
 //! * [`error`]: error types with stable codes, an HTTP status and a retry decision.
 //!
 //! The crate does no I/O and starts no runtime.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod json;
 pub mod model;
 pub mod secret;
+pub mod sink;
 pub mod time;
 pub mod timezone;
 pub mod verify;
@@ -31,6 +33,10 @@ pub use crate::model::{
     UserEvent, UserStatus, VendorEvent, Workspace,
 };
 pub use crate::secret::Secret;
+pub use crate::sink::{
+    sink_registration, sink_registrations, Format, OutboundEvent, Sink, SinkError, SinkOptions,
+    SinkRegistration,
+};
 pub use crate::time::Timestamp;
 
 // Connector crates register with `inventory::submit!`; re-exporting it keeps their

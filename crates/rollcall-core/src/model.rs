@@ -280,6 +280,34 @@ pub struct UserEvent {
     pub partial: bool,
 }
 
+impl UserEvent {
+    /// The event as a CloudEvents 1.0 structured-mode JSON document.
+    ///
+    /// `type` is `dev.rollcall.<type>`, `source` is `/sources/<source>`, `subject` is the
+    /// user id, `time` the receive time, and `data` the whole envelope.
+    pub fn to_cloudevent(&self) -> Value {
+        let mut document = serde_json::Map::new();
+        document.insert("specversion".into(), Value::from("1.0"));
+        document.insert("id".into(), Value::from(self.id.as_str()));
+        document.insert(
+            "type".into(),
+            Value::from(format!("dev.rollcall.{}", self.event_type)),
+        );
+        document.insert(
+            "source".into(),
+            Value::from(format!("/sources/{}", self.source)),
+        );
+        document.insert("subject".into(), Value::from(self.user.id.as_str()));
+        document.insert("time".into(), Value::from(self.received_at.to_string()));
+        document.insert("datacontenttype".into(), Value::from("application/json"));
+        document.insert(
+            "data".into(),
+            serde_json::to_value(self).unwrap_or(Value::Null),
+        );
+        Value::Object(document)
+    }
+}
+
 /// The unified fields that differ between `before` and `after`, in model order.
 ///
 /// Top-level fields are compared as JSON values; `workspace` is compared key by key
