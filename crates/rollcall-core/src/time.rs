@@ -70,6 +70,16 @@ impl Timestamp {
             })
     }
 
+    /// Milliseconds since the Unix epoch.
+    pub fn from_unix_millis(millis: i64) -> Result<Self, TimestampError> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+            .map(Self)
+            .map_err(|_| TimestampError {
+                value: millis.to_string(),
+                expected: "epoch milliseconds",
+            })
+    }
+
     /// Reads what vendors put in a JSON timestamp field: an RFC 3339 string, or epoch seconds
     /// as a number or a numeric string.
     pub fn from_json(value: &serde_json::Value) -> Result<Self, TimestampError> {
