@@ -1,0 +1,403 @@
+//! What Zendesk sends, as serde types.
+//!
+//! Two shapes reach a Zendesk source:
+//!
+//! * the event-subscription webhook envelope, [`WebhookEvent`]:
+//!   `{type, account_id, id, time, zendesk_event_version, subject, detail, event}`, where
+//!   `detail` is a cut-down Support user (ids as strings, no name, no phone) and `event` holds
+//!   what changed, in a shape that depends on the event type;
+//! * a bare Support [`SupportUser`] object (seed 002), as a trigger or automation webhook with a
+//!   custom body or an API export sends it, alone or wrapped as `{"user": {...}}`.
+//!
+//! Quirks handled here: ids arrive as JSON strings or numbers, and `"0"` or `""` mean "none"
+//! (`organization_id: "0"`, `default_group_id: "0"`); empty strings mean "not set"; time
+//! fields may be `null`. Only the fields rollcall maps are typed: everything else stays in
+//! the raw JSON kept for `remote_data`.
+
+use rollcall_core::de::opt_text;
+use rollcall_core::{json, NormalizeError, Timestamp};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+/// The two forms of a Zendesk event type: the docs write most as `zen:event-type:user.created`
+/// and a few as `zen:event-type/user.merged`.
+const EVENT_TYPE_PREFIXES: [&str; 2] = ["zen:event-type:", "zen:event-type/"];
+
+/// A parsed request body.
+#[derive(Debug)]
+pub enum Payload {
+    /// An event-subscription webhook.
+    Webhook(Box<WebhookEvent>),
+    /// A bare Support user object.
+    User(Box<BareUser>),
+}
+
+/// The webhook envelope.
+#[derive(Debug, Deserialize)]
+pub struct WebhookEvent {
+    /// The event type as sent (`zen:event-type:user.created`).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The event id (a UUID), stable across Zendesk's retries.
+    #[serde(default, deserialize_with = "opt_zendesk_id")]
+    pub id: Option<String>,
+    /// When the event happened.
+    #[serde(default, deserialize_with = "opt_timestamp")]
+    pub time: Option<Timestamp>,
+    /// `zen:user:<id>`.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub subject: Option<String>,
+    /// The user the event is about (a subset of the Support user).
+    #[serde(default)]
+    pub detail: Option<SupportUser>,
+    /// What changed; its shape depends on the event type.
+    #[serde(default)]
+    pub event: Value,
+    /// `detail` as received, for `remote_data`.
+    #[serde(skip)]
+    pub raw_detail: Value,
+}
+
+impl WebhookEvent {
+    /// The event type without its `zen:event-type:` (or `zen:event-type/`) prefix, or `None`
+    /// when the type is not a Zendesk event type.
+    pub fn short_type(&self) -> Option<&str> {
+        let event_type = self.event_type.trim();
+        EVENT_TYPE_PREFIXES
+            .iter()
+            .find_map(|prefix| event_type.strip_prefix(prefix))
+    }
+
+    /// The user id from `subject` (`zen:user:6596848315901`), if it names a user.
+    pub fn subject_user_id(&self) -> Option<String> {
+        let id = self.subject.as_deref()?.trim().strip_prefix("zen:user:")?;
+        (!id.is_empty() && id != "0").then(|| id.to_owned())
+    }
+}
+
+/// A bare Support user object and where in the body it sits.
+#[derive(Debug)]
+pub struct BareUser {
+    pub user: SupportUser,
+    /// The user object as received, for `remote_data`.
+    pub raw: Value,
+    /// The dotted path of the user object in the body: `""` at the top, `"user."` wrapped.
+    pub path_prefix: &'static str,
+}
+
+/// A Zendesk Support user: the full API object, or the subset a webhook's `detail` carries.
+#[derive(Debug, Default, Deserialize)]
+pub struct SupportUser {
+    #[serde(default, deserialize_with = "opt_zendesk_id")]
+    pub id: Option<String>,
+    /// The user's API URL.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub name: Option<String>,
+    /// The primary email address.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub email: Option<String>,
+    /// The primary phone number.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub photo: Option<Photo>,
+    /// A locale such as `en-US`.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub locale: Option<String>,
+    /// A Rails time-zone name such as `Eastern Time (US & Canada)`.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub time_zone: Option<String>,
+    /// The IANA name of `time_zone`, when Zendesk sends it.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub iana_time_zone: Option<String>,
+    /// The default organization.
+    #[serde(default, deserialize_with = "opt_zendesk_id")]
+    pub organization_id: Option<String>,
+    /// `end-user`, `agent` or `admin`.
+    #[serde(default, deserialize_with = "opt_text")]
+    pub role: Option<String>,
+    #[serde(default, deserialize_with = "opt_zendesk_id")]
+    pub custom_role_id: Option<String>,
+    /// `false` once the user is deleted (Zendesk deletes by deactivating).
+    #[serde(default)]
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub suspended: Option<bool>,
+    #[serde(default, deserialize_with = "opt_zendesk_id")]
+    pub default_group_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_timestamp")]
+    pub created_at: Option<Timestamp>,
+    #[serde(default, deserialize_with = "opt_timestamp")]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// The user's photo, an attachment object.
+#[derive(Debug, Default, Deserialize)]
+pub struct Photo {
+    #[serde(default, deserialize_with = "opt_text")]
+    pub content_url: Option<String>,
+}
+
+/// `event` of the `*_changed` types whose values are booleans (`active`, `suspended`).
+#[derive(Debug, Default, Deserialize)]
+pub struct FlagChange {
+    #[serde(default)]
+    pub current: Option<bool>,
+    #[serde(default)]
+    pub previous: Option<bool>,
+}
+
+/// `event` of the `*_changed` types whose values are strings (`name`, `role`, `time_zone`).
+#[derive(Debug, Default, Deserialize)]
+pub struct TextChange {
+    #[serde(default, deserialize_with = "opt_text")]
+    pub current: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub previous: Option<String>,
+}
+
+/// `event` of the `*_changed` types whose values are ids (`default_group`).
+#[derive(Debug, Default, Deserialize)]
+pub struct IdChange {
+    #[serde(default, deserialize_with = "opt_zendesk_id")]
+    pub current: Option<String>,
+    #[serde(default, deserialize_with = "opt_zendesk_id")]
+    pub previous: Option<String>,
+}
+
+/// `event` of the `*_changed` types whose values are not documented precisely enough to type
+/// (`custom_role`, `photo`): read with [`Reference::from_value`] or [`photo_url`].
+#[derive(Debug, Default, Deserialize)]
+pub struct ValueChange {
+    #[serde(default)]
+    pub current: Value,
+    #[serde(default)]
+    pub previous: Value,
+}
+
+/// `event` of `identity_created` and `identity_deleted`.
+#[derive(Debug, Default, Deserialize)]
+pub struct IdentityEvent {
+    #[serde(default)]
+    pub identity: Option<Identity>,
+}
+
+/// `event` of `identity_changed`.
+#[derive(Debug, Default, Deserialize)]
+pub struct IdentityChange {
+    #[serde(default)]
+    pub current: Option<Identity>,
+    #[serde(default)]
+    pub previous: Option<Identity>,
+}
+
+/// A user identity: an email address, a phone number, a social account...
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Identity {
+    /// `email`, `phone_number`, `twitter`, `facebook`, `google`, `agent_forwarding`, `sdk`...
+    #[serde(default, rename = "type", deserialize_with = "opt_text")]
+    pub identity_type: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub primary: Option<bool>,
+}
+
+/// `event` of `group_membership_created` and `group_membership_deleted`.
+#[derive(Debug, Default, Deserialize)]
+pub struct GroupMembership {
+    #[serde(default)]
+    pub group: Option<Reference>,
+}
+
+/// `event` of `organization_membership_created` and `organization_membership_deleted`.
+#[derive(Debug, Default, Deserialize)]
+pub struct OrganizationMembership {
+    #[serde(default)]
+    pub organization: Option<Reference>,
+}
+
+/// A group, organization or custom role named by an event.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+pub struct Reference {
+    #[serde(default, deserialize_with = "opt_zendesk_id")]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub name: Option<String>,
+}
+
+impl Reference {
+    /// Reads a value that is either an id (string or number) or an object `{id, name}`.
+    pub fn from_value(value: &Value) -> Option<Self> {
+        let reference = match value {
+            Value::String(_) | Value::Number(_) => Self {
+                id: id_text(value),
+                name: None,
+            },
+            Value::Object(map) => Self {
+                id: map.get("id").and_then(id_text),
+                name: map
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_owned),
+            },
+            _ => return None,
+        };
+        (reference.id.is_some() || reference.name.is_some()).then_some(reference)
+    }
+}
+
+/// A photo URL from a value that is either the URL or a photo object with `content_url`.
+pub fn photo_url(value: &Value) -> Option<String> {
+    let url = match value {
+        Value::String(url) => url.as_str(),
+        Value::Object(map) => map.get("content_url").and_then(Value::as_str)?,
+        _ => return None,
+    };
+    let url = url.trim();
+    (url.starts_with("https://") || url.starts_with("http://")).then(|| url.to_owned())
+}
+
+/// Reads a request body: a webhook envelope (an object with `type`), a wrapped user
+/// (`{"user": {...}}`) or a bare user object.
+pub fn parse(body: &[u8]) -> Result<Payload, NormalizeError> {
+    let document: Value = json::from_slice(body)?;
+    let Value::Object(map) = &document else {
+        return Err(NormalizeError::invalid(".", "expected a JSON object"));
+    };
+    if map.contains_key("type") {
+        let mut event: WebhookEvent = json::from_value(&document)?;
+        event.raw_detail = map.get("detail").cloned().unwrap_or(Value::Null);
+        return Ok(Payload::Webhook(Box::new(event)));
+    }
+    let (raw, path_prefix) = match map.get("user") {
+        Some(inner @ Value::Object(_)) => (inner, "user."),
+        Some(_) if !map.contains_key("id") => {
+            return Err(NormalizeError::invalid("user", "expected a user object"))
+        }
+        _ => (&document, ""),
+    };
+    let user: SupportUser = json::from_value(raw).map_err(|error| prefixed(error, path_prefix))?;
+    Ok(Payload::User(Box::new(BareUser {
+        user,
+        raw: raw.clone(),
+        path_prefix,
+    })))
+}
+
+/// Reads the `event` object of a webhook as `T`; an absent or `null` event reads as `{}`.
+pub fn parse_event<T: serde::de::DeserializeOwned>(event: &Value) -> Result<T, NormalizeError> {
+    let empty = Value::Object(Map::new());
+    let event = if event.is_null() { &empty } else { event };
+    json::from_value(event).map_err(|error| prefixed(error, "event."))
+}
+
+/// Puts `prefix` (`"event."`, `"user."`) in front of an error's payload path.
+fn prefixed(error: NormalizeError, prefix: &str) -> NormalizeError {
+    match error {
+        NormalizeError::PayloadInvalid { path, message } if !prefix.is_empty() => {
+            let path = if path == "." {
+                prefix.trim_end_matches('.').to_owned()
+            } else {
+                format!("{prefix}{path}")
+            };
+            NormalizeError::invalid(path, message)
+        }
+        other => other,
+    }
+}
+
+/// A Zendesk id from a string or a number; `"0"`, `""` and `null` are `None`.
+pub fn opt_zendesk_id<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(rollcall_core::de::opt_id(deserializer)?.and_then(|id| meaningful_id(&id)))
+}
+
+fn id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => meaningful_id(text),
+        Value::Number(number) if number.is_u64() || number.is_i64() => {
+            meaningful_id(&number.to_string())
+        }
+        _ => None,
+    }
+}
+
+fn meaningful_id(id: &str) -> Option<String> {
+    let id = id.trim();
+    (!id.is_empty() && id != "0").then(|| id.to_owned())
+}
+
+/// A timestamp that may be `null` or `""` (both `None`), RFC 3339 or epoch seconds.
+pub fn opt_timestamp<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Timestamp>, D::Error> {
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+        Some(value) => Timestamp::from_json(&value)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_and_empty_ids_mean_none() {
+        let user: SupportUser = serde_json::from_str(
+            r#"{"id": 7, "organization_id": "0", "default_group_id": "", "custom_role_id": null}"#,
+        )
+        .unwrap();
+        assert_eq!(user.id.as_deref(), Some("7"));
+        assert_eq!(user.organization_id, None);
+        assert_eq!(user.default_group_id, None);
+        assert_eq!(user.custom_role_id, None);
+    }
+
+    #[test]
+    fn both_event_type_separators_are_recognised() {
+        for sent in ["zen:event-type:user.merged", "zen:event-type/user.merged"] {
+            let Payload::Webhook(event) =
+                parse(format!(r#"{{"type": "{sent}", "detail": {{"id": "1"}}}}"#).as_bytes())
+                    .unwrap()
+            else {
+                panic!("not a webhook");
+            };
+            assert_eq!(event.short_type(), Some("user.merged"));
+        }
+    }
+
+    #[test]
+    fn references_read_ids_and_objects() {
+        assert_eq!(
+            Reference::from_value(&serde_json::json!(42)),
+            Some(Reference {
+                id: Some("42".into()),
+                name: None
+            })
+        );
+        assert_eq!(
+            Reference::from_value(&serde_json::json!({"id": "9", "name": "Tier 2"})),
+            Some(Reference {
+                id: Some("9".into()),
+                name: Some("Tier 2".into())
+            })
+        );
+        assert_eq!(Reference::from_value(&serde_json::json!("0")), None);
+        assert_eq!(Reference::from_value(&Value::Null), None);
+    }
+
+    #[test]
+    fn errors_in_the_event_object_name_their_path() {
+        let error = parse_event::<FlagChange>(&serde_json::json!({"current": "yes"})).unwrap_err();
+        assert_eq!(error.path(), Some("event.current"));
+    }
+}
