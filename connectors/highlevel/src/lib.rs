@@ -1,2 +1,186 @@
-//! rollcall connector for HighLevel.
+//! rollcall connector for HighLevel (GoHighLevel) user webhooks.
+//!
+//! # What HighLevel sends
+//!
+//! A marketplace app subscribed to HighLevel's user events receives one flat JSON object per
+//! delivery: the user's fields (`id`, `locationId` or `companyId`, `firstName`, `lastName`,
+//! `email`, `phone`, `extension`, `role`, `permissions`, `locations`) next to the envelope
+//! fields `type` (`UserCreate`, `UserUpdate`, `UserDelete`; HighLevel's help center spells
+//! them `user.created`, `user.updated`, `user.deleted`, and both spellings are accepted),
+//! `timestamp` and `webhookId`. Sub-account users carry `locationId`; agency users carry
+//! `companyId` and `locations[]`, the sub-accounts they can access. No status and no user
+//! timestamps are sent.
+//!
+//! # How it is verified
+//!
+//! HighLevel signs the raw body with its private keys; receivers check with the public keys
+//! it publishes:
+//!
+//! * `X-GHL-Signature`: base64 Ed25519 signature (preferred: when present it alone decides);
+//! * `X-WH-Signature`: base64 RSASSA-PKCS1-v1_5 SHA-256 signature (legacy).
+//!
+//! A request with neither header is `signature_missing`. After the signature, a body
+//! `timestamp` more than five minutes from the receive time is `timestamp_out_of_tolerance`.
+//! The keys are the options `ed25519_public_key` and `rsa_public_key` (PEM), defaulting to
+//! HighLevel's published keys (`keys/`), so a source needs no option at all. As no secret is
+//! involved, a connector built for offline normalizing verifies too, with those keys.
+//!
+//! Deliveries are deduplicated on `webhookId` (`highlevel:<id>`) when the body has one, else
+//! on the SHA-256 of the body.
 #![forbid(unsafe_code)]
+
+pub mod mapping;
+pub mod payload;
+pub mod signature;
+
+use rollcall_core::verify::{Ed25519PublicKey, RsaPublicKey};
+use rollcall_core::{
+    ConfigError, Connector, ConnectorRegistration, Delivery, NormalizeError, SourceOptions,
+    UserEvent, VerifyError,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::payload::UserPayload;
+use crate::signature::{SignatureKeys, DEFAULT_ED25519_PUBLIC_KEY, DEFAULT_RSA_PUBLIC_KEY};
+
+/// The connector's registry name, used for `connector = "highlevel"` and in every event.
+pub const NAME: &str = "highlevel";
+
+/// The event types handled, as HighLevel spells them.
+pub const EVENT_TYPES: &[&str] = &[
+    "UserCreate",
+    "UserUpdate",
+    "UserDelete",
+    "user.created",
+    "user.updated",
+    "user.deleted",
+];
+
+/// A source's options. Both keys are optional: HighLevel's published keys are the defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HighLevelOptions {
+    /// PEM `PUBLIC KEY` for `X-GHL-Signature` (Ed25519), for when HighLevel rotates it.
+    #[serde(default)]
+    pub ed25519_public_key: Option<String>,
+    /// PEM `PUBLIC KEY` or `RSA PUBLIC KEY` for the legacy `X-WH-Signature`.
+    #[serde(default)]
+    pub rsa_public_key: Option<String>,
+}
+
+/// The HighLevel connector for one source.
+#[derive(Debug, Clone)]
+pub struct HighLevel {
+    keys: SignatureKeys,
+}
+
+impl HighLevel {
+    /// Builds the connector from a source's options.
+    pub fn from_options(options: &SourceOptions) -> Result<Self, ConfigError> {
+        let options: HighLevelOptions = options.parse()?;
+        let ed25519 = read_key(
+            "ed25519_public_key",
+            options.ed25519_public_key.as_deref(),
+            DEFAULT_ED25519_PUBLIC_KEY,
+            Ed25519PublicKey::from_pem,
+        )?;
+        let rsa = read_key(
+            "rsa_public_key",
+            options.rsa_public_key.as_deref(),
+            DEFAULT_RSA_PUBLIC_KEY,
+            RsaPublicKey::from_pem,
+        )?;
+        Ok(Self {
+            keys: SignatureKeys { ed25519, rsa },
+        })
+    }
+}
+
+/// The configured PEM, or the published default; an unusable one names its option.
+fn read_key<K>(
+    option: &str,
+    configured: Option<&str>,
+    default: &str,
+    parse: fn(&str) -> Result<K, String>,
+) -> Result<K, ConfigError> {
+    match configured {
+        Some(pem) if pem.trim().is_empty() => Err(ConfigError::new(option, "must not be empty")),
+        Some(pem) => parse(pem).map_err(|message| ConfigError::new(option, message)),
+        None => parse(default).map_err(|message| {
+            ConfigError::new(
+                option,
+                format!("the published default key is unusable: {message}"),
+            )
+        }),
+    }
+}
+
+impl Connector for HighLevel {
+    fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        self.keys.verify(delivery)
+    }
+
+    fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
+        let body = rollcall_core::json::from_slice::<Value>(&delivery.body)?;
+        let Value::Object(object) = &body else {
+            return Err(NormalizeError::invalid(".", "expected a JSON object"));
+        };
+        let vendor_type = payload::event_type(object)?;
+        let event_type = mapping::event_type_for(vendor_type)
+            .ok_or_else(|| NormalizeError::unsupported(vendor_type))?;
+        let payload: UserPayload = rollcall_core::json::from_value(&body)?;
+        let user = mapping::user(event_type, &payload, object)?;
+        let vendor_event = mapping::vendor_event(vendor_type, &payload)?;
+        Ok(vec![delivery.new_event(
+            NAME,
+            0,
+            event_type,
+            vendor_event,
+            user,
+        )])
+    }
+
+    /// `highlevel:<webhookId>` when the body carries one, else the SHA-256 of the body.
+    fn dedup_key(&self, delivery: &Delivery) -> String {
+        match webhook_id(&delivery.body) {
+            Some(id) => format!("{NAME}:{id}"),
+            None => format!("sha256:{}", hex::encode(delivery.body_sha256())),
+        }
+    }
+}
+
+/// The body's `webhookId`, when it is a JSON object with a usable one.
+fn webhook_id(body: &[u8]) -> Option<String> {
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
+        return None;
+    };
+    payload::opt_id_text(object.get("webhookId")?)
+        .ok()
+        .flatten()
+}
+
+fn build(options: &SourceOptions) -> Result<Box<dyn Connector>, ConfigError> {
+    Ok(Box::new(HighLevel::from_options(options)?))
+}
+
+rollcall_core::inventory::submit! {
+    ConnectorRegistration {
+        name: NAME,
+        vendor: "HighLevel",
+        event_types: EVENT_TYPES,
+        build,
+        example_config: r#"[[sources]]
+id = "highlevel-agency"
+connector = "highlevel"
+# Both keys are optional: HighLevel's published public keys are the defaults.
+# Set them only when HighLevel announces a key rotation.
+# ed25519_public_key = """
+# -----BEGIN PUBLIC KEY-----
+# MCowBQYDK2VwAyEAi2HR1srL4o18O8BRa7gVJY7G7bupbN3H9AwJrHCDiOg=
+# -----END PUBLIC KEY-----
+# """
+# rsa_public_key = "${HIGHLEVEL_RSA_PUBLIC_KEY}"
+"#,
+    }
+}
