@@ -1,2 +1,158 @@
 //! rollcall connector for VCC Live.
+//!
+//! # What VCC Live sends
+//!
+//! VCC Live's asynchronous "User Created" and "User Changed" webhooks POST one JSON object,
+//! `{old, new, timestamp}`: `new` is the user after the event, `old` the user before it
+//! (`null` when the user was just created), `timestamp` an ISO 8601 time with an offset.
+//! There is no event type, no event id and no delete event. See [`payload`].
+//!
+//! * `old` null or absent: one `user.created` event (vendor type `User Created`).
+//! * `old` an object: one `user.updated` event (vendor type `User Changed`) with `previous`
+//!   mapped from `old` and `changes` listing the unified fields that differ.
+//!
+//! The mapping is in [`mapping`] and documented in `docs/connectors/vcclive.md`.
+//!
+//! # How it is verified
+//!
+//! VCC Live signs nothing: the customer puts a secret in the webhook URL
+//! (`?secret-key=...`), which [`signature`] compares in constant time with the `secret_key`
+//! option. There is no replay window; the host deduplicates on the body's SHA-256.
+//!
+//! When the customer enables VCC Live's HTTP body encryption, the body is base64 ciphertext;
+//! with the `cipher` and `encryption_key` options set, [`encryption`] decrypts it inside
+//! `normalize`, before parsing. The user's `password` (sent only when encryption is on) is
+//! dropped right after parsing and never reaches an event, `remote_data`, a log or an error.
 #![forbid(unsafe_code)]
+
+pub mod encryption;
+pub mod mapping;
+pub mod payload;
+pub mod signature;
+
+use std::borrow::Cow;
+
+use rollcall_core::{
+    inventory, ConfigError, Connector, ConnectorRegistration, Delivery, NormalizeError, Secret,
+    SourceOptions, UserEvent, VerifyError,
+};
+use serde::Deserialize;
+
+use crate::encryption::{BodyDecryption, Cipher, IV_QUERY_PARAMETER};
+use crate::payload::UserRequest;
+use crate::signature::SecretKeyCheck;
+
+/// The connector name sources refer to.
+pub const NAME: &str = "vcclive";
+
+/// A source's options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VccLiveOptions {
+    /// The value of the `secret-key` query parameter in the webhook URL. Required, except
+    /// when only normalizing offline.
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+    /// The body encryption cipher chosen in VCC Live: `aes-256-ctr` or `aes-256-cbc`. Set it
+    /// (with `encryption_key`) only when HTTP body encryption is enabled.
+    #[serde(default)]
+    pub cipher: Option<Cipher>,
+    /// The encryption secret key set in VCC Live.
+    #[serde(default)]
+    pub encryption_key: Option<Secret>,
+}
+
+/// The VCC Live connector for one source.
+#[derive(Debug)]
+pub struct VccLiveConnector {
+    /// `None` only for offline (normalize-only) connectors.
+    secret_key: Option<SecretKeyCheck>,
+    decryption: Option<BodyDecryption>,
+}
+
+impl VccLiveConnector {
+    /// Builds the connector from a source's options.
+    pub fn from_options(options: &SourceOptions) -> Result<Self, ConfigError> {
+        let parsed: VccLiveOptions = options.parse()?;
+        let secret_key = options.require_secret(parsed.secret_key, "secret_key")?;
+        let decryption = match (parsed.cipher, parsed.encryption_key) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "encryption_key",
+                    "is required when cipher is set",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "cipher",
+                    "is required when encryption_key is set (aes-256-ctr or aes-256-cbc)",
+                ))
+            }
+            (Some(_), Some(key)) if key.expose().is_empty() => {
+                return Err(ConfigError::new("encryption_key", "must not be empty"))
+            }
+            (Some(cipher), Some(key)) => Some(BodyDecryption::new(cipher, &key)),
+        };
+        Ok(Self {
+            secret_key: secret_key.as_ref().map(SecretKeyCheck::new),
+            decryption,
+        })
+    }
+
+    /// The body as JSON bytes: decrypted when body encryption is configured.
+    fn plaintext<'a>(&self, delivery: &'a Delivery) -> Result<Cow<'a, [u8]>, NormalizeError> {
+        match &self.decryption {
+            None => Ok(Cow::Borrowed(&delivery.body[..])),
+            Some(decryption) => decryption
+                .decrypt(
+                    &delivery.body,
+                    delivery.query_param(IV_QUERY_PARAMETER).as_deref(),
+                )
+                .map(Cow::Owned),
+        }
+    }
+}
+
+impl Connector for VccLiveConnector {
+    fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        match &self.secret_key {
+            Some(check) => check.verify(delivery),
+            None => Err(VerifyError::NotConfigured {
+                what: "secret_key".to_owned(),
+            }),
+        }
+    }
+
+    fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
+        let body = self.plaintext(delivery)?;
+        let request = UserRequest::parse(&body)?;
+        mapping::events(NAME, delivery, &request)
+    }
+}
+
+fn build(options: &SourceOptions) -> Result<Box<dyn Connector>, ConfigError> {
+    Ok(Box::new(VccLiveConnector::from_options(options)?))
+}
+
+const EXAMPLE_CONFIG: &str = r#"[[sources]]
+id = "vcclive"
+connector = "vcclive"
+# The secret in the webhook URL set up in VCC Live:
+#   https://rollcall.example.com/hooks/vcclive?secret-key=<secret_key>
+secret_key = "${VCCLIVE_SECRET_KEY}"
+# Only when HTTP body encryption is enabled in VCC Live (add an `iv` query parameter to the
+# URL when the random initialization vector is on):
+# cipher = "aes-256-ctr"          # or "aes-256-cbc"
+# encryption_key = "<the encryption secret key set in VCC Live>"
+"#;
+
+inventory::submit! {
+    ConnectorRegistration {
+        name: NAME,
+        vendor: "VCC Live",
+        event_types: &[mapping::USER_CREATED, mapping::USER_CHANGED],
+        build,
+        example_config: EXAMPLE_CONFIG,
+    }
+}

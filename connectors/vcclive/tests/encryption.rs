@@ -1,0 +1,313 @@
+//! VCC Live's HTTP body encryption, checked against ciphertext made by the real `openssl enc`
+//! (the library PHP's `openssl_decrypt` wraps, which VCC Live's receiving example uses).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use rollcall_connector_vcclive::VccLiveConnector;
+use rollcall_core::{Connector, ErrorCode, NormalizeError, SourceOptions, UserEvent};
+use serde_json::{json, Value};
+
+/// 32 bytes: used as is.
+const FULL_KEY: &str = "0123456789abcdef0123456789abcdef";
+/// VCC Live's example key, 15 bytes: PHP zero-pads it to 32.
+const SHORT_KEY: &str = "very secret key";
+/// 40 bytes: PHP uses the first 32.
+const LONG_KEY: &str = "0123456789abcdef0123456789abcdefEXTRA!!!";
+const IV_HEX: &str = "8f1e6b2a4c3d5e7f90a1b2c3d4e5f601";
+
+const USER_FIXTURES: &[&str] = &[
+    "user_created.json",
+    "user_changed.json",
+    "user_created_with_lowercase_userid.json",
+    "user_created_supervisor_with_string_ids.json",
+    "user_changed_name_email_and_phones.json",
+    "user_changed_deactivated.json",
+    "user_changed_with_new_password.json",
+];
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read(path).unwrap()
+}
+
+/// The key bytes PHP's openssl uses: zero-padded or truncated to 32 bytes, in hex.
+fn php_key_hex(key: &str) -> String {
+    let mut bytes = key.as_bytes().to_vec();
+    bytes.resize(32, 0);
+    hex::encode(bytes)
+}
+
+/// `openssl enc -<cipher> -K <key> -iv <iv> -base64` over `plaintext`; `one_line` adds `-A`.
+fn openssl_encrypt(
+    cipher: &str,
+    key: &str,
+    iv_hex: &str,
+    plaintext: &[u8],
+    one_line: bool,
+) -> Vec<u8> {
+    let key_hex = php_key_hex(key);
+    let cipher_flag = format!("-{cipher}");
+    let mut args = vec![
+        "enc",
+        &cipher_flag,
+        "-K",
+        &key_hex,
+        "-iv",
+        iv_hex,
+        "-base64",
+    ];
+    if one_line {
+        args.push("-A");
+    }
+    let mut child = Command::new("openssl")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("these tests need the openssl command line tool");
+    child.stdin.take().unwrap().write_all(plaintext).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn connector(cipher: &str, key: &str) -> VccLiveConnector {
+    let options = SourceOptions::new(
+        "vcclive",
+        json!({"secret_key": "k", "cipher": cipher, "encryption_key": key}),
+    );
+    VccLiveConnector::from_options(&options).unwrap()
+}
+
+fn normalize(
+    connector: &dyn Connector,
+    body: Vec<u8>,
+    iv: Option<&str>,
+) -> Result<Vec<UserEvent>, NormalizeError> {
+    let mut delivery = rollcall_testkit::delivery("vcclive", body);
+    if let Some(iv) = iv {
+        delivery = delivery.with_query(format!("secret-key=k&iv={iv}"));
+    }
+    connector.normalize(&delivery)
+}
+
+/// The events without their ids (which derive from the body bytes, cipher- or plaintext).
+fn without_ids(events: Vec<UserEvent>) -> Vec<Value> {
+    events
+        .into_iter()
+        .map(|event| {
+            let mut value = serde_json::to_value(event).unwrap();
+            value.as_object_mut().unwrap().remove("id");
+            value
+        })
+        .collect()
+}
+
+fn plaintext_events(name: &str) -> Vec<Value> {
+    let connector = rollcall_testkit::offline_connector("vcclive");
+    without_ids(normalize(&*connector, fixture(name), None).unwrap())
+}
+
+/// Encrypts every user fixture with openssl and checks the decrypted events equal the
+/// plaintext ones. `iv_param` is what the URL carries; `openssl_iv` what openssl used.
+fn assert_round_trips(cipher: &str, key: &str, iv_param: Option<&str>, openssl_iv: &str) {
+    let connector = connector(cipher, key);
+    for name in USER_FIXTURES {
+        for one_line in [true, false] {
+            let body = openssl_encrypt(cipher, key, openssl_iv, &fixture(name), one_line);
+            let events = normalize(&connector, body, iv_param)
+                .unwrap_or_else(|error| panic!("{cipher} {name}: {error}"));
+            assert_eq!(
+                without_ids(events),
+                plaintext_events(name),
+                "{cipher} {name}"
+            );
+        }
+    }
+}
+
+const ZERO_IV: &str = "00000000000000000000000000000000";
+
+#[test]
+fn decrypts_aes_256_ctr_bodies_with_the_iv_query_parameter() {
+    assert_round_trips("aes-256-ctr", FULL_KEY, Some(IV_HEX), IV_HEX);
+}
+
+#[test]
+fn decrypts_aes_256_cbc_bodies_with_the_iv_query_parameter() {
+    assert_round_trips("aes-256-cbc", FULL_KEY, Some(IV_HEX), IV_HEX);
+}
+
+#[test]
+fn without_the_iv_parameter_the_iv_is_sixteen_zero_bytes() {
+    assert_round_trips("aes-256-ctr", FULL_KEY, None, ZERO_IV);
+    assert_round_trips("aes-256-cbc", FULL_KEY, None, ZERO_IV);
+    // An empty parameter (`iv=`) is the same as none.
+    assert_round_trips("aes-256-ctr", FULL_KEY, Some(""), ZERO_IV);
+}
+
+#[test]
+fn a_short_iv_is_zero_padded_like_php() {
+    assert_round_trips(
+        "aes-256-cbc",
+        FULL_KEY,
+        Some("8f1e6b2a"),
+        "8f1e6b2a000000000000000000000000",
+    );
+}
+
+#[test]
+fn a_short_key_is_zero_padded_and_a_long_one_truncated_like_php() {
+    assert_round_trips("aes-256-ctr", SHORT_KEY, Some(IV_HEX), IV_HEX);
+    assert_round_trips("aes-256-cbc", SHORT_KEY, Some(IV_HEX), IV_HEX);
+    assert_round_trips("aes-256-cbc", LONG_KEY, None, ZERO_IV);
+}
+
+fn error_of(result: Result<Vec<UserEvent>, NormalizeError>) -> (ErrorCode, Option<String>) {
+    let error = result.expect_err("expected an error");
+    (error.code(), error.path().map(str::to_owned))
+}
+
+fn invalid_at(path: &str) -> (ErrorCode, Option<String>) {
+    (ErrorCode::PayloadInvalid, Some(path.to_owned()))
+}
+
+#[test]
+fn a_body_encrypted_with_another_key_is_payload_invalid() {
+    for cipher in ["aes-256-ctr", "aes-256-cbc"] {
+        let body = openssl_encrypt(
+            cipher,
+            SHORT_KEY,
+            IV_HEX,
+            &fixture("user_created.json"),
+            true,
+        );
+        let connector = connector(cipher, "another secret key");
+        assert_eq!(
+            error_of(normalize(&connector, body, Some(IV_HEX))),
+            invalid_at("."),
+            "{cipher}"
+        );
+    }
+}
+
+#[test]
+fn a_body_decrypted_with_another_iv_or_cipher_is_payload_invalid() {
+    let body = openssl_encrypt(
+        "aes-256-cbc",
+        SHORT_KEY,
+        IV_HEX,
+        &fixture("user_created.json"),
+        true,
+    );
+    let other_iv = "00112233445566778899aabbccddeeff";
+    assert_eq!(
+        error_of(normalize(
+            &connector("aes-256-cbc", SHORT_KEY),
+            body.clone(),
+            Some(other_iv)
+        )),
+        invalid_at(".")
+    );
+    assert_eq!(
+        error_of(normalize(
+            &connector("aes-256-ctr", SHORT_KEY),
+            body,
+            Some(IV_HEX)
+        )),
+        invalid_at(".")
+    );
+}
+
+#[test]
+fn a_changed_ciphertext_byte_is_payload_invalid_with_cbc() {
+    let body = openssl_encrypt(
+        "aes-256-cbc",
+        SHORT_KEY,
+        IV_HEX,
+        &fixture("user_created.json"),
+        true,
+    );
+    let mut ciphertext =
+        rollcall_core::verify::decode_base64(std::str::from_utf8(&body).unwrap()).unwrap();
+    ciphertext[20] ^= 0x55;
+    let changed = rollcall_core::verify::encode_base64(&ciphertext).into_bytes();
+    assert_eq!(
+        error_of(normalize(
+            &connector("aes-256-cbc", SHORT_KEY),
+            changed,
+            Some(IV_HEX)
+        )),
+        invalid_at(".")
+    );
+}
+
+#[test]
+fn a_plaintext_body_on_an_encrypted_source_is_payload_invalid() {
+    let connector = connector("aes-256-ctr", SHORT_KEY);
+    let error = normalize(&connector, fixture("user_created.json"), Some(IV_HEX)).unwrap_err();
+    assert_eq!(
+        (error.code(), error.path()),
+        (ErrorCode::PayloadInvalid, Some("."))
+    );
+    assert!(error.to_string().contains("not base64"), "{error}");
+}
+
+#[test]
+fn an_iv_that_is_not_hex_is_payload_invalid() {
+    let body = openssl_encrypt(
+        "aes-256-ctr",
+        SHORT_KEY,
+        IV_HEX,
+        &fixture("user_created.json"),
+        true,
+    );
+    let connector = connector("aes-256-ctr", SHORT_KEY);
+    let error = normalize(&connector, body, Some("not-hex")).unwrap_err();
+    assert_eq!(
+        (error.code(), error.path()),
+        (ErrorCode::PayloadInvalid, Some("."))
+    );
+    assert!(error.to_string().contains("iv"), "{error}");
+}
+
+#[test]
+fn errors_inside_a_decrypted_body_keep_their_path() {
+    let body = openssl_encrypt(
+        "aes-256-ctr",
+        SHORT_KEY,
+        IV_HEX,
+        &fixture("error_missing_user_id.json"),
+        true,
+    );
+    assert_eq!(
+        error_of(normalize(
+            &connector("aes-256-ctr", SHORT_KEY),
+            body,
+            Some(IV_HEX)
+        )),
+        invalid_at("new.userId")
+    );
+}
+
+#[test]
+fn a_password_in_an_encrypted_body_appears_nowhere() {
+    let password = "Hunter2-Correct-Horse";
+    let plaintext = fixture("user_changed_with_new_password.json");
+    assert!(String::from_utf8_lossy(&plaintext).contains(password));
+    let body = openssl_encrypt("aes-256-ctr", SHORT_KEY, IV_HEX, &plaintext, true);
+    let events = normalize(&connector("aes-256-ctr", SHORT_KEY), body, Some(IV_HEX)).unwrap();
+    assert!(!serde_json::to_string(&events).unwrap().contains(password));
+    assert!(!format!("{events:?}").contains(password));
+}

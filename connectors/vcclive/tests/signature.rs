@@ -1,0 +1,194 @@
+//! VCC Live's authenticity scheme: the `secret-key` query parameter, and the source options.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use rollcall_connector_vcclive::VccLiveConnector;
+use rollcall_core::{Connector, Delivery, ErrorCode, SourceOptions};
+use serde_json::json;
+
+const SECRET: &str = "s3cr3t-k3y+/&=";
+const SAMPLE: &[u8] = include_bytes!("../fixtures/user_created.json");
+
+fn connector() -> VccLiveConnector {
+    let options = SourceOptions::new("vcclive-test", json!({ "secret_key": SECRET }));
+    VccLiveConnector::from_options(&options).unwrap()
+}
+
+/// A delivery of the seed's User Created sample with this query string.
+fn delivery(query: &str) -> Delivery {
+    rollcall_testkit::delivery("vcclive-test", SAMPLE).with_query(query)
+}
+
+/// `secret-key=<value>` percent-encoded, as it appears in the URL configured in VCC Live.
+fn secret_query(value: &str) -> String {
+    let encoded: String = value
+        .bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect();
+    format!("secret-key={encoded}")
+}
+
+fn verify_code(connector: &dyn Connector, delivery: &Delivery) -> Option<ErrorCode> {
+    connector.verify(delivery).err().map(|error| error.code())
+}
+
+#[test]
+fn accepts_the_configured_secret_key() {
+    assert_eq!(
+        verify_code(&connector(), &delivery(&secret_query(SECRET))),
+        None
+    );
+}
+
+#[test]
+fn accepts_the_secret_key_among_other_query_parameters() {
+    let query = format!("iv=00ff&{}&project=4", secret_query(SECRET));
+    assert_eq!(verify_code(&connector(), &delivery(&query)), None);
+}
+
+#[test]
+fn rejects_a_request_carrying_another_secret_key() {
+    let delivery = delivery(&secret_query("another secret"));
+    assert_eq!(
+        verify_code(&connector(), &delivery),
+        Some(ErrorCode::SignatureInvalid)
+    );
+}
+
+#[test]
+fn rejects_a_secret_key_that_differs_only_in_its_last_byte_or_length() {
+    let mut last_byte_changed = SECRET.to_owned();
+    last_byte_changed.pop();
+    let prefix = last_byte_changed.clone();
+    last_byte_changed.push('!');
+    for wrong in [
+        last_byte_changed,
+        prefix,
+        format!("{SECRET}x"),
+        String::new(),
+    ] {
+        assert_eq!(
+            verify_code(&connector(), &delivery(&secret_query(&wrong))),
+            Some(ErrorCode::SignatureInvalid),
+            "{wrong:?} was accepted"
+        );
+    }
+}
+
+#[test]
+fn rejects_a_request_without_the_secret_key_parameter() {
+    let connector = connector();
+    let no_query = rollcall_testkit::delivery("vcclive-test", SAMPLE);
+    assert_eq!(
+        verify_code(&connector, &no_query),
+        Some(ErrorCode::SignatureMissing)
+    );
+    // The secret sent under another name is not the secret-key parameter.
+    let renamed = delivery(&format!("secret_key={SECRET}"));
+    assert_eq!(
+        verify_code(&connector, &renamed),
+        Some(ErrorCode::SignatureMissing)
+    );
+}
+
+#[test]
+fn a_changed_body_still_verifies_because_vcc_live_signs_nothing() {
+    // The secret key authenticates the sender, not the bytes: documented in the doc page.
+    let mut body = SAMPLE.to_vec();
+    let position = body.iter().position(|byte| *byte == b'R').unwrap();
+    body[position] = b'M';
+    let changed = rollcall_testkit::delivery("vcclive-test", body).with_query(secret_query(SECRET));
+    assert_eq!(verify_code(&connector(), &changed), None);
+}
+
+#[test]
+fn accepts_an_old_delivery_because_vcc_live_has_no_replay_window() {
+    // The sample's timestamp is from 2017; the fixture delivery is received in 2026.
+    let delivery = delivery(&secret_query(SECRET));
+    assert_eq!(verify_code(&connector(), &delivery), None);
+    assert!(connector().normalize(&delivery).is_ok());
+}
+
+#[test]
+fn deduplicates_on_the_body_hash() {
+    let connector = connector();
+    let first = delivery(&secret_query(SECRET));
+    let again = delivery("other=query");
+    let other = rollcall_testkit::delivery(
+        "vcclive-test",
+        &include_bytes!("../fixtures/user_changed.json")[..],
+    );
+    assert_eq!(connector.dedup_key(&first), connector.dedup_key(&again));
+    assert_ne!(connector.dedup_key(&first), connector.dedup_key(&other));
+    assert!(connector.dedup_key(&first).starts_with("sha256:"));
+}
+
+#[test]
+fn an_offline_connector_answers_source_misconfigured() {
+    let connector = rollcall_testkit::offline_connector("vcclive");
+    assert_eq!(
+        verify_code(&*connector, &delivery(&secret_query(SECRET))),
+        Some(ErrorCode::SourceMisconfigured)
+    );
+}
+
+#[test]
+fn building_online_without_a_secret_key_names_the_option() {
+    let error = VccLiveConnector::from_options(&SourceOptions::new("s", json!({}))).unwrap_err();
+    assert_eq!(error.key, "secret_key");
+    let error = VccLiveConnector::from_options(&SourceOptions::new("s", json!({"secret_key": ""})))
+        .unwrap_err();
+    assert_eq!(error.key, "secret_key");
+}
+
+#[test]
+fn unknown_option_keys_are_rejected() {
+    let options = SourceOptions::new("s", json!({"secret_key": "k", "signing_secret": "k"}));
+    let error = VccLiveConnector::from_options(&options).unwrap_err();
+    assert!(error.message.contains("signing_secret"), "{error}");
+}
+
+#[test]
+fn encryption_options_come_as_a_pair_with_a_known_cipher() {
+    let build = |options| VccLiveConnector::from_options(&SourceOptions::new("s", options));
+    let error = build(json!({"secret_key": "k", "cipher": "aes-256-ctr"})).unwrap_err();
+    assert_eq!(error.key, "encryption_key");
+    let error = build(json!({"secret_key": "k", "encryption_key": "e"})).unwrap_err();
+    assert_eq!(error.key, "cipher");
+    let error = build(json!({"secret_key": "k", "cipher": "aes-256-ctr", "encryption_key": ""}))
+        .unwrap_err();
+    assert_eq!(error.key, "encryption_key");
+    let error =
+        build(json!({"secret_key": "k", "cipher": "des-ede3", "encryption_key": "e"})).unwrap_err();
+    assert_eq!(error.key, "cipher");
+    for cipher in ["aes-256-ctr", "aes-256-cbc", "AES-256-CBC"] {
+        assert!(build(json!({"secret_key": "k", "cipher": cipher, "encryption_key": "e"})).is_ok());
+    }
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output_or_errors() {
+    let options = SourceOptions::new(
+        "s",
+        json!({"secret_key": SECRET, "cipher": "aes-256-cbc", "encryption_key": "enc-key-value"}),
+    );
+    let connector = VccLiveConnector::from_options(&options).unwrap();
+    let debug = format!("{connector:?}");
+    assert!(
+        !debug.contains(SECRET) && !debug.contains("enc-key-value"),
+        "{debug}"
+    );
+    let error = connector
+        .verify(&delivery(&secret_query("guess")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !error.contains(SECRET) && !error.contains("guess"),
+        "{error}"
+    );
+}
