@@ -27,6 +27,12 @@ pub enum ErrorCode {
     ConnectorUnknown,
     /// The request body exceeds the configured limit.
     BodyTooLarge,
+    /// The source accepts only POST (and the vendor's own handshake requests).
+    MethodNotAllowed,
+    /// The admin API needs a bearer token and the request has none or another one.
+    Unauthorized,
+    /// The admin request names something that does not exist.
+    NotFound,
     /// The durable store could not commit; the vendor should retry.
     StoreUnavailable,
     /// The source lacks a secret or key it needs to verify deliveries.
@@ -49,6 +55,9 @@ impl ErrorCode {
             Self::SourceUnknown => "source_unknown",
             Self::ConnectorUnknown => "connector_unknown",
             Self::BodyTooLarge => "body_too_large",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
             Self::StoreUnavailable => "store_unavailable",
             Self::SourceMisconfigured => "source_misconfigured",
             Self::EnrichFailed => "enrich_failed",
@@ -63,6 +72,9 @@ impl ErrorCode {
             Self::PayloadInvalid | Self::EventUnsupported | Self::ConfigInvalid => 400,
             Self::SourceUnknown | Self::ConnectorUnknown => 404,
             Self::BodyTooLarge => 413,
+            Self::MethodNotAllowed => 405,
+            Self::Unauthorized => 401,
+            Self::NotFound => 404,
             Self::StoreUnavailable => 503,
             Self::EnrichFailed => 502,
             Self::SourceMisconfigured => 500,
@@ -218,6 +230,9 @@ mod tests {
             ErrorCode::SourceUnknown,
             ErrorCode::ConnectorUnknown,
             ErrorCode::BodyTooLarge,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::Unauthorized,
+            ErrorCode::NotFound,
             ErrorCode::StoreUnavailable,
             ErrorCode::SourceMisconfigured,
             ErrorCode::EnrichFailed,
