@@ -1,0 +1,77 @@
+//! `stdout`: each event as one JSON line on standard output.
+//!
+//! A line is written under the process-wide stdout lock in one `write_all`, so lines from
+//! concurrent sends (and from anything else in the process that prints through the lock)
+//! never interleave. The write runs on tokio's blocking pool: a reader that stops reading
+//! the pipe stalls this sink, not the runtime.
+
+use std::io::Write as _;
+
+use rollcall_core::{ConfigError, OutboundEvent, Sink, SinkError, SinkOptions, SinkRegistration};
+use serde::Deserialize;
+
+/// The `type` of a `[[sinks]]` table.
+pub const KIND: &str = "stdout";
+
+/// The stdout sink has no options of its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StdoutOptions {}
+
+/// Writes each event body and a newline to standard output.
+#[derive(Debug, Clone, Default)]
+pub struct StdoutSink {
+    _private: (),
+}
+
+impl StdoutSink {
+    /// Checks that `options` holds no keys (the stdout sink has none).
+    pub fn from_options(options: &SinkOptions) -> Result<Self, ConfigError> {
+        let StdoutOptions {} = options.parse()?;
+        Ok(Self::default())
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for StdoutSink {
+    async fn send(&self, event: &OutboundEvent) -> Result<(), SinkError> {
+        let line = crate::json_line(event);
+        crate::run_blocking("stdout writer", move || {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&line)
+                .and_then(|()| stdout.flush())
+                .map_err(|error| format!("cannot write to standard output: {error}"))
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        crate::run_blocking("stdout writer", || {
+            std::io::stdout()
+                .lock()
+                .flush()
+                .map_err(|error| format!("cannot flush standard output: {error}"))
+        })
+        .await
+    }
+}
+
+fn build(options: &SinkOptions) -> Result<Box<dyn Sink>, ConfigError> {
+    Ok(Box::new(StdoutSink::from_options(options)?))
+}
+
+const EXAMPLE_CONFIG: &str = r#"[[sinks]]
+id = "console"
+type = "stdout"
+# No options of its own: every event is printed as one JSON line.
+"#;
+
+rollcall_core::inventory::submit! {
+    SinkRegistration {
+        kind: KIND,
+        description: "each event as one JSON line on standard output",
+        build,
+        example_config: EXAMPLE_CONFIG,
+    }
+}
