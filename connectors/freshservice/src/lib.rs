@@ -23,16 +23,15 @@
 //! `webhook-signature`) using the `whsec_` secret the source is configured with; see
 //! [`signature`]. Deliveries are deduplicated on `webhook-id`, which the app derives from the
 //! account, the event, the user and the payload's timestamp, so a retried event is recognised.
+//! The connector signs test requests with the same headers ([`Connector::sign`]).
 //!
 //! The mapping is documented field by field in `docs/connectors/freshservice.md`.
 #![forbid(unsafe_code)]
 
-use std::fmt::Write as _;
-
-use rollcall_core::verify::StandardWebhooks;
+use rollcall_core::verify::{encode_base64, StandardWebhooks};
 use rollcall_core::{
     async_trait, inventory, ConfigError, Connector, ConnectorRegistration, Delivery,
-    NormalizeError, Secret, SourceOptions, UserEvent, VerifyError,
+    NormalizeError, Secret, SignError, SourceOptions, UserEvent, VerifyError,
 };
 use serde::Deserialize;
 
@@ -89,19 +88,32 @@ impl Connector for FreshserviceConnector {
     /// `webhook-id:<id>` from the forwarder's header (stable across retries), else
     /// `sha256:<hex>` of the body.
     fn dedup_key(&self, delivery: &Delivery) -> String {
-        if let Some(id) = signature::webhook_id(delivery) {
-            return format!("webhook-id:{id}");
+        match signature::webhook_id(delivery) {
+            Some(id) => format!("webhook-id:{id}"),
+            None => delivery.body_dedup_key(),
         }
-        let mut key = String::from("sha256:");
-        for byte in delivery.body_sha256() {
-            let _ = write!(key, "{byte:02x}");
-        }
-        key
+    }
+
+    /// Signs as the forwarder app does, with the source's `signing_secret`, at `received_at`.
+    fn sign(&self, delivery: &mut Delivery) -> Result<(), SignError> {
+        let scheme = self.scheme.as_ref().ok_or_else(|| {
+            SignError::MissingKey(format!(
+                "the source has no {} (built offline)",
+                signature::SECRET_OPTION
+            ))
+        })?;
+        signature::sign(scheme, delivery);
+        Ok(())
     }
 }
 
 fn build(options: &SourceOptions) -> Result<Box<dyn Connector>, ConfigError> {
     Ok(Box::new(FreshserviceConnector::from_options(options)?))
+}
+
+/// A demo source's options: the seed is the signing key, as a `whsec_` secret.
+fn demo_options(seed: &[u8; 32]) -> serde_json::Value {
+    serde_json::json!({ signature::SECRET_OPTION: format!("whsec_{}", encode_base64(seed)) })
 }
 
 inventory::submit! {
@@ -117,5 +129,6 @@ connector = "freshservice"
 # "Signing secret" installation parameter.
 signing_secret = "${FRESHSERVICE_SIGNING_SECRET}"
 "#,
+        demo_options,
     }
 }

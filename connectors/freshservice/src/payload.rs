@@ -242,22 +242,7 @@ pub fn parse_at<T: serde::de::DeserializeOwned>(
     prefix: &str,
     value: &Value,
 ) -> Result<T, NormalizeError> {
-    rollcall_core::json::from_value(value).map_err(|error| prefix_path(prefix, error))
-}
-
-/// Puts `prefix` in front of the path of a `payload_invalid` error.
-pub fn prefix_path(prefix: &str, error: NormalizeError) -> NormalizeError {
-    match error {
-        NormalizeError::PayloadInvalid { path, message } => {
-            let path = match path.as_str() {
-                "." | "" => prefix.to_owned(),
-                inner if inner.starts_with('[') => format!("{prefix}{inner}"),
-                inner => format!("{prefix}.{inner}"),
-            };
-            NormalizeError::invalid(path, message)
-        }
-        other => other,
-    }
+    rollcall_core::json::from_value(value).map_err(|error| error.within(prefix))
 }
 
 #[cfg(test)]

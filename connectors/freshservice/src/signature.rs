@@ -13,6 +13,10 @@
 //!
 //! rollcall checks the MAC over the raw body in constant time, then that the timestamp is
 //! within [`DEFAULT_TOLERANCE_SECONDS`] of the receive time.
+//!
+//! [`sign`] makes the same headers for test requests (`rollcall sign`, demo sources).
+
+use std::fmt::Write as _;
 
 use rollcall_core::verify::{StandardWebhooks, DEFAULT_TOLERANCE_SECONDS};
 use rollcall_core::{ConfigError, Delivery, Secret, VerifyError};
@@ -37,4 +41,48 @@ pub fn webhook_id(delivery: &Delivery) -> Option<&str> {
         .header(StandardWebhooks::ID_HEADER)
         .map(str::trim)
         .filter(|id| !id.is_empty())
+}
+
+/// Signs `delivery` with the three Standard Webhooks headers, replacing any it already has.
+///
+/// `webhook-timestamp` is `received_at` in epoch seconds. `webhook-id` is kept when the
+/// delivery already has one (a retry keeps its id, as the forwarder's do); otherwise it is
+/// [`message_id`] of the body.
+pub fn sign(scheme: &StandardWebhooks, delivery: &mut Delivery) {
+    let id = webhook_id(delivery)
+        .map(str::to_owned)
+        .unwrap_or_else(|| message_id(delivery));
+    let timestamp = delivery.received_at.unix_seconds();
+    let signature = scheme.sign(&id, timestamp, &delivery.body);
+    set_header(delivery, StandardWebhooks::ID_HEADER, id);
+    set_header(
+        delivery,
+        StandardWebhooks::TIMESTAMP_HEADER,
+        timestamp.to_string(),
+    );
+    set_header(delivery, StandardWebhooks::SIGNATURE_HEADER, signature);
+}
+
+/// `msg_` followed by the first 32 hex digits of the body's SHA-256: the same shape as the
+/// forwarder's ids, and the same id for the same body.
+pub fn message_id(delivery: &Delivery) -> String {
+    delivery
+        .body_sha256()
+        .iter()
+        .take(16)
+        .fold(String::from("msg_"), |mut id, byte| {
+            let _ = write!(id, "{byte:02x}");
+            id
+        })
+}
+
+/// Sets a header, dropping the values it had.
+fn set_header(delivery: &mut Delivery, name: &str, value: String) {
+    delivery.headers = delivery
+        .headers
+        .iter()
+        .filter(|(existing, _)| !existing.eq_ignore_ascii_case(name))
+        .map(|(existing, old)| (existing.to_owned(), old.to_owned()))
+        .collect();
+    delivery.headers.insert(name, value);
 }

@@ -25,6 +25,11 @@
 //! HighLevel's published keys (`keys/`), so a source needs no option at all. As no secret is
 //! involved, a connector built for offline normalizing verifies too, with those keys.
 //!
+//! For demos and tests only, the option `signing_key` gives a source its own Ed25519 private
+//! key: the connector then signs test requests ([`Connector::sign`]) and, unless
+//! `ed25519_public_key` says otherwise (it must then be the same key), verifies
+//! `X-GHL-Signature` with that key's public key instead of HighLevel's.
+//!
 //! Deliveries are deduplicated on `webhookId` (`highlevel:<id>`) when the body has one, else
 //! on the SHA-256 of the body.
 #![forbid(unsafe_code)]
@@ -33,16 +38,19 @@ pub mod mapping;
 pub mod payload;
 pub mod signature;
 
-use rollcall_core::verify::{Ed25519PublicKey, RsaPublicKey};
+use rollcall_core::verify::{encode_base64, Ed25519PublicKey, RsaPublicKey};
 use rollcall_core::{
-    ConfigError, Connector, ConnectorRegistration, Delivery, NormalizeError, SourceOptions,
-    UserEvent, VerifyError,
+    ConfigError, Connector, ConnectorRegistration, Delivery, NormalizeError, Secret, SignError,
+    SourceOptions, UserEvent, VerifyError,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::payload::UserPayload;
-use crate::signature::{SignatureKeys, DEFAULT_ED25519_PUBLIC_KEY, DEFAULT_RSA_PUBLIC_KEY};
+use crate::signature::{
+    SignatureKeys, SigningKey, DEFAULT_ED25519_PUBLIC_KEY, DEFAULT_RSA_PUBLIC_KEY,
+    SIGNING_KEY_OPTION,
+};
 
 /// The connector's registry name, used for `connector = "highlevel"` and in every event.
 pub const NAME: &str = "highlevel";
@@ -57,7 +65,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "user.deleted",
 ];
 
-/// A source's options. Both keys are optional: HighLevel's published keys are the defaults.
+/// A source's options. All are optional: HighLevel's published keys are the defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HighLevelOptions {
@@ -67,24 +75,57 @@ pub struct HighLevelOptions {
     /// PEM `PUBLIC KEY` or `RSA PUBLIC KEY` for the legacy `X-WH-Signature`.
     #[serde(default)]
     pub rsa_public_key: Option<String>,
+    /// For demos and tests only: HighLevel signs production deliveries with its own private
+    /// key. An Ed25519 private key (base64 of its 32 bytes, or a PKCS#8 PEM `PRIVATE KEY`)
+    /// the connector signs test requests with; its public key is then the default
+    /// `ed25519_public_key`.
+    #[serde(default)]
+    pub signing_key: Option<Secret>,
 }
 
 /// The HighLevel connector for one source.
 #[derive(Debug, Clone)]
 pub struct HighLevel {
     keys: SignatureKeys,
+    /// Only with the `signing_key` option (demos and tests).
+    signing_key: Option<SigningKey>,
 }
 
 impl HighLevel {
     /// Builds the connector from a source's options.
     pub fn from_options(options: &SourceOptions) -> Result<Self, ConfigError> {
         let options: HighLevelOptions = options.parse()?;
-        let ed25519 = read_key(
-            "ed25519_public_key",
-            options.ed25519_public_key.as_deref(),
-            DEFAULT_ED25519_PUBLIC_KEY,
-            Ed25519PublicKey::from_pem,
-        )?;
+        let signing_key = options
+            .signing_key
+            .as_ref()
+            .map(|secret| {
+                SigningKey::parse(secret)
+                    .map_err(|message| ConfigError::new(SIGNING_KEY_OPTION, message))
+            })
+            .transpose()?;
+        let ed25519 = match (&signing_key, options.ed25519_public_key.as_deref()) {
+            (Some(signing_key), None) => signing_key
+                .public_key()
+                .map_err(|message| ConfigError::new(SIGNING_KEY_OPTION, message))?,
+            (signing_key, configured) => {
+                let key = read_key(
+                    "ed25519_public_key",
+                    configured,
+                    DEFAULT_ED25519_PUBLIC_KEY,
+                    Ed25519PublicKey::from_pem,
+                )?;
+                if let (Some(signing_key), Some(pem)) = (signing_key, configured) {
+                    if !signing_key.matches_public_pem(pem) {
+                        return Err(ConfigError::new(
+                            SIGNING_KEY_OPTION,
+                            "is not the private key of ed25519_public_key: set only one of \
+                             them, or a matching pair",
+                        ));
+                    }
+                }
+                key
+            }
+        };
         let rsa = read_key(
             "rsa_public_key",
             options.rsa_public_key.as_deref(),
@@ -93,6 +134,7 @@ impl HighLevel {
         )?;
         Ok(Self {
             keys: SignatureKeys { ed25519, rsa },
+            signing_key,
         })
     }
 }
@@ -145,8 +187,21 @@ impl Connector for HighLevel {
     fn dedup_key(&self, delivery: &Delivery) -> String {
         match webhook_id(&delivery.body) {
             Some(id) => format!("{NAME}:{id}"),
-            None => format!("sha256:{}", hex::encode(delivery.body_sha256())),
+            None => delivery.body_dedup_key(),
         }
+    }
+
+    /// Sets `X-GHL-Signature` with the source's `signing_key`. Without one there is nothing
+    /// to sign with: HighLevel's private key is HighLevel's.
+    fn sign(&self, delivery: &mut Delivery) -> Result<(), SignError> {
+        let Some(signing_key) = &self.signing_key else {
+            return Err(SignError::MissingKey(format!(
+                "HighLevel signs with its own private key; set {SIGNING_KEY_OPTION} (for demos \
+                 and tests only) to sign test requests"
+            )));
+        };
+        signing_key.sign(delivery);
+        Ok(())
     }
 }
 
@@ -162,6 +217,11 @@ fn webhook_id(body: &[u8]) -> Option<String> {
 
 fn build(options: &SourceOptions) -> Result<Box<dyn Connector>, ConfigError> {
     Ok(Box::new(HighLevel::from_options(options)?))
+}
+
+/// A demo source's options: its own signing key, the seed, so it can sign test requests.
+fn demo_options(seed: &[u8; 32]) -> serde_json::Value {
+    serde_json::json!({ SIGNING_KEY_OPTION: encode_base64(seed) })
 }
 
 rollcall_core::inventory::submit! {
@@ -181,6 +241,10 @@ connector = "highlevel"
 # -----END PUBLIC KEY-----
 # """
 # rsa_public_key = "${HIGHLEVEL_RSA_PUBLIC_KEY}"
+# For demos and tests only (HighLevel signs real deliveries with its own key): an Ed25519
+# private key to sign test requests with, whose public key then verifies X-GHL-Signature.
+# signing_key = "${HIGHLEVEL_TEST_SIGNING_KEY}"
 "#,
+        demo_options,
     }
 }

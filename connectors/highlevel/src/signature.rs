@@ -6,9 +6,19 @@
 //! When `X-GHL-Signature` is present it alone decides; `X-WH-Signature` is checked only
 //! when it is absent. A request with neither is rejected. After the signature, the body's
 //! `timestamp` (when it has one) must be within five minutes of the receive time.
+//!
+//! Only HighLevel holds the private keys of its published public keys. For demos and tests a
+//! source may be given its own Ed25519 [`SigningKey`] (option `signing_key`): it then signs
+//! test requests with `X-GHL-Signature` and verifies with that key's public key.
 
-use rollcall_core::verify::{check_timestamp, Ed25519PublicKey, RsaPublicKey};
-use rollcall_core::{Delivery, VerifyError};
+use std::fmt;
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use ed25519_dalek::Signer as _;
+use rollcall_core::verify::{
+    check_timestamp, decode_base64, encode_base64, Ed25519PublicKey, RsaPublicKey,
+};
+use rollcall_core::{Delivery, Secret, VerifyError};
 use serde_json::Value;
 
 use crate::payload;
@@ -45,6 +55,68 @@ impl SignatureKeys {
             )));
         }
         check_body_timestamp(delivery)
+    }
+}
+
+/// The option holding a source's own Ed25519 private key (demos and tests only).
+pub const SIGNING_KEY_OPTION: &str = "signing_key";
+
+/// An Ed25519 private key a source signs test requests with. `Debug` never shows it.
+#[derive(Clone)]
+pub struct SigningKey(ed25519_dalek::SigningKey);
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(***)")
+    }
+}
+
+impl SigningKey {
+    /// Reads the base64 of the 32-byte private key (the seed), or a PKCS#8 PEM
+    /// `PRIVATE KEY` block. The error message never contains the value.
+    pub fn parse(secret: &Secret) -> Result<Self, String> {
+        let text = secret.expose().trim();
+        if text.is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        if text.starts_with("-----BEGIN") {
+            return ed25519_dalek::SigningKey::from_pkcs8_pem(text)
+                .map(Self)
+                .map_err(|_| "not an Ed25519 private key in PKCS#8 PEM".to_owned());
+        }
+        let seed: [u8; 32] = decode_base64(text)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| {
+                "an Ed25519 private key is the base64 of its 32 bytes, or a PKCS#8 PEM \
+                 `PRIVATE KEY` block"
+                    .to_owned()
+            })?;
+        Ok(Self(ed25519_dalek::SigningKey::from_bytes(&seed)))
+    }
+
+    /// The public key that verifies this key's signatures.
+    pub fn public_key(&self) -> Result<Ed25519PublicKey, String> {
+        Ed25519PublicKey::from_bytes(self.0.verifying_key().as_bytes())
+    }
+
+    /// Whether `pem` (a `PUBLIC KEY` block) is this key's public key.
+    pub fn matches_public_pem(&self, pem: &str) -> bool {
+        ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim())
+            .is_ok_and(|public| public == self.0.verifying_key())
+    }
+
+    /// Sets `X-GHL-Signature` to the base64 Ed25519 signature of the raw body, replacing any
+    /// value it had.
+    pub fn sign(&self, delivery: &mut Delivery) {
+        let signature = encode_base64(&self.0.sign(&delivery.body).to_bytes());
+        delivery.headers = delivery
+            .headers
+            .iter()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case(ED25519_HEADER))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        delivery.headers.insert(ED25519_HEADER, signature);
     }
 }
 

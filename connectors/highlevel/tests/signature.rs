@@ -15,7 +15,7 @@ use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::{Signer, SigningKey};
 use rollcall_connector_highlevel as _;
 use rollcall_core::verify::encode_base64;
-use rollcall_core::{Connector, Delivery, ErrorCode, SourceOptions, Timestamp};
+use rollcall_core::{Connector, Delivery, ErrorCode, SignError, SourceOptions, Timestamp};
 use serde_json::{json, Value};
 
 const RECEIVED_AT: &str = "2026-01-01T00:00:00Z";
@@ -470,4 +470,215 @@ fn the_registration_names_the_vendor_and_its_event_types() {
     assert!(registration
         .example_config
         .contains("connector = \"highlevel\""));
+}
+
+// ---- Signing test requests (`signing_key`, demo sources) ---------------------------------
+
+const SEED: [u8; 32] = [7; 32];
+
+/// Fixtures sent in 2025: outside the replay window of the fixtures' receive time.
+const STALE_FIXTURES: &[&str] = &[
+    "UserDelete-agency-user.json",
+    "UserUpdate-subaccount-user.json",
+    "numbers-where-strings-are-expected.json",
+    "timestamp-epoch-milliseconds.json",
+    "timestamp-epoch-seconds-as-string.json",
+    "timestamp-local-offset.json",
+];
+
+/// A connector built from the demo options for `seed`, through the registry like the host.
+fn demo_connector(seed: &[u8; 32]) -> Box<dyn Connector> {
+    let registration = rollcall_core::registration("highlevel").unwrap();
+    let options = (registration.demo_options)(seed);
+    (registration.build)(&SourceOptions::new("highlevel", options)).unwrap()
+}
+
+/// The fixture bodies that normalize to events, with those events.
+fn fixtures_with_events() -> Vec<(String, Vec<u8>, Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    rollcall_testkit::fixture_bodies(&dir)
+        .into_iter()
+        .filter_map(|path| {
+            let expected = std::fs::read(path.with_extension("expected.json")).unwrap();
+            let expected: Value = serde_json::from_slice(&expected).unwrap();
+            let events = expected.get("events")?.clone();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            Some((name, std::fs::read(&path).unwrap(), events))
+        })
+        .collect()
+}
+
+#[test]
+fn signing_then_verifying_round_trips() {
+    let connector = demo_connector(&SEED);
+    let fixtures = fixtures_with_events();
+    assert!(!fixtures.is_empty());
+    for (name, body, events) in fixtures {
+        let mut delivery = rollcall_testkit::delivery("highlevel", body);
+        connector.sign(&mut delivery).unwrap();
+        // Signing never touches the body, so a stale body `timestamp` stays stale: the
+        // signature passes and only the replay window rejects it.
+        let expected = if STALE_FIXTURES.contains(&name.as_str()) {
+            Err(ErrorCode::TimestampOutOfTolerance)
+        } else {
+            Ok(())
+        };
+        let verified = connector.verify(&delivery).map_err(|error| error.code());
+        assert_eq!(verified, expected, "{name}");
+        let normalized = connector.normalize(&delivery).unwrap();
+        assert_eq!(serde_json::to_value(normalized).unwrap(), events, "{name}");
+    }
+}
+
+#[test]
+fn signing_sets_x_ghl_signature_to_the_ed25519_signature_of_the_raw_body() {
+    let connector = demo_connector(&SEED);
+    let body = body_sent(0);
+    let mut delivery = delivery(&body, &[("X-GHL-Signature", "stale")]);
+    connector.sign(&mut delivery).unwrap();
+    let expected = ed25519_sign(&SigningKey::from_bytes(&SEED), &body);
+    assert_eq!(delivery.header("X-GHL-Signature"), Some(expected.as_str()));
+    assert_eq!(
+        delivery
+            .headers
+            .names()
+            .filter(|name| *name == "x-ghl-signature")
+            .count(),
+        1
+    );
+    assert_eq!(connector.verify(&delivery), Ok(()));
+}
+
+#[test]
+fn a_body_changed_after_signing_fails_verification() {
+    let connector = demo_connector(&SEED);
+    let mut delivery = delivery(&body_sent(0), &[]);
+    connector.sign(&mut delivery).unwrap();
+    let changed = String::from_utf8(body_sent(0))
+        .unwrap()
+        .replace("ann@", "bob@");
+    delivery.replace_body(changed);
+    assert_eq!(
+        error_code(connector.as_ref(), &delivery),
+        ErrorCode::SignatureInvalid
+    );
+}
+
+#[test]
+fn without_a_signing_key_sign_is_missing_the_key() {
+    for connector in [
+        connector(json!({})),
+        connector(json!({ "ed25519_public_key": ed25519_pem(&ed25519_key(1)) })),
+        rollcall_testkit::offline_connector("highlevel"),
+    ] {
+        let mut delivery = delivery(&body_sent(0), &[]);
+        let error = connector.sign(&mut delivery).unwrap_err();
+        assert!(
+            matches!(&error, SignError::MissingKey(what) if what.contains("signing_key")),
+            "{error:?}"
+        );
+        assert_eq!(delivery.header("X-GHL-Signature"), None);
+    }
+}
+
+#[test]
+fn a_signing_key_replaces_the_published_ed25519_key_and_keeps_the_rsa_one() {
+    let demo = demo_connector(&SEED);
+    let body = body_sent(0);
+    // The demo source verifies X-GHL-Signature with its own key only...
+    let other = ed25519_sign(&ed25519_key(1), &body);
+    assert_eq!(
+        error_code(
+            demo.as_ref(),
+            &delivery(&body, &[("X-GHL-Signature", &other)])
+        ),
+        ErrorCode::SignatureInvalid
+    );
+    // ...and a source without the option does not accept what the demo source signs.
+    let mut signed = delivery(&body, &[]);
+    demo.sign(&mut signed).unwrap();
+    assert_eq!(
+        error_code(connector(json!({})).as_ref(), &signed),
+        ErrorCode::SignatureInvalid
+    );
+    // The legacy RSA key is still HighLevel's published one.
+    let rsa = rsa_sign(&rsa_keys()[0], &body);
+    assert_eq!(
+        error_code(demo.as_ref(), &delivery(&body, &[("X-WH-Signature", &rsa)])),
+        ErrorCode::SignatureInvalid
+    );
+}
+
+#[test]
+fn a_signing_key_with_its_own_public_key_builds_and_with_another_names_signing_key() {
+    let key = encode_base64(&SEED);
+    let matching = ed25519_pem(&SigningKey::from_bytes(&SEED));
+    let paired = connector(json!({"signing_key": key, "ed25519_public_key": matching}));
+    let mut delivery = delivery(&body_sent(0), &[]);
+    paired.sign(&mut delivery).unwrap();
+    assert_eq!(paired.verify(&delivery), Ok(()));
+
+    let other = ed25519_pem(&ed25519_key(1));
+    let error = build(json!({"signing_key": key, "ed25519_public_key": other})).unwrap_err();
+    assert_eq!(error.key, "signing_key");
+    assert_eq!(error.code(), ErrorCode::ConfigInvalid);
+    assert!(!error.to_string().contains(&key), "{error}");
+}
+
+#[test]
+fn a_signing_key_may_be_a_pkcs8_pem_private_key() {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let pem = SigningKey::from_bytes(&SEED)
+        .to_pkcs8_pem(LineEnding::LF)
+        .unwrap();
+    let from_pem = connector(json!({"signing_key": pem.as_str()}));
+    let body = body_sent(0);
+    let mut by_pem = delivery(&body, &[]);
+    from_pem.sign(&mut by_pem).unwrap();
+    let mut by_seed = delivery(&body, &[]);
+    demo_connector(&SEED).sign(&mut by_seed).unwrap();
+    assert_eq!(
+        by_pem.header("X-GHL-Signature"),
+        by_seed.header("X-GHL-Signature")
+    );
+    assert_eq!(from_pem.verify(&by_pem), Ok(()));
+}
+
+#[test]
+fn an_unusable_signing_key_is_a_config_error_that_hides_the_value() {
+    let short = encode_base64(&[7; 31]);
+    for value in [
+        "",
+        "  ",
+        "not base64 at all!",
+        short.as_str(),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    ] {
+        let error = build(json!({ "signing_key": value })).unwrap_err();
+        assert_eq!(error.key, "signing_key", "{value:?}");
+        assert_eq!(error.code(), ErrorCode::ConfigInvalid);
+        if !value.trim().is_empty() {
+            assert!(!error.to_string().contains(value.trim()), "{error}");
+        }
+    }
+    // An RSA key is not an Ed25519 one.
+    let error = build(json!({ "signing_key": rsa_keys()[0].private_pem })).unwrap_err();
+    assert_eq!(error.key, "signing_key");
+}
+
+#[test]
+fn the_connector_debug_output_never_shows_the_signing_key() {
+    let text = format!("{:?}", demo_connector(&SEED));
+    assert!(!text.contains(&encode_base64(&SEED)), "{text}");
+    assert!(!text.contains("7, 7, 7"), "{text}");
+}
+
+#[test]
+fn demo_options_are_stable_for_a_seed_and_differ_across_seeds() {
+    let demo = rollcall_core::registration("highlevel")
+        .unwrap()
+        .demo_options;
+    assert_eq!(demo(&SEED), demo(&SEED));
+    assert_ne!(demo(&SEED), demo(&[8; 32]));
+    assert_eq!(demo(&SEED), json!({"signing_key": encode_base64(&SEED)}));
 }

@@ -17,14 +17,19 @@
 //!   bytes;
 //! * CTR is OpenSSL's 128-bit big-endian counter over the whole IV; CBC removes PKCS#7
 //!   padding.
+//!
+//! For test requests (`rollcall sign`), [`BodyDecryption::encrypt`] is the other direction,
+//! `openssl_encrypt($body, $cipher, $secretKey, 0, $iv)`, with a deterministic IV
+//! ([`BodyDecryption::iv_for`]) so that signing the same body twice gives the same request.
 
 use std::fmt;
 
 use aes::cipher::block_padding::Pkcs7;
-use aes::cipher::{BlockDecryptMut, KeyIvInit, StreamCipher};
+use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, StreamCipher};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
+use rollcall_core::verify::hmac_sha256;
 use rollcall_core::{NormalizeError, Secret};
 use serde::Deserialize;
 
@@ -60,7 +65,8 @@ impl Cipher {
     }
 }
 
-/// A cipher and its key, ready to decrypt bodies. `Debug` never shows the key.
+/// A cipher and its key, ready to decrypt bodies (and to encrypt test requests). `Debug`
+/// never shows the key.
 #[derive(Clone)]
 pub struct BodyDecryption {
     cipher: Cipher,
@@ -142,6 +148,36 @@ impl BodyDecryption {
             ));
         }
         Ok(plaintext)
+    }
+
+    /// Encrypts `plaintext` as PHP's `openssl_encrypt($plaintext, $cipher, $key, 0, $iv)`
+    /// does: the base64 (padded, one line) of the ciphertext, PKCS#7-padded for CBC, under
+    /// the same zero-padded or truncated key that [`BodyDecryption::decrypt`] uses.
+    pub fn encrypt(&self, plaintext: &[u8], iv: &[u8; IV_BYTES]) -> String {
+        let ciphertext = match self.cipher {
+            Cipher::Aes256Ctr => {
+                let mut buffer = plaintext.to_vec();
+                ctr::Ctr128BE::<aes::Aes256>::new(&self.key.into(), &(*iv).into())
+                    .apply_keystream(&mut buffer);
+                buffer
+            }
+            Cipher::Aes256Cbc => {
+                cbc::Encryptor::<aes::Aes256>::new(&self.key.into(), &(*iv).into())
+                    .encrypt_padded_vec_mut::<Pkcs7>(plaintext)
+            }
+        };
+        BASE64.encode(ciphertext)
+    }
+
+    /// A deterministic IV for a body with SHA-256 `body_sha256`: the first 16 bytes of its
+    /// HMAC-SHA256 under the encryption key. The same body always gets the same IV (so a
+    /// signed test request is reproducible), different bodies get different ones, and the IV,
+    /// which travels in the URL, tells nothing about the body to whoever lacks the key.
+    pub fn iv_for(&self, body_sha256: &[u8; 32]) -> [u8; IV_BYTES] {
+        fit(&hmac_sha256(
+            &self.key,
+            &[b"rollcall vcclive iv\0", body_sha256],
+        ))
     }
 }
 

@@ -21,7 +21,11 @@
 //!
 //! When the customer enables VCC Live's HTTP body encryption, the body is base64 ciphertext;
 //! with the `cipher` and `encryption_key` options set, [`encryption`] decrypts it inside
-//! `normalize`, before parsing. The user's `password` (sent only when encryption is on) is
+//! `normalize`, before parsing, and the dedup key is the SHA-256 of the decrypted body (VCC
+//! Live may encrypt a retry under a fresh IV).
+//!
+//! [`Connector::sign`] makes test requests the same way: the secret in the query string and,
+//! with encryption configured, the body encrypted as VCC Live would. The user's `password` (sent only when encryption is on) is
 //! dropped right after parsing and never reaches an event, `remote_data`, a log or an error.
 #![forbid(unsafe_code)]
 
@@ -34,13 +38,13 @@ use std::borrow::Cow;
 
 use rollcall_core::{
     inventory, ConfigError, Connector, ConnectorRegistration, Delivery, NormalizeError, Secret,
-    SourceOptions, UserEvent, VerifyError,
+    SignError, SourceOptions, UserEvent, VerifyError,
 };
 use serde::Deserialize;
 
 use crate::encryption::{BodyDecryption, Cipher, IV_QUERY_PARAMETER};
 use crate::payload::UserRequest;
-use crate::signature::SecretKeyCheck;
+use crate::signature::{SecretKeyCheck, SECRET_QUERY_PARAMETER};
 
 /// The connector name sources refer to.
 pub const NAME: &str = "vcclive";
@@ -67,6 +71,8 @@ pub struct VccLiveOptions {
 pub struct VccLiveConnector {
     /// `None` only for offline (normalize-only) connectors.
     secret_key: Option<SecretKeyCheck>,
+    /// The same secret, which test requests carry in their query string.
+    signing_secret: Option<Secret>,
     decryption: Option<BodyDecryption>,
 }
 
@@ -96,6 +102,7 @@ impl VccLiveConnector {
         };
         Ok(Self {
             secret_key: secret_key.as_ref().map(SecretKeyCheck::new),
+            signing_secret: secret_key,
             decryption,
         })
     }
@@ -129,10 +136,53 @@ impl Connector for VccLiveConnector {
         let request = UserRequest::parse(&body)?;
         mapping::events(NAME, delivery, &request)
     }
+
+    /// The SHA-256 of the body; with body encryption configured, of the decrypted body (a
+    /// retry may be encrypted again under a fresh IV), or of the body as received when it
+    /// does not decrypt.
+    fn dedup_key(&self, delivery: &Delivery) -> String {
+        if self.decryption.is_some() {
+            if let Ok(plaintext) = self.plaintext(delivery) {
+                let mut decrypted = delivery.clone();
+                decrypted.replace_body(plaintext.into_owned());
+                return decrypted.body_dedup_key();
+            }
+        }
+        delivery.body_dedup_key()
+    }
+
+    /// Adds `secret-key=<secret_key>` to the query string (keeping its other parameters)
+    /// and, with body encryption configured, encrypts the body as VCC Live does, under an IV
+    /// derived from the body (passed as the hex `iv` parameter).
+    fn sign(&self, delivery: &mut Delivery) -> Result<(), SignError> {
+        let Some(secret) = &self.signing_secret else {
+            return Err(SignError::MissingKey(
+                "the source has no secret_key (built offline)".to_owned(),
+            ));
+        };
+        let mut iv_hex = None;
+        if let Some(encryption) = &self.decryption {
+            let iv = encryption.iv_for(delivery.body_sha256());
+            let ciphertext = encryption.encrypt(&delivery.body, &iv);
+            delivery.replace_body(ciphertext);
+            iv_hex = Some(hex::encode(iv));
+        }
+        let mut parameters = vec![(SECRET_QUERY_PARAMETER, secret.expose())];
+        if let Some(iv_hex) = &iv_hex {
+            parameters.push((IV_QUERY_PARAMETER, iv_hex));
+        }
+        signature::set_query_parameters(delivery, &parameters);
+        Ok(())
+    }
 }
 
 fn build(options: &SourceOptions) -> Result<Box<dyn Connector>, ConfigError> {
     Ok(Box::new(VccLiveConnector::from_options(options)?))
+}
+
+/// A demo source's options: the secret key is the seed in hex; no body encryption.
+fn demo_options(seed: &[u8; 32]) -> serde_json::Value {
+    serde_json::json!({ "secret_key": hex::encode(seed) })
 }
 
 const EXAMPLE_CONFIG: &str = r#"[[sources]]
@@ -154,5 +204,6 @@ inventory::submit! {
         event_types: &[mapping::USER_CREATED, mapping::USER_CHANGED],
         build,
         example_config: EXAMPLE_CONFIG,
+        demo_options,
     }
 }

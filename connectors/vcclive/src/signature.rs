@@ -8,8 +8,12 @@
 //!
 //! The scheme has no timestamp and no delivery id, so there is no replay window: duplicate
 //! deliveries are caught by the host's dedup on the body hash.
+//!
+//! Test requests (`rollcall sign`) are "signed" by putting the secret in the query string
+//! ([`set_query_parameters`]).
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use rollcall_core::verify::{constant_time_eq, hmac_sha256};
 use rollcall_core::{Delivery, Secret, VerifyError};
@@ -58,4 +62,38 @@ impl SecretKeyCheck {
 
 fn digest(value: &str) -> [u8; 32] {
     hmac_sha256(DIGEST_KEY, &[value.as_bytes()])
+}
+
+/// Sets query parameters on `delivery`: any existing parameter with one of these names is
+/// dropped, every other one is kept as it was, and the new ones are appended,
+/// percent-encoded.
+pub fn set_query_parameters(delivery: &mut Delivery, parameters: &[(&str, &str)]) {
+    let mut pieces: Vec<String> = delivery
+        .query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|piece| !piece.is_empty())
+        .filter(|piece| {
+            let name = piece.split_once('=').map_or(*piece, |(name, _)| name);
+            !parameters.iter().any(|(replaced, _)| *replaced == name)
+        })
+        .map(str::to_owned)
+        .collect();
+    for (name, value) in parameters {
+        pieces.push(format!("{name}={}", percent_encode(value)));
+    }
+    delivery.query = Some(pieces.join("&"));
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(value: &str) -> String {
+    value.bytes().fold(String::new(), |mut encoded, byte| {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            let _ = write!(encoded, "%{byte:02X}");
+        }
+        encoded
+    })
 }

@@ -7,8 +7,9 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use rollcall_connector_vcclive::encryption::{BodyDecryption, Cipher};
 use rollcall_connector_vcclive::VccLiveConnector;
-use rollcall_core::{Connector, ErrorCode, NormalizeError, SourceOptions, UserEvent};
+use rollcall_core::{Connector, ErrorCode, NormalizeError, Secret, SourceOptions, UserEvent};
 use serde_json::{json, Value};
 
 /// 32 bytes: used as is.
@@ -310,4 +311,166 @@ fn a_password_in_an_encrypted_body_appears_nowhere() {
     let events = normalize(&connector("aes-256-ctr", SHORT_KEY), body, Some(IV_HEX)).unwrap();
     assert!(!serde_json::to_string(&events).unwrap().contains(password));
     assert!(!format!("{events:?}").contains(password));
+}
+
+// ---- Encrypting test requests -------------------------------------------------------------
+
+const CIPHERS: [(&str, Cipher); 2] = [
+    ("aes-256-ctr", Cipher::Aes256Ctr),
+    ("aes-256-cbc", Cipher::Aes256Cbc),
+];
+
+fn iv_bytes(iv_hex: &str) -> [u8; 16] {
+    hex::decode(iv_hex).unwrap().try_into().unwrap()
+}
+
+/// `openssl enc -d -<cipher> -K <key> -iv <iv> -base64 -A` over `body`.
+fn openssl_decrypt(cipher: &str, key: &str, iv_hex: &str, body: &[u8]) -> Vec<u8> {
+    let key_hex = php_key_hex(key);
+    let cipher_flag = format!("-{cipher}");
+    let args = [
+        "enc",
+        "-d",
+        &cipher_flag,
+        "-K",
+        &key_hex,
+        "-iv",
+        iv_hex,
+        "-base64",
+        "-A",
+    ];
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("these tests need the openssl command line tool");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[test]
+fn encrypts_exactly_like_openssl_enc() {
+    for (name, cipher) in CIPHERS {
+        for key in [FULL_KEY, SHORT_KEY, LONG_KEY] {
+            let plaintext = fixture("user_created.json");
+            let ours = BodyDecryption::new(cipher, &Secret::new(key))
+                .encrypt(&plaintext, &iv_bytes(IV_HEX));
+            let theirs = openssl_encrypt(name, key, IV_HEX, &plaintext, true);
+            assert_eq!(
+                ours,
+                String::from_utf8(theirs).unwrap().trim_end(),
+                "{name} {key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn openssl_enc_decrypts_what_rollcall_encrypts() {
+    for (name, cipher) in CIPHERS {
+        for key in [FULL_KEY, SHORT_KEY, LONG_KEY] {
+            for body in USER_FIXTURES.iter().map(|name| fixture(name)) {
+                let encrypted = BodyDecryption::new(cipher, &Secret::new(key))
+                    .encrypt(&body, &iv_bytes(IV_HEX));
+                let decrypted = openssl_decrypt(name, key, IV_HEX, encrypted.as_bytes());
+                assert_eq!(decrypted, body, "{name} {key}");
+            }
+        }
+    }
+}
+
+#[test]
+fn encrypting_then_decrypting_round_trips() {
+    for (_, cipher) in CIPHERS {
+        let encryption = BodyDecryption::new(cipher, &Secret::new(SHORT_KEY));
+        for name in USER_FIXTURES {
+            let body = fixture(name);
+            let iv = encryption.iv_for(&[1; 32]);
+            let encrypted = encryption.encrypt(&body, &iv);
+            let decrypted = encryption
+                .decrypt(encrypted.as_bytes(), Some(&hex::encode(iv)))
+                .unwrap();
+            assert_eq!(decrypted, body, "{cipher:?} {name}");
+        }
+    }
+}
+
+#[test]
+fn the_signing_iv_depends_on_the_body_and_the_key_only() {
+    let encryption = BodyDecryption::new(Cipher::Aes256Ctr, &Secret::new(SHORT_KEY));
+    let same_key_other_cipher = BodyDecryption::new(Cipher::Aes256Cbc, &Secret::new(SHORT_KEY));
+    let other_key = BodyDecryption::new(Cipher::Aes256Ctr, &Secret::new(FULL_KEY));
+    let body_hash = [1; 32];
+    assert_eq!(encryption.iv_for(&body_hash), encryption.iv_for(&body_hash));
+    assert_eq!(
+        encryption.iv_for(&body_hash),
+        same_key_other_cipher.iv_for(&body_hash)
+    );
+    assert_ne!(encryption.iv_for(&body_hash), encryption.iv_for(&[2; 32]));
+    assert_ne!(encryption.iv_for(&body_hash), other_key.iv_for(&body_hash));
+    // The IV travels in the URL: it is not the body hash itself.
+    assert_ne!(encryption.iv_for(&body_hash)[..], body_hash[..16]);
+}
+
+// ---- Deduplication of encrypted bodies ----------------------------------------------------
+
+fn dedup_key(connector: &dyn Connector, body: Vec<u8>, iv: &str) -> String {
+    let delivery =
+        rollcall_testkit::delivery("vcclive", body).with_query(format!("secret-key=k&iv={iv}"));
+    connector.dedup_key(&delivery)
+}
+
+#[test]
+fn an_encrypted_body_is_deduplicated_on_its_plaintext() {
+    let other_iv = "00112233445566778899aabbccddeeff";
+    for cipher in ["aes-256-ctr", "aes-256-cbc"] {
+        let connector = connector(cipher, SHORT_KEY);
+        let plaintext = fixture("user_created.json");
+        // VCC Live may encrypt a retry again, under a fresh IV: other bytes, same event.
+        let first = openssl_encrypt(cipher, SHORT_KEY, IV_HEX, &plaintext, true);
+        let retry = openssl_encrypt(cipher, SHORT_KEY, other_iv, &plaintext, true);
+        assert_ne!(first, retry);
+        let key = dedup_key(&connector, first, IV_HEX);
+        assert_eq!(key, dedup_key(&connector, retry, other_iv), "{cipher}");
+        // The key is the one the plaintext gets on a source without encryption.
+        let plain_delivery = rollcall_testkit::delivery("vcclive", plaintext);
+        assert_eq!(key, plain_delivery.body_dedup_key(), "{cipher}");
+        // Another user's event is another key.
+        let other = openssl_encrypt(
+            cipher,
+            SHORT_KEY,
+            IV_HEX,
+            &fixture("user_changed.json"),
+            true,
+        );
+        assert_ne!(key, dedup_key(&connector, other, IV_HEX), "{cipher}");
+    }
+}
+
+#[test]
+fn a_body_that_does_not_decrypt_is_deduplicated_on_its_bytes() {
+    let connector = connector("aes-256-cbc", SHORT_KEY);
+    let wrong_key = openssl_encrypt(
+        "aes-256-cbc",
+        "another secret key",
+        IV_HEX,
+        &fixture("user_created.json"),
+        true,
+    );
+    for body in [
+        wrong_key,
+        fixture("user_created.json"),
+        b"not base64!".to_vec(),
+    ] {
+        let expected = rollcall_testkit::delivery("vcclive", body.clone()).body_dedup_key();
+        assert_eq!(dedup_key(&connector, body, IV_HEX), expected);
+    }
 }

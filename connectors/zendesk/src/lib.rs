@@ -22,17 +22,18 @@
 //! `X-Zendesk-Webhook-Signature` is the base64 HMAC-SHA256, keyed with the webhook's signing
 //! secret (the bytes of the string), of `X-Zendesk-Webhook-Signature-Timestamp` followed by
 //! the body; the timestamp must be within five minutes of the receive time ([`signature`]).
-//! Deliveries are deduplicated on the envelope's `id`.
+//! Deliveries are deduplicated on the envelope's `id`. The connector signs test requests the
+//! same way ([`Connector::sign`]).
 #![forbid(unsafe_code)]
 
 pub mod mapping;
 pub mod payload;
 pub mod signature;
 
-use rollcall_core::verify::DEFAULT_TOLERANCE_SECONDS;
+use rollcall_core::verify::{encode_base64, DEFAULT_TOLERANCE_SECONDS};
 use rollcall_core::{
-    ConfigError, Connector, ConnectorRegistration, Delivery, NormalizeError, Secret, SourceOptions,
-    UserEvent, VerifyError,
+    ConfigError, Connector, ConnectorRegistration, Delivery, NormalizeError, Secret, SignError,
+    SourceOptions, UserEvent, VerifyError,
 };
 use serde::Deserialize;
 
@@ -130,8 +131,19 @@ impl Connector for ZendeskConnector {
     fn dedup_key(&self, delivery: &Delivery) -> String {
         match event_id(&delivery.body) {
             Some(id) => format!("zendesk:{id}"),
-            None => format!("sha256:{}", hex_digest(delivery.body_sha256())),
+            None => delivery.body_dedup_key(),
         }
+    }
+
+    /// Signs as Zendesk does, with the source's `signing_secret`, at `received_at`.
+    fn sign(&self, delivery: &mut Delivery) -> Result<(), SignError> {
+        let Some(secret) = &self.signing_secret else {
+            return Err(SignError::MissingKey(
+                "the source has no signing_secret (built offline)".to_owned(),
+            ));
+        };
+        signature::sign_delivery(secret, delivery);
+        Ok(())
     }
 }
 
@@ -153,18 +165,14 @@ fn event_id(body: &[u8]) -> Option<String> {
     envelope.id
 }
 
-fn hex_digest(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-            let _ = write!(text, "{byte:02x}");
-            text
-        })
-}
-
 fn build(options: &SourceOptions) -> Result<Box<dyn Connector>, ConfigError> {
     Ok(Box::new(ZendeskConnector::from_options(options)?))
+}
+
+/// A demo source's options: the signing secret is the seed in base64 (Zendesk's secrets look
+/// like that too, and are used as the bytes of the string all the same).
+fn demo_options(seed: &[u8; 32]) -> serde_json::Value {
+    serde_json::json!({ "signing_secret": encode_base64(seed) })
 }
 
 const EXAMPLE_CONFIG: &str = r#"[[sources]]
@@ -187,6 +195,7 @@ rollcall_core::inventory::submit! {
         event_types: EVENT_TYPES,
         build,
         example_config: EXAMPLE_CONFIG,
+        demo_options,
     }
 }
 

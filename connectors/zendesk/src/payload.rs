@@ -281,7 +281,10 @@ pub fn parse(body: &[u8]) -> Result<Payload, NormalizeError> {
         }
         _ => (&document, ""),
     };
-    let user: SupportUser = json::from_value(raw).map_err(|error| prefixed(error, path_prefix))?;
+    let user: SupportUser = json::from_value(raw).map_err(|error| match path_prefix {
+        "" => error,
+        prefix => error.within(prefix.trim_end_matches('.')),
+    })?;
     Ok(Payload::User(Box::new(BareUser {
         user,
         raw: raw.clone(),
@@ -293,22 +296,7 @@ pub fn parse(body: &[u8]) -> Result<Payload, NormalizeError> {
 pub fn parse_event<T: serde::de::DeserializeOwned>(event: &Value) -> Result<T, NormalizeError> {
     let empty = Value::Object(Map::new());
     let event = if event.is_null() { &empty } else { event };
-    json::from_value(event).map_err(|error| prefixed(error, "event."))
-}
-
-/// Puts `prefix` (`"event."`, `"user."`) in front of an error's payload path.
-fn prefixed(error: NormalizeError, prefix: &str) -> NormalizeError {
-    match error {
-        NormalizeError::PayloadInvalid { path, message } if !prefix.is_empty() => {
-            let path = if path == "." {
-                prefix.trim_end_matches('.').to_owned()
-            } else {
-                format!("{prefix}{path}")
-            };
-            NormalizeError::invalid(path, message)
-        }
-        other => other,
-    }
+    json::from_value(event).map_err(|error| error.within("event"))
 }
 
 /// A Zendesk id from a string or a number; `"0"`, `""` and `null` are `None`.

@@ -5,6 +5,8 @@
 //! (`base64(HMACSHA256(TIMESTAMP + BODY))`), keyed with the webhook's signing secret used as
 //! the bytes of the string Zendesk shows (it is not base64-decoded). The timestamp is
 //! RFC 3339 and must be within the replay window of the receive time.
+//!
+//! [`sign_delivery`] makes the same headers for test requests (`rollcall sign`, demo sources).
 
 use rollcall_core::verify::{
     check_timestamp, encode_base64, hmac_sha256, verify_hmac_sha256_base64,
@@ -22,6 +24,29 @@ pub fn sign(secret: &Secret, timestamp: &str, body: &[u8]) -> String {
         secret.expose().as_bytes(),
         &[timestamp.as_bytes(), body],
     ))
+}
+
+/// Signs `delivery` as Zendesk does, at its receive time in whole seconds
+/// (`2026-01-01T00:00:00Z`, the form Zendesk sends), replacing any signature headers it has.
+pub fn sign_delivery(secret: &Secret, delivery: &mut Delivery) {
+    let seconds = delivery.received_at.unix_seconds();
+    let timestamp = Timestamp::from_unix_seconds(seconds)
+        .unwrap_or(delivery.received_at)
+        .to_string();
+    let signature = sign(secret, &timestamp, &delivery.body);
+    set_header(delivery, TIMESTAMP_HEADER, timestamp);
+    set_header(delivery, SIGNATURE_HEADER, signature);
+}
+
+/// Sets a header, dropping the values it had.
+fn set_header(delivery: &mut Delivery, name: &str, value: String) {
+    delivery.headers = delivery
+        .headers
+        .iter()
+        .filter(|(existing, _)| !existing.eq_ignore_ascii_case(name))
+        .map(|(existing, old)| (existing.to_owned(), old.to_owned()))
+        .collect();
+    delivery.headers.insert(name, value);
 }
 
 /// Checks a delivery's signature, then its timestamp against the receive time.

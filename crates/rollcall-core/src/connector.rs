@@ -28,10 +28,17 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// Maps a vendor payload to unified events. Pure, and never panics on any input.
     fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError>;
 
-    /// The key the host deduplicates deliveries on, within the source. Defaults to the
-    /// SHA-256 of the body; connectors whose vendor sends a delivery id use it.
+    /// The key the host deduplicates deliveries on, within the source. Defaults to
+    /// [`Delivery::body_dedup_key`]; connectors whose vendor sends a delivery id use it.
     fn dedup_key(&self, delivery: &Delivery) -> String {
-        format!("sha256:{}", hex::encode(delivery.body_sha256()))
+        delivery.body_dedup_key()
+    }
+
+    /// Signs `delivery` as the vendor would (headers, query string, and the body for vendors
+    /// that encrypt it), with the source's own secret or key, taking `received_at` as the
+    /// signing time. Used by `rollcall sign`, end-to-end tests and load runs; optional.
+    fn sign(&self, _delivery: &mut Delivery) -> Result<(), SignError> {
+        Err(SignError::Unsupported)
     }
 
     /// Completes a partial user from the vendor's API. Optional.
@@ -44,6 +51,18 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     fn handshake(&self, _delivery: &Delivery) -> Option<HandshakeResponse> {
         None
     }
+}
+
+/// Why a connector cannot sign a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    #[error("this connector cannot sign deliveries")]
+    Unsupported,
+    /// Signing needs material the source does not have (a private key only the vendor holds,
+    /// or a secret absent in offline mode).
+    #[error("cannot sign: {0}")]
+    MissingKey(String),
 }
 
 /// What a connector answers to a vendor's endpoint check.
@@ -111,6 +130,17 @@ impl Delivery {
             .map(|(_, value)| value)
     }
 
+    /// `sha256:<hex>` of the body: the dedup key of vendors that send no delivery id.
+    pub fn body_dedup_key(&self) -> String {
+        format!("sha256:{}", hex::encode(self.body_sha256()))
+    }
+
+    /// Replaces the body (a connector's `sign` encrypting it), forgetting its cached hash.
+    pub fn replace_body(&mut self, body: impl Into<Bytes>) {
+        self.body = body.into();
+        self.body_sha256 = OnceLock::new();
+    }
+
     /// SHA-256 of the body, computed once.
     pub fn body_sha256(&self) -> &[u8; 32] {
         self.body_sha256
@@ -175,7 +205,8 @@ pub struct Headers(Vec<(String, String)>);
 
 impl Headers {
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into().to_ascii_lowercase(), value.into()));
+        self.0
+            .push((name.into().to_ascii_lowercase(), value.into()));
     }
 
     /// The first value of a header.
@@ -287,6 +318,10 @@ pub struct ConnectorRegistration {
     pub build: fn(&SourceOptions) -> Result<Box<dyn Connector>, ConfigError>,
     /// A TOML `[[sources]]` table showing the connector's options.
     pub example_config: &'static str,
+    /// Options for a demo source whose secrets and keys derive from `seed`: what
+    /// `rollcall serve` runs without a configuration file. The result must build, and the
+    /// connector built from it must be able to [`Connector::sign`].
+    pub demo_options: fn(seed: &[u8; 32]) -> serde_json::Value,
 }
 
 inventory::collect!(ConnectorRegistration);
@@ -352,7 +387,10 @@ mod tests {
         let online = SourceOptions::new("s", serde_json::json!({}));
         assert!(online.require_secret(None, "signing_secret").is_err());
         let offline = SourceOptions::offline("s");
-        assert!(offline.require_secret(None, "signing_secret").unwrap().is_none());
+        assert!(offline
+            .require_secret(None, "signing_secret")
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -367,6 +405,10 @@ mod tests {
         let error = options.parse::<Options>().unwrap_err();
         assert_eq!(error.key, "timeout_seconds");
         let options = SourceOptions::new("s", serde_json::json!({"typo": 1}));
-        assert!(options.parse::<Options>().unwrap_err().message.contains("typo"));
+        assert!(options
+            .parse::<Options>()
+            .unwrap_err()
+            .message
+            .contains("typo"));
     }
 }

@@ -169,6 +169,22 @@ impl NormalizeError {
         }
     }
 
+    /// The same error with `prefix` put before its path, for errors found while parsing a
+    /// part of the payload (`detail` + `id` = `detail.id`).
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            Self::PayloadInvalid { path, message } => {
+                let path = match path.as_str() {
+                    "" | "." => prefix.to_owned(),
+                    _ if path.starts_with('[') => format!("{prefix}{path}"),
+                    _ => format!("{prefix}.{path}"),
+                };
+                Self::PayloadInvalid { path, message }
+            }
+            other => other,
+        }
+    }
+
     /// Where in the payload the error was found, when known.
     pub fn path(&self) -> Option<&str> {
         match self {
@@ -248,6 +264,16 @@ mod tests {
         assert!(ErrorCode::StoreUnavailable.is_retryable());
         assert!(!ErrorCode::SignatureInvalid.is_retryable());
         assert!(!ErrorCode::PayloadInvalid.is_retryable());
+    }
+
+    #[test]
+    fn within_prefixes_the_path() {
+        let error = NormalizeError::invalid("id", "bad").within("data.user");
+        assert_eq!(error.path(), Some("data.user.id"));
+        let error = NormalizeError::invalid(".", "bad").within("detail");
+        assert_eq!(error.path(), Some("detail"));
+        let error = NormalizeError::invalid("[2].id", "bad").within("items");
+        assert_eq!(error.path(), Some("items[2].id"));
     }
 
     #[test]

@@ -24,8 +24,8 @@ pub mod timezone;
 pub mod verify;
 
 pub use crate::connector::{
-    registrations, registration, Connector, ConnectorRegistration, Delivery, HandshakeResponse,
-    Headers, SourceOptions,
+    registration, registrations, Connector, ConnectorRegistration, Delivery, HandshakeResponse,
+    Headers, SignError, SourceOptions,
 };
 pub use crate::error::{ConfigError, EnrichError, ErrorCode, NormalizeError, VerifyError};
 pub use crate::model::{

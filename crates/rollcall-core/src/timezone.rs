@@ -194,7 +194,10 @@ mod tests {
     #[test]
     fn iana_names_pass_through_and_unknown_names_do_not() {
         assert_eq!(to_iana("Europe/Budapest"), Some("Europe/Budapest"));
-        assert_eq!(to_iana("America/Argentina/Buenos_Aires"), Some("America/Argentina/Buenos_Aires"));
+        assert_eq!(
+            to_iana("America/Argentina/Buenos_Aires"),
+            Some("America/Argentina/Buenos_Aires")
+        );
         assert_eq!(to_iana("Atlantis"), None);
     }
 

@@ -151,7 +151,13 @@ impl StandardWebhooks {
         // window; a genuine but stale one gets its own code.
         let expected = hmac_sha256(
             &self.key,
-            &[id.as_bytes(), b".", timestamp.trim().as_bytes(), b".", &delivery.body],
+            &[
+                id.as_bytes(),
+                b".",
+                timestamp.trim().as_bytes(),
+                b".",
+                &delivery.body,
+            ],
         );
         let matched = signatures.split_whitespace().any(|entry| {
             entry
@@ -265,10 +271,7 @@ mod tests {
         let scheme = StandardWebhooks::new(&secret).unwrap();
         let body = br#"{"test": 2432232314}"#;
         let signature = scheme.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body);
-        assert_eq!(
-            signature,
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         let delivery = Delivery::new("s", &body[..], at(1_614_265_330))
             .with_header("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek")
             .with_header("webhook-timestamp", "1614265330")
