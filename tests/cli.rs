@@ -53,7 +53,13 @@ fn connectors_lists_every_compiled_in_connector_with_its_event_types() {
 fn normalize_prints_one_unified_event_per_line() {
     let sample = repo().join("connectors/freshservice/fixtures/onUserCreate.json");
     let output = rollcall()
-        .args(["normalize", "--connector", "freshservice", "--source", "fs-acme"])
+        .args([
+            "normalize",
+            "--connector",
+            "freshservice",
+            "--source",
+            "fs-acme",
+        ])
         .arg(&sample)
         .output()
         .unwrap();
@@ -69,7 +75,7 @@ fn normalize_prints_one_unified_event_per_line() {
 
 #[test]
 fn normalize_reads_standard_input() {
-    let body = std::fs::read(repo().join("connectors/vcclive/fixtures/user-created.json")).unwrap();
+    let body = std::fs::read(repo().join("connectors/vcclive/fixtures/user_created.json")).unwrap();
     let mut child = rollcall()
         .args(["normalize", "--connector", "vcclive", "-"])
         .stdin(Stdio::piped())
@@ -122,7 +128,10 @@ fn normalize_names_the_connectors_it_has_when_asked_for_another() {
     assert_eq!(output.status.code(), Some(1));
     let error = stderr_json(&output);
     assert_eq!(error["error"]["code"], "connector_unknown");
-    assert!(error["error"]["message"].as_str().unwrap().contains("zendesk"));
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("zendesk"));
 }
 
 #[test]

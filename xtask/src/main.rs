@@ -20,12 +20,15 @@ fn main() -> Result<()> {
     match args.as_slice() {
         ["ci"] => ci(),
         ["bench", "normalize", rest @ ..] => bench_normalize(rest),
+        ["bench", "ingest", rest @ ..] => bench_ingest(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
                  ci                  fmt, clippy -D warnings, tests, each connector feature alone\n  \
-                 bench normalize     criterion benchmark of every connector's normalize"
+                 bench normalize     criterion benchmark of every connector's normalize\n  \
+                 bench ingest [--seconds N] [--concurrency N]\n                      \
+                 bounded load run of the release daemon over loopback"
             );
             bail!("unknown task {:?}", args)
         }
@@ -82,10 +85,38 @@ fn ci() -> Result<()> {
             "--no-default-features",
             "--features",
             feature,
+            "--",
+            "registers_exactly_the_connectors_of_the_enabled_features",
         ])?;
     }
     eprintln!("xtask ci: all checks passed");
     Ok(())
+}
+
+fn bench_ingest(extra: &[&str]) -> Result<()> {
+    cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "rollcall",
+        "--bin",
+        "rollcall",
+    ])?;
+    let binary = workspace_root().join("target/release/rollcall");
+    let binary = binary.to_string_lossy().into_owned();
+    let mut args = vec![
+        "run",
+        "--release",
+        "--package",
+        "rollcall",
+        "--example",
+        "ingest_load",
+        "--",
+        "--binary",
+        &binary,
+    ];
+    args.extend_from_slice(extra);
+    cargo(&args)
 }
 
 fn bench_normalize(extra: &[&str]) -> Result<()> {

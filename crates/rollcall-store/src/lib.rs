@@ -234,11 +234,7 @@ impl Store {
 
     /// Marks a quarantined delivery replayed, committing the events it now produces (with
     /// dedup) in the same transaction.
-    pub async fn resolve_quarantine(
-        &self,
-        id: i64,
-        batch: IngestBatch,
-    ) -> Result<IngestOutcome> {
+    pub async fn resolve_quarantine(&self, id: i64, batch: IngestBatch) -> Result<IngestOutcome> {
         let rows = encode_events(&batch.events)?;
         let now = Timestamp::now().unix_millis();
         self.writer
@@ -260,7 +256,11 @@ impl Store {
     }
 
     /// Quarantined deliveries, newest first.
-    pub async fn quarantined(&self, state: Option<String>, limit: u32) -> Result<Vec<QuarantinedDelivery>> {
+    pub async fn quarantined(
+        &self,
+        state: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<QuarantinedDelivery>> {
         self.read(move |db| {
             let mut statement = db.prepare_cached(
                 "SELECT id, source, connector, received_at, code, message, path, method, headers, \
@@ -268,7 +268,8 @@ impl Store {
                  ORDER BY id DESC LIMIT ?2",
             )?;
             let rows = statement.query_map(params![state, limit], quarantine_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(Into::into)
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(Into::into)
         })
         .await
     }
@@ -298,7 +299,8 @@ impl Store {
                  WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let rows = statement.query_map(params![after_seq, limit], journal_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(Into::into)
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(Into::into)
         })
         .await
     }
@@ -325,7 +327,9 @@ impl Store {
         let sink = sink.to_owned();
         self.read(move |db| {
             Ok(db
-                .query_row("SELECT seq FROM cursors WHERE sink = ?1", [sink], |row| row.get(0))
+                .query_row("SELECT seq FROM cursors WHERE sink = ?1", [sink], |row| {
+                    row.get(0)
+                })
                 .optional()?
                 .unwrap_or(0))
         })
@@ -355,7 +359,9 @@ impl Store {
                     |row| row.get(0),
                 )?;
                 let current: i64 = tx
-                    .query_row("SELECT seq FROM cursors WHERE sink = ?1", [&sink], |row| row.get(0))
+                    .query_row("SELECT seq FROM cursors WHERE sink = ?1", [&sink], |row| {
+                        row.get(0)
+                    })
                     .optional()?
                     .unwrap_or(0);
                 let target = seq.min(current);
@@ -434,7 +440,11 @@ impl Store {
     }
 
     /// Dead letters of `sink` waiting to be replayed, oldest first, with their events.
-    pub async fn pending_replays(&self, sink: &str, limit: u32) -> Result<Vec<(DeadLetter, JournalEntry)>> {
+    pub async fn pending_replays(
+        &self,
+        sink: &str,
+        limit: u32,
+    ) -> Result<Vec<(DeadLetter, JournalEntry)>> {
         let sink = sink.to_owned();
         self.read(move |db| {
             let mut statement = db.prepare_cached(
@@ -482,7 +492,8 @@ impl Store {
 
     pub async fn counts(&self) -> Result<StoreCounts> {
         self.read(|db| {
-            let journal_events = db.query_row("SELECT COUNT(*) FROM journal", [], |row| row.get(0))?;
+            let journal_events =
+                db.query_row("SELECT COUNT(*) FROM journal", [], |row| row.get(0))?;
             let last_seq = schema::last_seq(db)?;
             let quarantined_open = db.query_row(
                 "SELECT COUNT(*) FROM quarantine WHERE state = 'open'",
@@ -527,7 +538,9 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             // A panic while holding the lock cannot leave the connection half-written (reads
             // only), so a poisoned lock is still safe to use.
-            let db = reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let db = reader
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             read(&db)
         })
         .await
@@ -607,7 +620,12 @@ fn insert_batch(
     tx.prepare_cached(
         "INSERT INTO dedup (source, key, received_at, event_ids) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![batch.source, batch.dedup_key, received_at, ids_json])?;
+    .execute(params![
+        batch.source,
+        batch.dedup_key,
+        received_at,
+        ids_json
+    ])?;
     Ok(IngestOutcome::Accepted { event_ids })
 }
 
@@ -621,7 +639,11 @@ fn set_cursor(tx: &Connection, sink: &str, seq: i64) -> rusqlite::Result<()> {
 
 fn timestamp_from_millis(millis: i64) -> rusqlite::Result<Timestamp> {
     Timestamp::from_unix_millis(millis).map_err(|error| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(error))
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Integer,
+            Box::new(error),
+        )
     })
 }
 

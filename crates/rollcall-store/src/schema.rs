@@ -96,5 +96,9 @@ pub(crate) fn migrate(connection: &Connection) -> Result<()> {
 }
 
 pub(crate) fn last_seq(connection: &Connection) -> Result<i64> {
-    Ok(connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM journal", [], |row| row.get(0))?)
+    Ok(
+        connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM journal", [], |row| {
+            row.get(0)
+        })?,
+    )
 }

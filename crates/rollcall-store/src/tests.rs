@@ -169,12 +169,24 @@ async fn dead_letters_advance_the_cursor_and_replay_on_request() {
     let (_dir, store) = open();
     store.ingest(batch("k1", &["e1"])).await.unwrap();
     let entry = store.journal_entry(1).await.unwrap();
-    store.dead_letter("crm", &entry, 5, "HTTP 400").await.unwrap();
+    store
+        .dead_letter("crm", &entry, 5, "HTTP 400")
+        .await
+        .unwrap();
     assert_eq!(store.cursor("crm").await.unwrap(), 1);
-    let letters = store.dead_letters(Some("crm".into()), None, 10).await.unwrap();
+    let letters = store
+        .dead_letters(Some("crm".into()), None, 10)
+        .await
+        .unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].state, "dead");
-    assert_eq!(store.request_replay(Some("crm".into()), vec![]).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .request_replay(Some("crm".into()), vec![])
+            .await
+            .unwrap(),
+        1
+    );
     let pending = store.pending_replays("crm", 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].1.event_id, "e1");
@@ -222,11 +234,17 @@ async fn quarantine_keeps_the_delivery_and_replay_commits_its_events() {
     let open_entries = store.quarantined(Some("open".into()), 10).await.unwrap();
     assert_eq!(open_entries.len(), 1);
     assert_eq!(open_entries[0].body, b"{}");
-    let outcome = store.resolve_quarantine(id, batch("k", &["e1"])).await.unwrap();
+    let outcome = store
+        .resolve_quarantine(id, batch("k", &["e1"]))
+        .await
+        .unwrap();
     assert!(matches!(outcome, IngestOutcome::Accepted { .. }));
     assert_eq!(store.quarantined_by_id(id).await.unwrap().state, "replayed");
     // A second replay of the same entry is refused and commits nothing.
-    assert!(store.resolve_quarantine(id, batch("k9", &["e9"])).await.is_err());
+    assert!(store
+        .resolve_quarantine(id, batch("k9", &["e9"]))
+        .await
+        .is_err());
     assert_eq!(store.journal_after(0, 10).await.unwrap().len(), 1);
 }
 

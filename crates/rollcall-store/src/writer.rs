@@ -81,7 +81,9 @@ pub(crate) struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("stats", &self.stats()).finish()
+        f.debug_struct("Writer")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -97,7 +99,9 @@ impl Writer {
                 run(connection, receiver, &committed, &thread_counters);
                 let _ = stopped_tx.send(());
             })
-            .map_err(|error| StoreError::Unavailable(format!("cannot start the writer: {error}")))?;
+            .map_err(|error| {
+                StoreError::Unavailable(format!("cannot start the writer: {error}"))
+            })?;
         Ok(Self {
             queue,
             counters,

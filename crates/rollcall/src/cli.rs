@@ -4,9 +4,12 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use rollcall_core::{Delivery, ErrorCode, SourceOptions, Timestamp};
 use serde_json::json;
+
+use crate::config::Config;
+use crate::{admin_client, daemon};
 
 /// rollcall turns SaaS vendors' user-lifecycle webhooks into one verified, unified stream of
 /// user events.
@@ -19,6 +22,55 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: receive webhooks, journal them, deliver them to the sinks.
+    ///
+    /// Without --config it runs on embedded defaults: ingest on 127.0.0.1:8080, admin on
+    /// 127.0.0.1:9090, SQLite under ./rollcall-data/, a stdout sink and one demo source per
+    /// connector, whose secrets it prints at start-up.
+    Serve {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check, print or describe configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the curl command a vendor would send for a payload, signed for a source.
+    Sign {
+        /// The source to sign for.
+        #[arg(long)]
+        source: String,
+        /// The configuration file; without it, the embedded defaults' demo sources.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The ingest base URL (defaults to the configured ingest listener).
+        #[arg(long)]
+        url: Option<String>,
+        /// Print the request as JSON (url, method, headers, body) instead of curl.
+        #[arg(long)]
+        json: bool,
+        /// The payload file; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+    },
+    /// Read the journal through the admin API.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// List or replay events that sinks could not take.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLettersCommand),
+    /// List, show or replay deliveries that failed normalization.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// Deliver again to a sink everything received since a time.
+    Replay {
+        #[arg(long)]
+        sink: String,
+        /// RFC 3339 time, e.g. 2026-11-22T00:00:00Z.
+        #[arg(long)]
+        since: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// List the connectors compiled into this binary.
     Connectors {
         /// Print JSON instead of a table.
@@ -40,9 +92,130 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file; prints the problem with file, line and key.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print a complete example configuration for the connectors and sinks of this build.
+    Example,
+    /// Print the JSON Schema of the configuration file.
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print journal events as JSON lines; with --follow, keep printing new ones.
+    Tail {
+        /// Start after this journal sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadLettersCommand {
+    List {
+        #[arg(long)]
+        sink: Option<String>,
+        /// dead, replay or replayed.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Queue dead letters for another delivery attempt (all of a sink's, or by id).
+    Replay {
+        #[arg(long)]
+        sink: Option<String>,
+        #[arg(long = "id")]
+        ids: Vec<i64>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuarantineCommand {
+    List {
+        /// open or replayed.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    Show {
+        id: i64,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Re-run a quarantined delivery through its connector and commit its events.
+    Replay {
+        id: i64,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// Where the admin API is.
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// The admin API's base URL (default: the --config's admin listener, else
+    /// http://127.0.0.1:9090).
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// A configuration file to read the admin address and token from.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
 impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
+            Command::Serve { config } => run_async(serve(config)),
+            Command::Config(command) => config_command(command),
+            Command::Sign {
+                source,
+                config,
+                url,
+                json,
+                file,
+            } => match sign(&source, config.as_deref(), url, json, file.as_ref()) {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("rollcall: {error:#}");
+                    ExitCode::from(2)
+                }
+            },
+            Command::Events(EventsCommand::Tail {
+                after,
+                follow,
+                admin,
+            }) => run_async(admin_client::events_tail(admin.into(), after, follow)),
+            Command::DeadLetters(DeadLettersCommand::List { sink, state, admin }) => {
+                run_async(admin_client::dead_letters_list(admin.into(), sink, state))
+            }
+            Command::DeadLetters(DeadLettersCommand::Replay { sink, ids, admin }) => {
+                run_async(admin_client::dead_letters_replay(admin.into(), sink, ids))
+            }
+            Command::Quarantine(QuarantineCommand::List { state, admin }) => {
+                run_async(admin_client::quarantine_list(admin.into(), state))
+            }
+            Command::Quarantine(QuarantineCommand::Show { id, admin }) => {
+                run_async(admin_client::quarantine_show(admin.into(), id))
+            }
+            Command::Quarantine(QuarantineCommand::Replay { id, admin }) => {
+                run_async(admin_client::quarantine_replay(admin.into(), id))
+            }
+            Command::Replay { sink, since, admin } => {
+                run_async(admin_client::replay(admin.into(), sink, since))
+            }
             Command::Connectors { json } => list_connectors(json),
             Command::Normalize {
                 connector,
@@ -53,10 +226,142 @@ impl Cli {
     }
 }
 
+/// Runs an async command on a fresh runtime; errors print on stderr and exit 2.
+fn run_async<F>(future: F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("rollcall: cannot start the runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(future) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("rollcall: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The configuration of `--config`, or the embedded defaults.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<(Config, bool)> {
+    match path {
+        Some(path) => Ok((Config::load(path)?, false)),
+        None => Ok((
+            daemon::demo::default_config(std::path::Path::new(daemon::demo::DATA_DIR))?,
+            true,
+        )),
+    }
+}
+
+async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let (config, defaults) = load_config(config_path.as_deref())?;
+    if defaults {
+        eprint!("{}", daemon::demo::describe(&config));
+    }
+    daemon::serve(config).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config_command(command: ConfigCommand) -> ExitCode {
+    match command {
+        ConfigCommand::Check { config } => match Config::load(&config) {
+            Ok(parsed) => {
+                println!(
+                    "{}: ok ({} sources, {} sinks)",
+                    config.display(),
+                    parsed.sources.len(),
+                    parsed.sinks.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::from(1)
+            }
+        },
+        ConfigCommand::Example => {
+            print!("{}", crate::config::example());
+            ExitCode::SUCCESS
+        }
+        ConfigCommand::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::config::schema()).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn sign(
+    source_id: &str,
+    config_path: Option<&std::path::Path>,
+    url: Option<String>,
+    as_json: bool,
+    file: Option<&PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let (config, _) = load_config(config_path)?;
+    let sources = daemon::build_sources(&config)?;
+    let Some(source) = sources.get(source_id) else {
+        let mut known: Vec<_> = sources.keys().cloned().collect();
+        known.sort();
+        return Ok(fail(
+            ErrorCode::SourceUnknown,
+            format!("no source {source_id:?} (have: {})", known.join(", ")),
+            None,
+        ));
+    };
+    let body = read_input(file)?;
+    let mut delivery = Delivery::new(source_id, body, Timestamp::now());
+    delivery.headers.insert("content-type", "application/json");
+    source.connector.sign(&mut delivery)?;
+    let base = url.unwrap_or_else(|| format!("http://{}", config.ingest.listen));
+    let mut target = format!("{}/hooks/{source_id}", base.trim_end_matches('/'));
+    if let Some(query) = &delivery.query {
+        target.push('?');
+        target.push_str(query);
+    }
+    let body_text = String::from_utf8_lossy(&delivery.body).into_owned();
+    if as_json {
+        let headers: Vec<_> = delivery
+            .headers
+            .iter()
+            .map(|(n, v)| json!([n, v]))
+            .collect();
+        println!(
+            "{}",
+            json!({"method": "POST", "url": target, "headers": headers, "body": body_text})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut command = format!("curl -sS -X POST {}", shell_quote(&target));
+    for (name, value) in delivery.headers.iter() {
+        command.push_str(&format!(
+            " \\\n  -H {}",
+            shell_quote(&format!("{name}: {value}"))
+        ));
+    }
+    command.push_str(&format!(" \\\n  --data-binary {}", shell_quote(&body_text)));
+    println!("{command}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 /// Logs go to stderr so that stdout stays machine-readable.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROLLCALL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
@@ -86,7 +391,11 @@ fn list_connectors(as_json: bool) -> ExitCode {
             .unwrap_or(6)
             .max(6);
         (|| {
-            writeln!(out, "{:width$}  {:vendor_width$}  EVENT TYPES", "NAME", "VENDOR")?;
+            writeln!(
+                out,
+                "{:width$}  {:vendor_width$}  EVENT TYPES",
+                "NAME", "VENDOR"
+            )?;
             for r in &registrations {
                 writeln!(
                     out,

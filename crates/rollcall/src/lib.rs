@@ -1,4 +1,4 @@
-//! The rollcall host: the command line and, later, the daemon.
+//! The rollcall host: the command line and the daemon.
 //!
 //! Connectors are linked in by cargo feature: each enabled connector crate is referenced
 //! below so its `inventory` registration is part of the binary. Nothing else in the host
@@ -14,7 +14,14 @@ use rollcall_connector_vcclive as _;
 #[cfg(feature = "zendesk")]
 use rollcall_connector_zendesk as _;
 
+pub mod admin_client;
 pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod metrics;
+
+// Link the sink types (registered like connectors).
+use rollcall_sinks as _;
 
 #[cfg(test)]
 mod tests {

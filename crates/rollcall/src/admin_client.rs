@@ -1,0 +1,199 @@
+//! The operator commands that talk to a running daemon's admin API.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::config::Config;
+
+/// Where the admin API is and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct AdminTarget {
+    pub base: Option<String>,
+    pub config: Option<std::path::PathBuf>,
+}
+
+impl From<crate::cli::AdminArgs> for AdminTarget {
+    fn from(args: crate::cli::AdminArgs) -> Self {
+        Self {
+            base: args.admin,
+            config: args.config,
+        }
+    }
+}
+
+struct AdminClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl AdminClient {
+    fn new(target: AdminTarget) -> Result<Self> {
+        let config = target.config.as_deref().map(Config::load).transpose()?;
+        let base = match (target.base, &config) {
+            (Some(base), _) => base,
+            (None, Some(config)) => format!("http://{}", config.admin.listen),
+            (None, None) => "http://127.0.0.1:9090".to_owned(),
+        };
+        let token = std::env::var("ROLLCALL_ADMIN_TOKEN").ok().or_else(|| {
+            config
+                .as_ref()
+                .and_then(|c| c.admin.token.as_ref().map(|t| t.expose().to_owned()))
+        });
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if status != StatusCode::OK {
+            let code = value["error"]["code"].as_str().unwrap_or("unknown");
+            let message = value["error"]["message"].as_str().unwrap_or("");
+            bail!("admin API answered {status}: {code}: {message}");
+        }
+        Ok(value)
+    }
+}
+
+fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+pub async fn events_tail(target: AdminTarget, mut after: i64, follow: bool) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    loop {
+        let page = client
+            .call(
+                Method::GET,
+                &format!("/v1/events?after={after}&limit=500"),
+                None,
+            )
+            .await?;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        for item in &events {
+            println!("{}", item["event"]);
+        }
+        after = page["next_after"].as_i64().unwrap_or(after);
+        if events.is_empty() {
+            if !follow {
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+pub async fn dead_letters_list(
+    target: AdminTarget,
+    sink: Option<String>,
+    state: Option<String>,
+) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(sink) = &sink {
+        query.append_pair("sink", sink);
+    }
+    if let Some(state) = &state {
+        query.append_pair("state", state);
+    }
+    let value = client
+        .call(
+            Method::GET,
+            &format!("/v1/dead-letters?{}", query.finish()),
+            None,
+        )
+        .await?;
+    print_json(&value);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn dead_letters_replay(
+    target: AdminTarget,
+    sink: Option<String>,
+    ids: Vec<i64>,
+) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    let value = client
+        .call(
+            Method::POST,
+            "/v1/dead-letters/replay",
+            Some(json!({"sink": sink, "ids": ids})),
+        )
+        .await?;
+    print_json(&value);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn quarantine_list(target: AdminTarget, state: Option<String>) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    let path = match state {
+        Some(state) => format!(
+            "/v1/quarantine?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("state", &state)
+                .finish()
+        ),
+        None => "/v1/quarantine".to_owned(),
+    };
+    print_json(&client.call(Method::GET, &path, None).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn quarantine_show(target: AdminTarget, id: i64) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    print_json(
+        &client
+            .call(Method::GET, &format!("/v1/quarantine/{id}"), None)
+            .await?,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn quarantine_replay(target: AdminTarget, id: i64) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    print_json(
+        &client
+            .call(Method::POST, &format!("/v1/quarantine/{id}/replay"), None)
+            .await?,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn replay(target: AdminTarget, sink: String, since: String) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    print_json(
+        &client
+            .call(
+                Method::POST,
+                "/v1/replay",
+                Some(json!({"sink": sink, "since": since})),
+            )
+            .await?,
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,666 @@
+//! The configuration file: one TOML document.
+//!
+//! Unknown keys, unset `${VARS}`, duplicate ids, a source naming an unknown connector and a
+//! sink naming an unknown type are start-up errors that name the file, the line and the key.
+//! `${VAR}` is replaced by the environment variable's value in values only; comments are
+//! left alone.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rollcall_core::{EventType, Format, Secret};
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    #[serde(default = "default_ingest_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How long a request may take end to end (read, verify, commit) before it is answered
+    /// 503, in seconds.
+    #[serde(default = "default_request_timeout_seconds")]
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_ingest_listen(),
+            max_body_bytes: default_max_body_bytes(),
+            request_timeout_seconds: default_request_timeout_seconds(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// Bearer token for the admin API; required when `listen` is not a loopback address.
+    #[serde(default)]
+    pub token: Option<Secret>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StoreConfig {
+    Sqlite {
+        #[serde(default = "default_store_path")]
+        path: PathBuf,
+    },
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self::Sqlite {
+            path: default_store_path(),
+        }
+    }
+}
+
+/// The retry schedule of delivery workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Attempts per event before it becomes a dead letter (the first try included).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The first backoff ceiling, in milliseconds; each retry doubles it (full jitter).
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// The largest backoff ceiling, in milliseconds.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Events read from the journal per round.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_max_attempts(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+            batch_size: default_batch_size(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    pub fn initial_backoff(&self) -> Duration {
+        Duration::from_millis(self.initial_backoff_ms)
+    }
+
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.max_backoff_ms)
+    }
+}
+
+/// A `[[sources]]` table: an id, a connector, and the connector's own options.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub id: String,
+    pub connector: String,
+    /// Everything else in the table, handed to the connector (which rejects unknown keys).
+    pub options: serde_json::Value,
+}
+
+/// A `[[sinks]]` table: an id, a type, the generic delivery keys and the sink's options.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub id: String,
+    pub kind: String,
+    /// Only events from these sources (all when absent).
+    pub sources: Option<Vec<String>>,
+    /// Only these event types (all when absent).
+    pub types: Option<Vec<EventType>>,
+    pub format: Format,
+    pub options: serde_json::Value,
+}
+
+impl SinkConfig {
+    pub fn accepts(&self, source: &str, event_type: &str) -> bool {
+        self.sources
+            .as_ref()
+            .is_none_or(|sources| sources.iter().any(|s| s == source))
+            && self
+                .types
+                .as_ref()
+                .is_none_or(|types| types.iter().any(|t| t.as_str() == event_type))
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let id = take_string(&mut table, "id").map_err(D::Error::custom)?;
+        let connector = take_string(&mut table, "connector").map_err(D::Error::custom)?;
+        Ok(Self {
+            id,
+            connector,
+            options: serde_json::Value::Object(table),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SinkConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let id = take_string(&mut table, "id").map_err(D::Error::custom)?;
+        let kind = take_string(&mut table, "type").map_err(D::Error::custom)?;
+        let sources = table
+            .remove("sources")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| D::Error::custom(format!("sources: {error}")))?;
+        let types = table
+            .remove("types")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| {
+                D::Error::custom(format!(
+                    "types: {error} (expected user.created, user.updated, user.deleted)"
+                ))
+            })?;
+        let format = table
+            .remove("format")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| {
+                D::Error::custom(format!("format: {error} (expected native or cloudevents)"))
+            })?
+            .unwrap_or_default();
+        Ok(Self {
+            id,
+            kind,
+            sources,
+            types,
+            format,
+            options: serde_json::Value::Object(table),
+        })
+    }
+}
+
+fn take_string(
+    table: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<String, String> {
+    match table.remove(key) {
+        Some(serde_json::Value::String(value)) if !value.trim().is_empty() => Ok(value),
+        Some(_) => Err(format!("`{key}` must be a non-empty string")),
+        None => Err(format!("missing `{key}`")),
+    }
+}
+
+fn default_ingest_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_request_timeout_seconds() -> u64 {
+    30
+}
+fn default_store_path() -> PathBuf {
+    PathBuf::from("rollcall-data/rollcall.db")
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_initial_backoff_ms() -> u64 {
+    500
+}
+fn default_max_backoff_ms() -> u64 {
+    300_000
+}
+fn default_batch_size() -> u32 {
+    256
+}
+
+/// A configuration error, with where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, "{}:{line}: ", file.display())?,
+            (Some(file), None) => write!(f, "{}: ", file.display())?,
+            (None, Some(line)) => write!(f, "line {line}: ")?,
+            (None, None) => {}
+        }
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+            file: Some(path.to_path_buf()),
+            line: None,
+            key: None,
+            message: format!("cannot read: {error}"),
+        })?;
+        Self::parse(&text, |name| std::env::var(name).ok()).map_err(|mut error| {
+            error.file = Some(path.to_path_buf());
+            error
+        })
+    }
+
+    /// Parses and validates configuration text; `env` resolves `${VARS}`.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let expanded = interpolate(text, env)?;
+        let config: Config = toml::from_str(&expanded).map_err(|error| {
+            let line = error.span().map(|span| line_of(&expanded, span.start));
+            ConfigError {
+                file: None,
+                line,
+                key: None,
+                message: error.message().trim().to_owned(),
+            }
+        })?;
+        config.validate(text)?;
+        Ok(config)
+    }
+
+    /// Checks what TOML's shape cannot: ids, references, and each component's options.
+    fn validate(&self, text: &str) -> Result<(), ConfigError> {
+        let mut seen = HashSet::new();
+        for (index, source) in self.sources.iter().enumerate() {
+            let at = |key: &str, message: String| ConfigError {
+                file: None,
+                line: find_key_line(text, "sources", index, key),
+                key: Some(format!("sources[{index}].{key}")),
+                message,
+            };
+            if !seen.insert(source.id.clone()) {
+                return Err(at("id", format!("duplicate source id {:?}", source.id)));
+            }
+            if !valid_id(&source.id) {
+                return Err(at(
+                    "id",
+                    "ids are letters, digits, `-`, `_` and `.`".to_owned(),
+                ));
+            }
+            let Some(registration) = rollcall_core::registration(&source.connector) else {
+                let known: Vec<_> = rollcall_core::registrations()
+                    .iter()
+                    .map(|r| r.name)
+                    .collect();
+                return Err(at(
+                    "connector",
+                    format!(
+                        "unknown connector {:?} (this build has: {})",
+                        source.connector,
+                        known.join(", ")
+                    ),
+                ));
+            };
+            let options = rollcall_core::SourceOptions::new(&source.id, source.options.clone());
+            if let Err(error) = (registration.build)(&options) {
+                return Err(at(&option_key(&error), error.message));
+            }
+        }
+        let mut seen = HashSet::new();
+        for (index, sink) in self.sinks.iter().enumerate() {
+            let at = |key: &str, message: String| ConfigError {
+                file: None,
+                line: find_key_line(text, "sinks", index, key),
+                key: Some(format!("sinks[{index}].{key}")),
+                message,
+            };
+            if !seen.insert(sink.id.clone()) {
+                return Err(at("id", format!("duplicate sink id {:?}", sink.id)));
+            }
+            if !valid_id(&sink.id) {
+                return Err(at(
+                    "id",
+                    "ids are letters, digits, `-`, `_` and `.`".to_owned(),
+                ));
+            }
+            for source in sink.sources.iter().flatten() {
+                if !self.sources.iter().any(|s| &s.id == source) {
+                    return Err(at("sources", format!("no source with id {source:?}")));
+                }
+            }
+            let Some(registration) = rollcall_core::sink_registration(&sink.kind) else {
+                let known: Vec<_> = rollcall_core::sink_registrations()
+                    .iter()
+                    .map(|r| r.kind)
+                    .collect();
+                return Err(at(
+                    "type",
+                    format!(
+                        "unknown sink type {:?} (this build has: {})",
+                        sink.kind,
+                        known.join(", ")
+                    ),
+                ));
+            };
+            let options = rollcall_core::SinkOptions::new(&sink.id, sink.options.clone());
+            if let Err(error) = (registration.build)(&options) {
+                return Err(at(&option_key(&error), error.message));
+            }
+        }
+        if !self.admin.listen.ip().is_loopback() && self.admin.token.is_none() {
+            return Err(ConfigError {
+                file: None,
+                line: find_section_key_line(text, "admin", "listen"),
+                key: Some("admin.token".to_owned()),
+                message: "required when admin listens beyond loopback".to_owned(),
+            });
+        }
+        if self.delivery.max_attempts == 0 {
+            return Err(ConfigError {
+                file: None,
+                line: find_section_key_line(text, "delivery", "max_attempts"),
+                key: Some("delivery.max_attempts".to_owned()),
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The top-level option a component's error is about. serde reports unknown and missing
+/// fields at the table itself (`.`), so the field's name is taken from the message.
+fn option_key(error: &rollcall_core::ConfigError) -> String {
+    let top = error.key.split('.').next().unwrap_or("");
+    if !top.is_empty() {
+        return top.to_owned();
+    }
+    ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|marker| {
+            error
+                .message
+                .split_once(marker)
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(name, _)| name.to_owned())
+        })
+        .unwrap_or_default()
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Replaces `${NAME}` outside comments. An unset variable is an error naming its line.
+fn interpolate(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let (code, comment) = split_comment(line);
+        let mut rest = code;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                return Err(ConfigError {
+                    file: None,
+                    line: Some(index + 1),
+                    key: None,
+                    message: "unterminated `${`".to_owned(),
+                });
+            };
+            let name = &after[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(ConfigError {
+                    file: None,
+                    line: Some(index + 1),
+                    key: key_of_line(line),
+                    message: format!("`${{{name}}}` is not a valid variable name"),
+                });
+            }
+            let Some(value) = env(name) else {
+                return Err(ConfigError {
+                    file: None,
+                    line: Some(index + 1),
+                    key: key_of_line(line),
+                    message: format!("environment variable {name} is not set"),
+                });
+            };
+            // Escape for a basic TOML string: the variable lands inside quotes.
+            for c in value.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out.push_str(comment);
+    }
+    Ok(out)
+}
+
+/// Splits a line at a `#` that is outside any string.
+fn split_comment(line: &str) -> (&str, &str) {
+    let mut in_basic = false;
+    let mut in_literal = false;
+    let mut escaped = false;
+    for (index, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_basic => escaped = true,
+            '"' if !in_literal => in_basic = !in_basic,
+            '\'' if !in_basic => in_literal = !in_literal,
+            '#' if !in_basic && !in_literal => return line.split_at(index),
+            _ => {}
+        }
+    }
+    (line, "")
+}
+
+fn key_of_line(line: &str) -> Option<String> {
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line of `key` inside the `index`-th `[[array]]` table, or of the table header.
+fn find_key_line(text: &str, array: &str, index: usize, key: &str) -> Option<usize> {
+    let header = format!("[[{array}]]");
+    let mut count = 0;
+    let mut inside = false;
+    let mut header_line = None;
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            if trimmed.starts_with(&header) {
+                inside = count == index;
+                if inside {
+                    header_line = Some(number + 1);
+                }
+                count += 1;
+            } else {
+                inside = false;
+            }
+            continue;
+        }
+        if inside && key_of_line(split_comment(line).0).as_deref() == Some(key) {
+            return Some(number + 1);
+        }
+    }
+    header_line
+}
+
+fn find_section_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let header = format!("[{section}]");
+    let mut inside = false;
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            inside = trimmed.starts_with(&header);
+            continue;
+        }
+        if inside && key_of_line(split_comment(line).0).as_deref() == Some(key) {
+            return Some(number + 1);
+        }
+    }
+    None
+}
+
+/// A complete example configuration, built from the registered connectors and sinks.
+pub fn example() -> String {
+    let mut text = String::from(
+        "# rollcall configuration. `${NAME}` is replaced by the environment variable NAME.\n\n\
+         [ingest]\nlisten = \"127.0.0.1:8080\"\nmax_body_bytes = 1048576\n\n\
+         [admin]\nlisten = \"127.0.0.1:9090\"\n\
+         # token = \"${ROLLCALL_ADMIN_TOKEN}\"   # required when admin listens beyond loopback\n\n\
+         [store]\ntype = \"sqlite\"\npath = \"rollcall-data/rollcall.db\"\n\n\
+         [delivery]\nmax_attempts = 8\ninitial_backoff_ms = 500\nmax_backoff_ms = 300000\n\n",
+    );
+    for registration in rollcall_core::registrations() {
+        text.push_str(&format!("# {}\n", registration.vendor));
+        text.push_str(registration.example_config.trim());
+        text.push_str("\n\n");
+    }
+    for registration in rollcall_core::sink_registrations() {
+        text.push_str(&format!("# {}\n", registration.description));
+        text.push_str(registration.example_config.trim());
+        text.push_str("\n\n");
+    }
+    text
+}
+
+/// A JSON Schema of the configuration file, with the connectors and sink types of this
+/// build. Connector and sink options are documented in their pages; here they are open.
+pub fn schema() -> serde_json::Value {
+    let connectors: Vec<_> = rollcall_core::registrations()
+        .iter()
+        .map(|r| r.name)
+        .collect();
+    let sinks: Vec<_> = rollcall_core::sink_registrations()
+        .iter()
+        .map(|r| r.kind)
+        .collect();
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "rollcall configuration",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "ingest": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "listen": {"type": "string", "default": "127.0.0.1:8080", "description": "address:port of the ingest listener"},
+                    "max_body_bytes": {"type": "integer", "minimum": 1, "default": 1048576},
+                    "request_timeout_seconds": {"type": "integer", "minimum": 1, "default": 30}
+                }
+            },
+            "admin": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "listen": {"type": "string", "default": "127.0.0.1:9090"},
+                    "token": {"type": "string", "description": "bearer token; required when listen is not loopback"}
+                }
+            },
+            "store": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "type": {"enum": ["sqlite"]},
+                    "path": {"type": "string", "default": "rollcall-data/rollcall.db"}
+                }
+            },
+            "delivery": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "max_attempts": {"type": "integer", "minimum": 1, "default": 8},
+                    "initial_backoff_ms": {"type": "integer", "minimum": 0, "default": 500},
+                    "max_backoff_ms": {"type": "integer", "minimum": 0, "default": 300000},
+                    "batch_size": {"type": "integer", "minimum": 1, "default": 256}
+                }
+            },
+            "sources": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "connector"],
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+                        "connector": {"enum": connectors}
+                    }
+                }
+            },
+            "sinks": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "type"],
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+                        "type": {"enum": sinks},
+                        "sources": {"type": "array", "items": {"type": "string"}},
+                        "types": {"type": "array", "items": {"enum": ["user.created", "user.updated", "user.deleted"]}},
+                        "format": {"enum": ["native", "cloudevents"], "default": "native"}
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,172 @@
+use super::*;
+
+const ISSUE_EXAMPLE: &str = r#"
+[ingest]
+listen = "127.0.0.1:8080"
+max_body_bytes = 1048576
+
+[admin]
+listen = "127.0.0.1:9090"
+# token = "${ROLLCALL_ADMIN_TOKEN}"   # required when admin listens beyond loopback
+
+[store]
+type = "sqlite"
+path = "rollcall-data/rollcall.db"
+
+[[sources]]
+id = "zendesk-acme"
+connector = "zendesk"
+signing_secret = "${ZENDESK_SIGNING_SECRET}"
+
+[[sources]]
+id = "freshservice-initech"
+connector = "freshservice"
+signing_secret = "whsec_c2VjcmV0LWZvci1mcmVzaHNlcnZpY2UtdGVzdHM="
+
+[[sources]]
+id = "highlevel-agency"
+connector = "highlevel"
+# ed25519_public_key / rsa_public_key default to HighLevel's published keys
+
+[[sources]]
+id = "vcclive-callco"
+connector = "vcclive"
+secret_key = "${VCC_SECRET_KEY}"
+# cipher = "aes-256-ctr"; encryption_key = "..."
+
+[[sinks]]
+id = "archive"
+type = "file"
+path = "rollcall-data/events.jsonl"
+
+[[sinks]]
+id = "crm"
+type = "http"
+url = "http://127.0.0.1:9999/hooks/users"
+signing_secret = "whsec_c2lnbmluZy1zZWNyZXQ="
+# sources = ["zendesk-acme"]; types = ["user.deleted"]; format = "cloudevents"
+"#;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "ZENDESK_SIGNING_SECRET" => Some("zd-secret".into()),
+        "VCC_SECRET_KEY" => Some("vcc \"quoted\" key".into()),
+        _ => None,
+    }
+}
+
+#[test]
+fn accepts_the_documented_example_as_written() {
+    let config = Config::parse(ISSUE_EXAMPLE, env).unwrap();
+    assert_eq!(config.sources.len(), 4);
+    assert_eq!(config.sinks.len(), 2);
+    assert_eq!(config.ingest.max_body_bytes, 1_048_576);
+    assert_eq!(
+        config.sources[3].options["secret_key"],
+        serde_json::json!("vcc \"quoted\" key")
+    );
+}
+
+#[test]
+fn an_unset_variable_names_its_line_and_key() {
+    let error = Config::parse(ISSUE_EXAMPLE, |_| None).unwrap_err();
+    assert_eq!(error.line, Some(17));
+    assert_eq!(error.key.as_deref(), Some("signing_secret"));
+    assert!(error.message.contains("ZENDESK_SIGNING_SECRET"));
+}
+
+#[test]
+fn variables_in_comments_are_ignored() {
+    let text = "# ${NOT_SET}\n[ingest]\nlisten = \"127.0.0.1:1\" # ${ALSO_NOT_SET}\n";
+    assert!(Config::parse(text, |_| None).is_ok());
+}
+
+#[test]
+fn an_unknown_key_names_its_line() {
+    let text = "[ingest]\nlisten = \"127.0.0.1:1\"\nmax_body = 5\n";
+    let error = Config::parse(text, env).unwrap_err();
+    assert_eq!(error.line, Some(3));
+    assert!(error.message.contains("max_body"), "{error}");
+}
+
+#[test]
+fn an_unknown_connector_option_names_the_source_and_line() {
+    let text = "[[sources]]\nid = \"a\"\nconnector = \"zendesk\"\nsigning_secret = \"s\"\nsigning_secert = \"typo\"\n";
+    let error = Config::parse(text, env).unwrap_err();
+    assert_eq!(
+        error.key.as_deref(),
+        Some("sources[0].signing_secert"),
+        "{error}"
+    );
+    assert_eq!(error.line, Some(5));
+    assert!(error.message.contains("signing_secert"), "{error}");
+}
+
+#[test]
+fn duplicate_ids_are_rejected() {
+    let text = "[[sources]]\nid = \"a\"\nconnector = \"highlevel\"\n\n[[sources]]\nid = \"a\"\nconnector = \"highlevel\"\n";
+    let error = Config::parse(text, env).unwrap_err();
+    assert_eq!(error.line, Some(6));
+    assert_eq!(error.key.as_deref(), Some("sources[1].id"));
+    assert!(error.message.contains("duplicate"));
+}
+
+#[test]
+fn an_unknown_connector_lists_the_known_ones() {
+    let text = "[[sources]]\nid = \"a\"\nconnector = \"salesforce\"\n";
+    let error = Config::parse(text, env).unwrap_err();
+    assert_eq!(error.line, Some(3));
+    assert!(error.message.contains("zendesk"), "{error}");
+}
+
+#[test]
+fn a_sink_filter_must_name_a_configured_source() {
+    let text = "[[sinks]]\nid = \"out\"\ntype = \"stdout\"\nsources = [\"ghost\"]\n";
+    let error = Config::parse(text, env).unwrap_err();
+    assert_eq!(error.line, Some(4));
+    assert!(error.message.contains("ghost"));
+}
+
+#[test]
+fn admin_beyond_loopback_needs_a_token() {
+    let text = "[admin]\nlisten = \"0.0.0.0:9090\"\n";
+    let error = Config::parse(text, env).unwrap_err();
+    assert_eq!(error.key.as_deref(), Some("admin.token"));
+    assert_eq!(error.line, Some(2));
+    let text = "[admin]\nlisten = \"0.0.0.0:9090\"\ntoken = \"t\"\n";
+    assert!(Config::parse(text, env).is_ok());
+}
+
+#[test]
+fn errors_print_file_line_and_key() {
+    let error = ConfigError {
+        file: Some("rollcall.toml".into()),
+        line: Some(7),
+        key: Some("sources[0].id".into()),
+        message: "duplicate source id \"a\"".into(),
+    };
+    assert_eq!(
+        error.to_string(),
+        "rollcall.toml:7: sources[0].id: duplicate source id \"a\""
+    );
+}
+
+#[test]
+fn sink_filters_select_by_source_and_type() {
+    let text = "[[sources]]\nid = \"zd\"\nconnector = \"highlevel\"\n\n[[sinks]]\nid = \"out\"\ntype = \"stdout\"\nsources = [\"zd\"]\ntypes = [\"user.deleted\"]\nformat = \"cloudevents\"\n";
+    let config = Config::parse(text, env).unwrap();
+    let sink = &config.sinks[0];
+    assert!(sink.accepts("zd", "user.deleted"));
+    assert!(!sink.accepts("zd", "user.created"));
+    assert!(!sink.accepts("other", "user.deleted"));
+    assert_eq!(sink.format, Format::Cloudevents);
+}
+
+#[test]
+fn the_generated_example_is_a_valid_configuration() {
+    let text = example();
+    // Connectors' and sinks' examples reference secrets through variables; with every
+    // variable set (to a value every secret format accepts) the example must validate.
+    let config = Config::parse(&text, |_| Some("whsec_c2VjcmV0LXZhbHVl".to_owned()));
+    assert!(config.is_ok(), "{}\n{text}", config.unwrap_err());
+}

@@ -1,0 +1,288 @@
+//! The admin listener: health, metrics, and the operator's API.
+//!
+//! Everything but `/healthz` and `/readyz` requires `Authorization: Bearer <token>` when a
+//! token is configured (it must be when the listener is not on loopback).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rollcall_core::{Delivery, ErrorCode, Timestamp};
+use rollcall_store::{IngestBatch, IngestOutcome};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::api_error::ApiError;
+use super::state::AppState;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/v1/connectors", get(connectors))
+        .route("/v1/sources", get(sources))
+        .route("/v1/events", get(events))
+        .route("/v1/dead-letters", get(dead_letters))
+        .route("/v1/dead-letters/replay", post(replay_dead_letters))
+        .route("/v1/quarantine", get(quarantine_list))
+        .route("/v1/quarantine/{id}", get(quarantine_get))
+        .route("/v1/quarantine/{id}/replay", post(quarantine_replay))
+        .route("/v1/replay", post(replay))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .merge(protected)
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.admin_token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !rollcall_core::verify::constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+            return ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required")
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(error) => {
+            tracing::error!(error = %error, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "store_unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn connectors() -> Json<Value> {
+    let list: Vec<Value> = rollcall_core::registrations()
+        .iter()
+        .map(|r| json!({"name": r.name, "vendor": r.vendor, "event_types": r.event_types}))
+        .collect();
+    Json(json!({ "connectors": list }))
+}
+
+async fn sources(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let mut list: Vec<Value> = state
+        .sources
+        .values()
+        .map(|s| json!({"id": s.id, "connector": s.connector_name, "path": format!("/hooks/{}", s.id)}))
+        .collect();
+    list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Json(json!({ "sources": list }))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+fn default_limit() -> u32 {
+    100
+}
+
+async fn events(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let entries = state
+        .store
+        .journal_after(query.after, query.limit.min(1000))
+        .await?;
+    let mut events = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let event: Value = serde_json::from_slice(&entry.event).unwrap_or(Value::Null);
+        events.push(json!({"seq": entry.seq, "event": event}));
+    }
+    let next = entries.last().map_or(query.after, |entry| entry.seq);
+    Ok(Json(json!({"events": events, "next_after": next})))
+}
+
+#[derive(Debug, Deserialize)]
+struct DeadLetterQuery {
+    sink: Option<String>,
+    state: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+async fn dead_letters(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<DeadLetterQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let letters = state
+        .store
+        .dead_letters(query.sink, query.state, query.limit.min(1000))
+        .await?;
+    Ok(Json(json!({ "dead_letters": letters })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayDeadLetters {
+    sink: Option<String>,
+    #[serde(default)]
+    ids: Vec<i64>,
+}
+
+async fn replay_dead_letters(
+    State(state): State<Arc<AppState>>,
+    body: Option<Json<ReplayDeadLetters>>,
+) -> Result<Json<Value>, ApiError> {
+    let request = body.map(|Json(body)| body).unwrap_or_default();
+    if let Some(sink) = &request.sink {
+        if !state.sinks.iter().any(|s| &s.id == sink) {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no sink {sink:?}"),
+            ));
+        }
+    }
+    let queued = state
+        .store
+        .request_replay(request.sink, request.ids)
+        .await?;
+    Ok(Json(json!({ "queued": queued })))
+}
+
+#[derive(Debug, Deserialize)]
+struct QuarantineQuery {
+    state: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+async fn quarantine_list(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<QuarantineQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let entries = state
+        .store
+        .quarantined(query.state, query.limit.min(1000))
+        .await?;
+    Ok(Json(json!({ "quarantine": entries })))
+}
+
+async fn quarantine_get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let entry = state.store.quarantined_by_id(id).await?;
+    let mut value = serde_json::to_value(&entry).unwrap_or(Value::Null);
+    value["body"] = json!(String::from_utf8_lossy(&entry.body));
+    Ok(Json(value))
+}
+
+/// Re-runs a quarantined delivery through its source's connector (as this build has it) and
+/// commits the events it now produces.
+async fn quarantine_replay(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let entry = state.store.quarantined_by_id(id).await?;
+    if entry.state != "open" {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("quarantined delivery {id} was already replayed"),
+        ));
+    }
+    let Some(source) = state.sources.get(&entry.source) else {
+        return Err(ApiError::new(
+            ErrorCode::SourceUnknown,
+            format!("source {:?} is no longer configured", entry.source),
+        ));
+    };
+    let mut delivery = Delivery::new(entry.source.clone(), entry.body.clone(), entry.received_at)
+        .with_method(entry.method.clone());
+    for (name, value) in &entry.headers {
+        delivery.headers.insert(name.as_str(), value.as_str());
+    }
+    delivery.query = entry.query.clone();
+    let events = source
+        .connector
+        .normalize(&delivery)
+        .map_err(|error| ApiError {
+            code: error.code(),
+            message: format!("still failing: {error}"),
+            path: error.path().map(str::to_owned),
+            extra: None,
+        })?;
+    let outcome = state
+        .store
+        .resolve_quarantine(
+            id,
+            IngestBatch {
+                source: entry.source.clone(),
+                dedup_key: source.connector.dedup_key(&delivery),
+                received_at: entry.received_at,
+                events,
+            },
+        )
+        .await?;
+    let body = match outcome {
+        IngestOutcome::Accepted { event_ids } => {
+            json!({"accepted": event_ids.len(), "event_ids": event_ids})
+        }
+        IngestOutcome::Duplicate { event_ids } => {
+            json!({"duplicate": true, "event_ids": event_ids})
+        }
+    };
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    sink: String,
+    since: String,
+}
+
+/// Rewinds a sink so every event received at or after `since` is delivered again.
+async fn replay(
+    State(state): State<Arc<AppState>>,
+    Json(request): Json<ReplayRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.sinks.iter().any(|s| s.id == request.sink) {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no sink {:?}", request.sink),
+        ));
+    }
+    let since = Timestamp::parse_rfc3339(&request.since)
+        .map_err(|error| ApiError::new(ErrorCode::ConfigInvalid, format!("since: {error}")))?;
+    let cursor = state.store.rewind(&request.sink, since).await?;
+    Ok(Json(json!({"sink": request.sink, "cursor": cursor})))
+}

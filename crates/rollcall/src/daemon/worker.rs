@@ -1,0 +1,292 @@
+//! Delivery workers: one per sink, in journal order, at least once.
+//!
+//! A worker reads the journal after its sink's cursor, sends each event the sink's filter
+//! accepts, and retries transient failures with exponential backoff and full jitter (or the
+//! sink's `Retry-After`). A permanent failure, or a transient one that outlasts the
+//! schedule, makes the event a dead letter and the worker moves on. After each batch it
+//! flushes the sink and then advances the cursor, so an event is only forgotten once the
+//! sink has it: a crash re-sends at most one batch.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rollcall_core::{Format, OutboundEvent, Sink, SinkError};
+use rollcall_store::{JournalEntry, Store};
+use tokio::sync::watch;
+
+use crate::config::{DeliveryConfig, SinkConfig};
+use crate::metrics::Metrics;
+
+/// How often an idle worker looks for requested replays.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// One sink's delivery loop.
+#[derive(Debug)]
+pub struct Worker {
+    pub config: SinkConfig,
+    pub sink: Box<dyn Sink>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub delivery: DeliveryConfig,
+}
+
+/// Why a send loop gave up on an event.
+enum Failure {
+    /// The event is a dead letter: attempts made and the last error.
+    Dead { attempts: u32, error: String },
+    /// Shutdown was requested mid-retry; the event stays pending.
+    Stopped,
+}
+
+impl Worker {
+    /// Runs until `shutdown` turns true; then finishes the event in hand, flushes and
+    /// records its cursor.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let sink_id = self.config.id.clone();
+        let mut committed = self.store.subscribe();
+        tracing::info!(sink = %sink_id, kind = %self.config.kind, "delivery worker started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if let Err(error) = self.replay_dead_letters(&shutdown).await {
+                tracing::error!(sink = %sink_id, error = %error, "dead-letter replay failed");
+            }
+            match self.deliver_batch(&shutdown).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(sink = %sink_id, error = %error, "delivery round failed");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = committed.changed() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
+        }
+        if let Err(error) = self.sink.flush().await {
+            tracing::warn!(sink = %sink_id, error = %error, "flush at shutdown failed");
+        }
+        tracing::info!(sink = %sink_id, "delivery worker stopped");
+    }
+
+    /// Delivers one batch after the cursor. Returns whether there was anything to do.
+    async fn deliver_batch(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<bool> {
+        let sink_id = &self.config.id;
+        let cursor = self.store.cursor(sink_id).await?;
+        let entries = self
+            .store
+            .journal_after(cursor, self.delivery.batch_size)
+            .await?;
+        let latest = *self.store.subscribe().borrow();
+        self.metrics.set_gauge(
+            "rollcall_sink_lag_events",
+            &[("sink", sink_id)],
+            latest.saturating_sub(cursor),
+        );
+        if entries.is_empty() {
+            return Ok(false);
+        }
+        let mut done = cursor;
+        for entry in &entries {
+            if !self.config.accepts(&entry.source, &entry.event_type) {
+                done = entry.seq;
+                continue;
+            }
+            match self.send_with_retries(entry, shutdown).await {
+                Ok(()) => done = entry.seq,
+                Err(Failure::Stopped) => break,
+                Err(Failure::Dead { attempts, error }) => {
+                    // Everything before this event is sent; make it durable, then record the
+                    // dead letter and move the cursor past it in one commit.
+                    self.flush_and_advance(cursor, done).await?;
+                    self.store
+                        .dead_letter(sink_id, entry, attempts, &error)
+                        .await?;
+                    self.metrics
+                        .increment("rollcall_dead_letters_total", &[("sink", sink_id)]);
+                    tracing::warn!(sink = %sink_id, event_id = %entry.event_id, attempts, error = %error, "event moved to dead letters");
+                    done = entry.seq;
+                }
+            }
+        }
+        self.flush_and_advance(cursor, done).await?;
+        Ok(done > cursor)
+    }
+
+    async fn flush_and_advance(&self, cursor: i64, done: i64) -> anyhow::Result<()> {
+        if done <= cursor {
+            return Ok(());
+        }
+        self.sink
+            .flush()
+            .await
+            .map_err(|error| anyhow::anyhow!("flush failed: {error}"))?;
+        self.store.advance_cursor(&self.config.id, done).await?;
+        Ok(())
+    }
+
+    fn render(&self, entry: &JournalEntry) -> Result<OutboundEvent, String> {
+        let event = entry
+            .decode()
+            .map_err(|error| format!("journal entry {} is unreadable: {error}", entry.seq))?;
+        match self.config.format {
+            // The journal already holds the native rendering; reuse its bytes.
+            Format::Native => Ok(OutboundEvent {
+                event_id: event.id,
+                event_type: event.event_type,
+                source: event.source,
+                received_at: event.received_at,
+                content_type: "application/json",
+                body: entry.event.clone().into(),
+            }),
+            format => OutboundEvent::render(&event, format).map_err(|error| error.to_string()),
+        }
+    }
+
+    async fn send_with_retries(
+        &self,
+        entry: &JournalEntry,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), Failure> {
+        let sink_id = &self.config.id;
+        let outbound = self
+            .render(entry)
+            .map_err(|error| Failure::Dead { attempts: 0, error })?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            let result = self.sink.send(&outbound).await;
+            self.metrics.observe(
+                "rollcall_delivery_duration_seconds",
+                &[("sink", sink_id)],
+                started.elapsed(),
+            );
+            let error = match result {
+                Ok(()) => {
+                    self.metrics
+                        .increment("rollcall_sink_sent_total", &[("sink", sink_id)]);
+                    return Ok(());
+                }
+                Err(error) => error,
+            };
+            let kind = if error.is_permanent() {
+                "permanent"
+            } else {
+                "transient"
+            };
+            self.metrics.increment(
+                "rollcall_sink_failed_total",
+                &[("sink", sink_id), ("kind", kind)],
+            );
+            let retry_after = match &error {
+                SinkError::Permanent { message } => {
+                    return Err(Failure::Dead {
+                        attempts: attempt,
+                        error: message.clone(),
+                    })
+                }
+                SinkError::Transient { retry_after, .. } => *retry_after,
+            };
+            if attempt >= self.delivery.max_attempts {
+                return Err(Failure::Dead {
+                    attempts: attempt,
+                    error: error.to_string(),
+                });
+            }
+            let wait = retry_after
+                .map(|hint| hint.min(self.delivery.max_backoff()))
+                .unwrap_or_else(|| full_jitter(&self.delivery, attempt));
+            tracing::info!(sink = %sink_id, event_id = %entry.event_id, attempt, wait_ms = wait.as_millis() as u64, error = %error, "send failed; retrying");
+            let mut shutdown = shutdown.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return Err(Failure::Stopped),
+            }
+        }
+    }
+
+    /// Sends the dead letters an operator asked to replay (one attempt each; a failure puts
+    /// the letter back with its new error).
+    async fn replay_dead_letters(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
+        let sink_id = &self.config.id;
+        for (letter, entry) in self.store.pending_replays(sink_id, 64).await? {
+            if *shutdown.borrow() {
+                break;
+            }
+            let outcome = match self.render(&entry) {
+                Ok(outbound) => match self.sink.send(&outbound).await {
+                    Ok(()) => self.sink.flush().await.map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                },
+                Err(error) => Err(error),
+            };
+            match &outcome {
+                Ok(()) => {
+                    self.metrics
+                        .increment("rollcall_sink_sent_total", &[("sink", sink_id)]);
+                    tracing::info!(sink = %sink_id, event_id = %entry.event_id, "dead letter replayed");
+                }
+                Err(error) => {
+                    tracing::warn!(sink = %sink_id, event_id = %entry.event_id, error = %error, "dead letter replay failed")
+                }
+            }
+            self.store.finish_replay(letter.id, outcome.err()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Exponential backoff with full jitter: a uniform wait in `[0, min(max, initial * 2^(n-1))]`.
+pub fn full_jitter(delivery: &DeliveryConfig, attempt: u32) -> Duration {
+    let ceiling = backoff_ceiling(delivery, attempt);
+    let millis = ceiling.as_millis() as u64;
+    if millis == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::random_range(0..=millis))
+}
+
+/// The upper bound of the `attempt`-th wait.
+pub fn backoff_ceiling(delivery: &DeliveryConfig, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(32);
+    delivery
+        .initial_backoff()
+        .saturating_mul(1u32 << exponent.min(31))
+        .min(delivery.max_backoff())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_ceilings_double_and_stop_at_the_maximum() {
+        let delivery = DeliveryConfig {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 1000,
+            ..DeliveryConfig::default()
+        };
+        let ceilings: Vec<_> = (1..=6)
+            .map(|n| backoff_ceiling(&delivery, n).as_millis())
+            .collect();
+        assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff_ceiling(&delivery, 200).as_millis(), 1000);
+    }
+
+    #[test]
+    fn jittered_waits_stay_within_the_ceiling() {
+        let delivery = DeliveryConfig {
+            initial_backoff_ms: 50,
+            max_backoff_ms: 400,
+            ..DeliveryConfig::default()
+        };
+        for attempt in 1..10 {
+            for _ in 0..50 {
+                assert!(full_jitter(&delivery, attempt) <= backoff_ceiling(&delivery, attempt));
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The daemon end to end: a real `rollcall serve` on free ports, real HTTP, a real
+//! SQLite journal, file and HTTP sinks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use rollcall_core::Timestamp;
+use serde_json::{json, Value};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Sends raw request bytes and reads one response: status and JSON body.
+async fn raw_request(base: &str, head: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+                return (
+                    status,
+                    serde_json::from_str(&body[..length]).unwrap_or(Value::Null),
+                );
+            }
+        }
+    }
+    panic!(
+        "no complete response: {}",
+        String::from_utf8_lossy(&response)
+    );
+}
+
+fn file_sink(dir: &std::path::Path) -> String {
+    format!(
+        "[[sinks]]\nid = \"archive\"\ntype = \"file\"\npath = \"{}\"\n",
+        dir.join("events.jsonl").display()
+    )
+}
+
+fn fast_retries() -> &'static str {
+    "[delivery]\nmax_attempts = 4\ninitial_backoff_ms = 20\nmax_backoff_ms = 100\n"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ingest_answer_has_its_status_and_code() {
+    let dir = tempfile::tempdir().unwrap();
+    // No ingest limit configured: the default 1 MiB applies.
+    let daemon = Daemon::start(dir.path(), &sources_toml());
+    let client = client();
+    let body = fixture("zendesk", "webhook_user_created.json");
+
+    // 202 once the commit is durable.
+    let signed = sign("zd", &body, Timestamp::now());
+    let (status, answer) = post_signed(&client, &daemon.url("zd"), &signed).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 1);
+    let event_ids = answer["event_ids"].clone();
+    assert_eq!(event_ids.as_array().unwrap().len(), 1);
+
+    // 200 duplicate for the same vendor event, with the first event ids.
+    let again = sign("zd", &body, Timestamp::now());
+    let (status, answer) = post_signed(&client, &daemon.url("zd"), &again).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer, json!({"duplicate": true, "event_ids": event_ids}));
+
+    // 401 signature_missing: no signature headers.
+    let (status, answer) = post_signed(
+        &client,
+        &daemon.url("zd"),
+        &Signed {
+            url_query: None,
+            headers: vec![],
+            body: body.clone(),
+        },
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("signature_missing"))
+    );
+
+    // 401 signature_invalid: one byte changed after signing.
+    let mut tampered = sign("zd", &body, Timestamp::now());
+    tampered.body[10] ^= 1;
+    let (status, answer) = post_signed(&client, &daemon.url("zd"), &tampered).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("signature_invalid"))
+    );
+
+    // 401 timestamp_out_of_tolerance: signed an hour ago.
+    let stale = Timestamp::from_unix_seconds(Timestamp::now().unix_seconds() - 3600).unwrap();
+    let (status, answer) = post_signed(&client, &daemon.url("zd"), &sign("zd", &body, stale)).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("timestamp_out_of_tolerance"))
+    );
+
+    // 400 payload_invalid, with the path, and the delivery kept in quarantine.
+    let bad = br#"{"type": "zen:event-type:user.created", "id": "x1", "time": "not a time", "detail": {"id": "5"}}"#;
+    let (status, answer) = post_signed(
+        &client,
+        &daemon.url("zd"),
+        &sign("zd", bad, Timestamp::now()),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "payload_invalid");
+    assert_eq!(answer["error"]["path"], "time");
+    assert!(answer["error"]["quarantine_id"].is_i64());
+
+    // 400 event_unsupported, also quarantined.
+    let other = br#"{"type": "zen:event-type:organization.created", "id": "x2", "time": "2099-07-04T05:33:18Z", "detail": {"id": "5"}}"#;
+    let (status, answer) = post_signed(
+        &client,
+        &daemon.url("zd"),
+        &sign("zd", other, Timestamp::now()),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("event_unsupported"))
+    );
+
+    // 404 source_unknown.
+    let (status, answer) = post_signed(&client, &daemon.url("nope"), &signed).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("source_unknown"))
+    );
+
+    // 413 body_too_large, answered from the declared length before the body is read (a
+    // raw request: an HTTP client would still be writing the body when the answer comes).
+    let (status, answer) = raw_request(
+        &daemon.ingest,
+        "POST /hooks/zd HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048577\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+
+    // 405 for a GET that is no vendor handshake.
+    let response = client.get(daemon.url("zd")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+
+    // The quarantine holds both rejected deliveries, without their signature headers.
+    let quarantine: Value = client
+        .get(format!("{}/v1/quarantine", daemon.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = quarantine["quarantine"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for entry in entries {
+        let headers = entry["headers"].to_string().to_ascii_lowercase();
+        assert!(!headers.contains("signature\""), "{headers}");
+    }
+
+    // Metrics count each outcome by code.
+    let metrics = client
+        .get(format!("{}/metrics", daemon.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains(r#"rollcall_ingest_requests_total{source="zd",outcome="accepted"} 1"#));
+    assert!(
+        metrics.contains(r#"rollcall_ingest_requests_total{source="zd",outcome="duplicate"} 1"#)
+    );
+    assert!(metrics
+        .contains(r#"rollcall_ingest_rejected_total{source="zd",code="signature_invalid"} 1"#));
+    assert!(metrics
+        .contains(r#"rollcall_ingest_rejected_total{source="_unknown",code="source_unknown"} 1"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_is_delivered_once_and_sigterm_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        dir.path(),
+        &format!("{}{}", sources_toml(), file_sink(dir.path())),
+    );
+    let client = client();
+    let body = fixture("vcclive", "user_created.json");
+    for _ in 0..3 {
+        let (status, _) = post_signed(
+            &client,
+            &daemon.url("vcc"),
+            &sign("vcc", &body, Timestamp::now()),
+        )
+        .await;
+        assert!(status == 202 || status == 200);
+    }
+    // Several distinct deliveries right before SIGTERM: all answered 202 must reach the file.
+    let mut accepted = Vec::new();
+    for n in 0..20 {
+        let body = format!(
+            r#"{{"old": null, "new": {{"userId": {n}, "name": "User {n}", "state": "active"}}, "timestamp": "2026-11-22T10:00:00+01:00"}}"#
+        );
+        let (status, answer) = post_signed(
+            &client,
+            &daemon.url("vcc"),
+            &sign("vcc", body.as_bytes(), Timestamp::now()),
+        )
+        .await;
+        assert_eq!(status, 202);
+        accepted.push(answer["event_ids"][0].as_str().unwrap().to_owned());
+    }
+    let status = daemon.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let lines = file_lines(&dir.path().join("events.jsonl"));
+    let ids: Vec<_> = lines
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let created_180 = lines.iter().filter(|e| e["user"]["id"] == "180").count();
+    assert_eq!(
+        created_180, 1,
+        "the repeated delivery reached the sink more than once"
+    );
+    for id in &accepted {
+        assert!(
+            ids.contains(id),
+            "event {id} was accepted but not delivered before exit"
+        );
+    }
+    assert_eq!(ids.len(), 21);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_sink_failing_three_times_then_succeeding_gets_the_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(3, 503).await;
+    let daemon = Daemon::start(
+        dir.path(),
+        &format!(
+            "{}{}[[sinks]]\nid = \"crm\"\ntype = \"http\"\nurl = \"{}\"\n",
+            fast_retries(),
+            sources_toml(),
+            receiver.url
+        ),
+    );
+    let client = client();
+    let body = fixture("freshservice", "onUserCreate.json");
+    let (status, answer) = post_signed(
+        &client,
+        &daemon.url("fs"),
+        &sign("fs", &body, Timestamp::now()),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let id = answer["event_ids"][0].clone();
+    eventually(WAIT, "the event is delivered", || {
+        receiver.delivered().len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.attempts(), 4);
+    assert_eq!(receiver.delivered().len(), 1);
+    assert_eq!(receiver.delivered()[0]["id"], id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanently_failing_sink_makes_a_dead_letter_that_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(usize::MAX, 400).await;
+    let daemon = Daemon::start(
+        dir.path(),
+        &format!(
+            "{}{}[[sinks]]\nid = \"crm\"\ntype = \"http\"\nurl = \"{}\"\n",
+            fast_retries(),
+            sources_toml(),
+            receiver.url
+        ),
+    );
+    let client = client();
+    let body = fixture("vcclive", "user_created.json");
+    let (status, _) = post_signed(
+        &client,
+        &daemon.url("vcc"),
+        &sign("vcc", &body, Timestamp::now()),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let admin = daemon.admin.clone();
+    let letters = loop {
+        let page: Value = client
+            .get(format!("{admin}/v1/dead-letters?sink=crm"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !page["dead_letters"].as_array().unwrap().is_empty() {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // A 400 is permanent: one attempt, no retries.
+    assert_eq!(receiver.attempts(), 1);
+    assert_eq!(letters["dead_letters"][0]["state"], "dead");
+
+    // The receiver is fixed; the operator replays the dead letters.
+    receiver
+        .failures
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let replay: Value = client
+        .post(format!("{admin}/v1/dead-letters/replay"))
+        .json(&json!({"sink": "crm"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay["queued"], 1);
+    eventually(WAIT, "the replayed event arrives", || {
+        receiver.delivered().len() == 1
+    })
+    .await;
+    assert_eq!(receiver.delivered()[0]["user"]["id"], "180");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_delivery_replays_after_the_source_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    // The source is misconfigured: it expects encrypted bodies but VCC sends plain JSON.
+    let broken = sources_toml().replace(
+        &format!("secret_key = \"{VCC_SECRET}\""),
+        &format!("secret_key = \"{VCC_SECRET}\"\ncipher = \"aes-256-ctr\"\nencryption_key = \"k\""),
+    );
+    let daemon = Daemon::start(dir.path(), &format!("{broken}{}", file_sink(dir.path())));
+    let client = client();
+    let body = fixture("vcclive", "user_created.json");
+    let signed = Signed {
+        url_query: Some(format!("secret-key={VCC_SECRET}")),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.clone(),
+    };
+    let (status, answer) = post_signed(&client, &daemon.url("vcc"), &signed).await;
+    assert_eq!(status, 400, "{answer}");
+    let id = answer["error"]["quarantine_id"].as_i64().unwrap();
+    // The stored query has no secret key.
+    let entry: Value = client
+        .get(format!("{}/v1/quarantine/{id}", daemon.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!entry.to_string().contains(VCC_SECRET));
+    drop(daemon);
+
+    // Fixed configuration, same store: the replay commits and delivers the event.
+    let daemon = Daemon::start(
+        dir.path(),
+        &format!("{}{}", sources_toml(), file_sink(dir.path())),
+    );
+    let replay: Value = client
+        .post(format!("{}/v1/quarantine/{id}/replay", daemon.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay["accepted"], 1, "{replay}");
+    let path = dir.path().join("events.jsonl");
+    eventually(WAIT, "the replayed event reaches the file", || {
+        file_lines(&path).len() == 1
+    })
+    .await;
+    assert_eq!(file_lines(&path)[0]["user"]["id"], "180");
+}
