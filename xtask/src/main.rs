@@ -94,6 +94,7 @@ fn ci() -> Result<()> {
 }
 
 fn bench_ingest(extra: &[&str]) -> Result<()> {
+    let extra = extra.strip_prefix(&["--"]).unwrap_or(extra);
     cargo(&[
         "build",
         "--release",
@@ -120,6 +121,7 @@ fn bench_ingest(extra: &[&str]) -> Result<()> {
 }
 
 fn bench_normalize(extra: &[&str]) -> Result<()> {
+    let extra = extra.strip_prefix(&["--"]).unwrap_or(extra);
     let mut args = vec!["bench", "--package", "rollcall", "--bench", "normalize"];
     if !extra.is_empty() {
         args.push("--");

@@ -310,44 +310,63 @@ impl UserEvent {
 
 /// The unified fields that differ between `before` and `after`, in model order.
 ///
-/// Top-level fields are compared as JSON values; `workspace` is compared key by key
-/// (`workspace.name`). `remote_data` is never part of a change list: it is the vendor's raw
-/// object, not a unified field.
+/// Fields are compared as values and only differing ones are rendered to JSON; `workspace`
+/// is compared key by key (`workspace.name`). `remote_data` is never part of a change list:
+/// it is the vendor's raw object, not a unified field (and rendering it would cost more
+/// than the rest of the comparison).
 pub fn diff_users(before: &User, after: &User) -> Vec<FieldChange> {
-    let (Ok(Value::Object(before)), Ok(Value::Object(after))) =
-        (serde_json::to_value(before), serde_json::to_value(after))
-    else {
-        return Vec::new();
-    };
+    fn json<T: Serialize>(value: &T) -> Value {
+        serde_json::to_value(value).unwrap_or(Value::Null)
+    }
     let mut changes = Vec::new();
-    for field in USER_FIELDS {
-        let from = before.get(*field).cloned().unwrap_or(Value::Null);
-        let to = after.get(*field).cloned().unwrap_or(Value::Null);
-        if from == to {
-            continue;
-        }
-        if let (true, Value::Object(from_map), Value::Object(to_map)) =
-            (*field == "workspace", &from, &to)
-        {
-            for key in ["id", "name", "organization"] {
-                let from = from_map.get(key).cloned().unwrap_or(Value::Null);
-                let to = to_map.get(key).cloned().unwrap_or(Value::Null);
-                if from != to {
-                    changes.push(FieldChange {
-                        field: format!("workspace.{key}"),
-                        from,
-                        to,
-                    });
-                }
-            }
-            continue;
-        }
+    let mut push = |field: &str, from: Value, to: Value| {
         changes.push(FieldChange {
-            field: (*field).to_owned(),
+            field: field.to_owned(),
             from,
             to,
-        });
+        })
+    };
+    macro_rules! compare {
+        ($($field:ident),*) => {$(
+            if before.$field != after.$field {
+                push(stringify!($field), json(&before.$field), json(&after.$field));
+            }
+        )*};
     }
+    compare!(
+        id,
+        first_name,
+        last_name,
+        title,
+        name,
+        username,
+        emails,
+        phones,
+        status,
+        roles,
+        organizations
+    );
+    if before.workspace != after.workspace {
+        match (&before.workspace, &after.workspace) {
+            (Some(from), Some(to)) => {
+                for (key, from, to) in [
+                    ("workspace.id", &from.id, &to.id),
+                    ("workspace.name", &from.name, &to.name),
+                    (
+                        "workspace.organization",
+                        &from.organization,
+                        &to.organization,
+                    ),
+                ] {
+                    if from != to {
+                        push(key, json(from), json(to));
+                    }
+                }
+            }
+            (from, to) => push("workspace", json(from), json(to)),
+        }
+    }
+    compare!(groups, avatar, timezone, languages, created_at, updated_at, urls);
     changes
 }
 

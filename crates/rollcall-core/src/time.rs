@@ -24,9 +24,12 @@ pub struct TimestampError {
 }
 
 impl Timestamp {
-    /// The current time. Hosts call this once per delivery; connectors never do.
+    /// The current time, to the millisecond (what the journal stores and event ids carry).
+    /// Hosts call this once per delivery; connectors never do.
     pub fn now() -> Self {
-        Self(OffsetDateTime::now_utc())
+        let now = OffsetDateTime::now_utc();
+        let millis = now.unix_timestamp_nanos() / 1_000_000;
+        Self(OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000).unwrap_or(now))
     }
 
     /// RFC 3339 with any offset (`Z`, `+05:30`, `-07:00`), with or without a fraction.

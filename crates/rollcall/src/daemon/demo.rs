@@ -56,12 +56,13 @@ pub fn describe(config: &Config) -> String {
          rollcall: demo secrets (for trying rollcall locally; configure real sources with --config):\n",
     );
     for source in &config.sources {
+        let mut secrets = describe_options(&source.options);
+        if secrets.is_empty() {
+            secrets = "(signed with a demo key: use rollcall sign)".to_owned();
+        }
         text.push_str(&format!(
-            "  {:<20} POST http://{}/hooks/{}   {}\n",
-            source.id,
-            config.ingest.listen,
-            source.id,
-            describe_options(&source.options)
+            "  {:<20} POST http://{}/hooks/{}   {secrets}\n",
+            source.id, config.ingest.listen, source.id,
         ));
     }
     text.push_str(

@@ -102,8 +102,6 @@ pub async fn serve(config: Config) -> Result<()> {
     let ingest_address = ingest_listener.local_addr()?;
     let admin_address = admin_listener.local_addr()?;
     // Tests and scripts read these two lines to find the ports when configured with :0.
-    tracing::info!(address = %ingest_address, "ingest listening");
-    tracing::info!(address = %admin_address, "admin listening");
     eprintln!("rollcall: ingest listening on http://{ingest_address}");
     eprintln!("rollcall: admin listening on http://{admin_address}");
 
