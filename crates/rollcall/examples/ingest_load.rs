@@ -76,13 +76,17 @@ async fn main() -> Result<()> {
     let stderr = child.stderr.take().context("no stderr")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut ingest = None;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(address) = line.strip_prefix("rollcall: ingest listening on ") {
-                let _ = tx.send(address.to_owned());
+                ingest = Some(address.to_owned());
+            }
+            if let Some(address) = line.strip_prefix("rollcall: admin listening on ") {
+                let _ = tx.send((ingest.clone().unwrap_or_default(), address.to_owned()));
             }
         }
     });
-    let base = rx
+    let (base, admin) = rx
         .recv_timeout(Duration::from_secs(30))
         .context("the daemon did not start")?;
     let url = format!("{base}/hooks/fs");
@@ -155,7 +159,36 @@ async fn main() -> Result<()> {
     }
     let elapsed = started.elapsed();
 
-    // SIGTERM drains the delivery worker before exit.
+    // Let the file sink catch up (bounded), so the ledger compares finished work; the time
+    // it takes is the delivery backlog the load left behind.
+    let accepted_so_far = outcomes.lock().unwrap()[0];
+    let drain_started = Instant::now();
+    let count_lines = || {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    while count_lines() < accepted_so_far && drain_started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain = drain_started.elapsed();
+    let metrics = client
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let read_metric = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let commits = read_metric("rollcall_store_commits_total ");
+    let writes = read_metric("rollcall_store_writes_total ");
+
+    // SIGTERM: the daemon stops cleanly.
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()?;
@@ -185,6 +218,15 @@ async fn main() -> Result<()> {
         percentile(0.50).as_secs_f64() * 1000.0,
         percentile(0.99).as_secs_f64() * 1000.0,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0
+    );
+    println!(
+        "store: {writes:.0} writes in {commits:.0} commits ({:.1} writes per fsync)",
+        writes / commits.max(1.0)
+    );
+    println!(
+        "delivery: backlog drained {:.1} s after the load stopped; file sink {:.0} events/s over the run",
+        drain.as_secs_f64(),
+        delivered as f64 / (elapsed + drain).as_secs_f64()
     );
     println!(
         "ledger: sent {sent} = accepted {accepted} + duplicate {duplicate} + rejected {rejected} + failed {failed}; delivered to file sink {delivered}; daemon exit {status}"

@@ -77,11 +77,17 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    let mut text = state.metrics.render();
+    // Group commit at work: writes per commit is the batching factor.
+    let stats = state.store.writer_stats();
+    text.push_str(&format!(
+        "# HELP rollcall_store_commits_total Transactions the store's writer committed.\n\
+         # TYPE rollcall_store_commits_total counter\nrollcall_store_commits_total {}\n\
+         # HELP rollcall_store_writes_total Writes committed (several share one commit).\n\
+         # TYPE rollcall_store_writes_total counter\nrollcall_store_writes_total {}\n",
+        stats.commits, stats.jobs
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn connectors() -> Json<Value> {
