@@ -5,6 +5,7 @@
 //!   registry ([`ConnectorRegistration`], collected with `inventory`).
 //! * [`verify`]: signature primitives (HMAC-SHA256, Ed25519, RSA PKCS#1 v1.5, Standard
 //!   Webhooks), constant-time comparison and timestamp tolerance.
+//! * [`directory`]: how an event changes what rollcall knows about a user.
 //! * [`time`]: vendor timestamps in, RFC 3339 UTC out.
 //! * [`sink`]: the [`Sink`] trait and its registry.
 //! * [`error`]: error types with stable codes, an HTTP status and a retry decision.
@@ -14,6 +15,7 @@
 
 pub mod connector;
 pub mod de;
+pub mod directory;
 pub mod error;
 pub mod json;
 pub mod model;

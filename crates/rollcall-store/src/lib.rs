@@ -13,6 +13,7 @@
 //! Reads use a separate connection; WAL lets them run while the writer commits.
 #![forbid(unsafe_code)]
 
+mod directory;
 mod schema;
 mod writer;
 
@@ -24,6 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use tokio::sync::watch;
 
+pub use crate::directory::{DirectoryEntry, UserQuery};
 use crate::writer::Writer;
 pub use crate::writer::WriterStats;
 
@@ -199,11 +201,12 @@ impl Store {
 
     /// Commits a delivery's events and its dedup key in one transaction, unless the key was
     /// seen before. Returns once the commit is on disk.
+    ///
+    /// Each event goes through the user directory in the same transaction
+    /// ([`rollcall_core::directory::apply`]): the journal keeps the completed event, with the
+    /// best-known user, its previous state and the changes.
     pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestOutcome> {
-        let rows = encode_events(&batch.events)?;
-        self.writer
-            .write(move |tx| insert_batch(tx, &batch, &rows))
-            .await
+        self.writer.write(move |tx| insert_batch(tx, batch)).await
     }
 
     /// Keeps a delivery that could not be normalized.
@@ -235,11 +238,10 @@ impl Store {
     /// Marks a quarantined delivery replayed, committing the events it now produces (with
     /// dedup) in the same transaction.
     pub async fn resolve_quarantine(&self, id: i64, batch: IngestBatch) -> Result<IngestOutcome> {
-        let rows = encode_events(&batch.events)?;
         let now = Timestamp::now().unix_millis();
         self.writer
             .write(move |tx| {
-                let outcome = insert_batch(tx, &batch, &rows)?;
+                let outcome = insert_batch(tx, batch)?;
                 let changed = tx.execute(
                     "UPDATE quarantine SET state = 'replayed', resolved_at = ?2 WHERE id = ?1 AND state = 'open'",
                     params![id, now],
@@ -555,6 +557,8 @@ pub(crate) enum WriteError {
     Database(#[from] rusqlite::Error),
     #[error("no such {what}: {id}")]
     NotFound { what: &'static str, id: String },
+    #[error(transparent)]
+    Encode(serde_json::Error),
 }
 
 impl From<WriteError> for StoreError {
@@ -562,35 +566,14 @@ impl From<WriteError> for StoreError {
         match error {
             WriteError::Database(error) => StoreError::Database(error),
             WriteError::NotFound { what, id } => StoreError::NotFound { what, id },
+            WriteError::Encode(error) => StoreError::Encode(error),
         }
     }
 }
 
-struct EncodedEvent {
-    event_id: String,
-    event_type: &'static str,
-    user_id: String,
-    json: Vec<u8>,
-}
-
-fn encode_events(events: &[UserEvent]) -> Result<Vec<EncodedEvent>> {
-    events
-        .iter()
-        .map(|event| {
-            Ok(EncodedEvent {
-                event_id: event.id.clone(),
-                event_type: event.event_type.as_str(),
-                user_id: event.user.id.clone(),
-                json: serde_json::to_vec(event)?,
-            })
-        })
-        .collect()
-}
-
 fn insert_batch(
     tx: &Connection,
-    batch: &IngestBatch,
-    rows: &[EncodedEvent],
+    mut batch: IngestBatch,
 ) -> std::result::Result<IngestOutcome, WriteError> {
     let previous: Option<String> = tx
         .prepare_cached("SELECT event_ids FROM dedup WHERE source = ?1 AND key = ?2")?
@@ -605,17 +588,20 @@ fn insert_batch(
         "INSERT INTO journal (event_id, source, event_type, user_id, received_at, event) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    for row in rows {
+    let mut event_ids = Vec::with_capacity(batch.events.len());
+    for event in &mut batch.events {
+        directory::apply_event(tx, &batch.source, event, received_at)?;
+        let json = serde_json::to_vec(event).map_err(WriteError::Encode)?;
         insert.execute(params![
-            row.event_id,
+            event.id,
             batch.source,
-            row.event_type,
-            row.user_id,
+            event.event_type.as_str(),
+            event.user.id,
             received_at,
-            row.json
+            json
         ])?;
+        event_ids.push(event.id.clone());
     }
-    let event_ids: Vec<String> = rows.iter().map(|row| row.event_id.clone()).collect();
     let ids_json = serde_json::Value::from(event_ids.clone()).to_string();
     tx.prepare_cached(
         "INSERT INTO dedup (source, key, received_at, event_ids) VALUES (?1, ?2, ?3, ?4)",

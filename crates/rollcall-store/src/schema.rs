@@ -26,7 +26,8 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
     Ok(connection)
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE journal (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id    TEXT    NOT NULL UNIQUE,
@@ -81,7 +82,26 @@ CREATE TABLE dead_letters (
     resolved_at INTEGER
 );
 CREATE INDEX dead_letters_sink_state ON dead_letters (sink, state, id);
-"#];
+"#,
+    r#"
+CREATE TABLE users (
+    source     TEXT    NOT NULL,
+    user_id    TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    deleted    INTEGER NOT NULL,   -- 1: a tombstone
+    partial    INTEGER NOT NULL,   -- 1: never seen complete
+    status     TEXT,
+    username   TEXT,
+    email      TEXT,               -- the primary (else first) email, lower case
+    updated_at INTEGER NOT NULL,   -- Unix milliseconds of the last event applied
+    user       BLOB    NOT NULL,   -- the unified User as JSON
+    PRIMARY KEY (source, user_id)
+) WITHOUT ROWID;
+CREATE INDEX users_status ON users (source, status);
+CREATE INDEX users_username ON users (username);
+CREATE INDEX users_email ON users (email);
+"#,
+];
 
 /// Applies the migrations the database has not seen (tracked in `user_version`).
 pub(crate) fn migrate(connection: &Connection) -> Result<()> {

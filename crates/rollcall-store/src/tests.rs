@@ -257,3 +257,106 @@ async fn writes_after_close_fail_cleanly() {
         Err(StoreError::Closed)
     ));
 }
+
+fn user_event(id: &str, event_type: EventType, user: User) -> UserEvent {
+    UserEvent {
+        event_type,
+        user,
+        ..event(id, "unused")
+    }
+}
+
+#[tokio::test]
+async fn the_directory_completes_updates_with_previous_and_changes() {
+    let (_dir, store) = open();
+    let created = User {
+        name: Some("Ann".into()),
+        status: Some(rollcall_core::UserStatus::Active),
+        ..User::with_id("7")
+    };
+    let mut first = batch("k1", &[]);
+    first.events = vec![user_event("e1", EventType::Created, created.clone())];
+    store.ingest(first).await.unwrap();
+    let updated = User {
+        status: Some(rollcall_core::UserStatus::Inactive),
+        ..created.clone()
+    };
+    let mut second = batch("k2", &[]);
+    second.events = vec![user_event("e2", EventType::Updated, updated.clone())];
+    store.ingest(second).await.unwrap();
+
+    let journal = store.journal_after(0, 10).await.unwrap();
+    let update = journal[1].decode().unwrap();
+    assert_eq!(update.previous, Some(created));
+    let changes = update.changes.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].field, "status");
+
+    let entry = store.user("src", "7").await.unwrap();
+    assert_eq!(entry.version, 2);
+    assert_eq!(entry.user, updated);
+    let (inactive, total) = store
+        .users(UserQuery {
+            status: Some("inactive".into()),
+            limit: 10,
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((inactive.len(), total), (1, 1));
+}
+
+#[tokio::test]
+async fn a_deleted_user_is_a_tombstone_hidden_from_listings_by_default() {
+    let (_dir, store) = open();
+    let mut first = batch("k1", &[]);
+    first.events = vec![user_event("e1", EventType::Created, User::with_id("7"))];
+    store.ingest(first).await.unwrap();
+    let mut second = batch("k2", &[]);
+    second.events = vec![user_event("e2", EventType::Deleted, User::with_id("7"))];
+    store.ingest(second).await.unwrap();
+    let entry = store.user("src", "7").await.unwrap();
+    assert!(entry.deleted);
+    let (visible, _) = store
+        .users(UserQuery {
+            limit: 10,
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(visible.is_empty());
+    let (all, _) = store
+        .users(UserQuery {
+            include_deleted: true,
+            limit: 10,
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+#[tokio::test]
+async fn users_are_found_by_username_or_primary_email() {
+    let (_dir, store) = open();
+    let user = User {
+        emails: Some(vec![rollcall_core::Email {
+            email: "Ann@Example.com".into(),
+            email_type: None,
+            is_primary: Some(true),
+        }]),
+        ..User::with_id("7")
+    };
+    let mut first = batch("k1", &[]);
+    first.events = vec![user_event("e1", EventType::Created, user)];
+    store.ingest(first).await.unwrap();
+    let (found, _) = store
+        .users(UserQuery {
+            user_name: Some("ann@example.com".into()),
+            limit: 10,
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+}

@@ -1,0 +1,363 @@
+//! What rollcall knows about each user, and how an event changes it.
+//!
+//! Vendors tell different amounts: VCC Live sends old and new, Freshservice a `changes` map,
+//! Zendesk one delta at a time without the user's name, HighLevel only the new state. The
+//! host keeps the latest unified user per (source, user id) and runs every event through
+//! [`apply`] in the same transaction that journals it, so each emitted event carries the
+//! best-known full user, the previous state and the exact unified changes, whatever the
+//! vendor sent.
+//!
+//! # Rules
+//!
+//! * A **full** event (`partial == false`) states the user's whole state: it replaces the
+//!   known user.
+//! * A **partial** event states only part of it. Fields present in its `user` override the
+//!   known ones; absent fields keep their known value. For list fields (`emails`, `groups`,
+//!   ...) the event's own `changes` say what was added and removed; the known list loses
+//!   the removed items and gains the added ones, and items the partial user lists are kept.
+//!   Items are matched by `id`, else by `email`, `number`, `url` or `name`.
+//! * `remote_data` objects are merged key by key, so the latest vendor fields win and
+//!   earlier ones are kept.
+//! * With a known user, an event's `previous` is the known user and its `changes` are
+//!   computed with [`diff_users`]. Without one, the event keeps what the connector said
+//!   (a first-seen user under an update gets no invented `previous`).
+//! * A `user.deleted` event keeps the user as a tombstone: the record stays, marked deleted,
+//!   with status `deleted`.
+
+use serde_json::{Map, Value};
+
+use crate::model::{diff_users, EventType, User, UserEvent, UserStatus};
+
+/// The directory's record of one user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownUser {
+    pub user: User,
+    /// How many events have been applied to this user.
+    pub version: i64,
+    pub deleted: bool,
+    /// True while every event seen for the user was partial (the user was never complete).
+    pub partial: bool,
+}
+
+/// Completes `event` with the known state and returns the user's new record.
+pub fn apply(known: Option<&KnownUser>, event: &mut UserEvent) -> KnownUser {
+    let Some(known) = known else {
+        return KnownUser {
+            user: event.user.clone(),
+            version: 1,
+            deleted: event.event_type == EventType::Deleted,
+            partial: event.partial,
+        };
+    };
+    let merged = if event.partial {
+        merge_partial(
+            &known.user,
+            &event.user,
+            event.changes.as_deref().unwrap_or(&[]),
+        )
+    } else {
+        let mut full = event.user.clone();
+        full.remote_data = merge_remote_data(
+            known.user.remote_data.as_ref(),
+            event.user.remote_data.as_ref(),
+        );
+        full
+    };
+    let mut merged = merged;
+    if event.event_type == EventType::Deleted {
+        merged.status = Some(UserStatus::Deleted);
+    }
+    event.previous = Some(known.user.clone());
+    event.changes = Some(diff_users(&known.user, &merged));
+    event.user = merged.clone();
+    event.partial = known.partial && event.partial;
+    KnownUser {
+        user: merged,
+        version: known.version + 1,
+        deleted: event.event_type == EventType::Deleted,
+        partial: event.partial,
+    }
+}
+
+/// The known user with a partial event applied.
+fn merge_partial(known: &User, partial: &User, changes: &[crate::model::FieldChange]) -> User {
+    let (Ok(Value::Object(mut base)), Ok(Value::Object(update))) =
+        (serde_json::to_value(known), serde_json::to_value(partial))
+    else {
+        return known.clone();
+    };
+    for (field, value) in update {
+        if field == "remote_data" {
+            continue;
+        }
+        let change = changes.iter().find(|change| change.field == field);
+        let merged = match (base.remove(&field), value, change) {
+            (Some(Value::Array(known_items)), Value::Array(stated), change) => {
+                Value::Array(merge_list(known_items, stated, change))
+            }
+            (_, value, _) => value,
+        };
+        base.insert(field, merged);
+    }
+    let mut user: User =
+        serde_json::from_value(Value::Object(base)).unwrap_or_else(|_| known.clone());
+    user.remote_data = merge_remote_data(known.remote_data.as_ref(), partial.remote_data.as_ref());
+    user
+}
+
+/// A known list with a partial event's statement applied: removed items go, added items and
+/// the items the event lists are present, in known order then new ones.
+fn merge_list(
+    known: Vec<Value>,
+    stated: Vec<Value>,
+    change: Option<&crate::model::FieldChange>,
+) -> Vec<Value> {
+    let empty = Vec::new();
+    let (from, to) = match change {
+        Some(change) => (
+            change.from.as_array().unwrap_or(&empty),
+            change.to.as_array().unwrap_or(&empty),
+        ),
+        None => (&empty, &empty),
+    };
+    let removed: Vec<&Value> = from
+        .iter()
+        .filter(|item| !to.iter().any(|other| same_item(item, other)))
+        .collect();
+    let mut result: Vec<Value> = known
+        .into_iter()
+        .filter(|item| !removed.iter().any(|gone| same_item(item, gone)))
+        .collect();
+    for item in to.iter().chain(stated.iter()) {
+        match result.iter_mut().find(|existing| same_item(existing, item)) {
+            // The event's version of an item is newer (is_primary, a name).
+            Some(existing) => *existing = merge_item(existing, item),
+            None => result.push(item.clone()),
+        }
+    }
+    result
+}
+
+fn merge_item(known: &Value, newer: &Value) -> Value {
+    match (known, newer) {
+        (Value::Object(known), Value::Object(newer)) => {
+            let mut merged = known.clone();
+            for (key, value) in newer {
+                merged.insert(key.clone(), value.clone());
+            }
+            Value::Object(merged)
+        }
+        (_, newer) => newer.clone(),
+    }
+}
+
+/// Whether two list items are the same thing (a group, an email...).
+fn same_item(left: &Value, right: &Value) -> bool {
+    match (left, right) {
+        (Value::Object(left), Value::Object(right)) => {
+            for key in ["id", "email", "number", "url", "name"] {
+                match (left.get(key), right.get(key)) {
+                    (Some(Value::String(a)), Some(Value::String(b))) => {
+                        return if key == "email" {
+                            a.eq_ignore_ascii_case(b)
+                        } else {
+                            a == b
+                        };
+                    }
+                    (Some(a), Some(b)) if !a.is_null() && !b.is_null() => return a == b,
+                    _ => continue,
+                }
+            }
+            left == right
+        }
+        (left, right) => left == right,
+    }
+}
+
+/// `remote_data` objects merged key by key (the newer wins); otherwise the newer as is.
+fn merge_remote_data(known: Option<&Value>, newer: Option<&Value>) -> Option<Value> {
+    match (known, newer) {
+        (Some(Value::Object(known)), Some(Value::Object(newer))) => {
+            let mut merged: Map<String, Value> = known.clone();
+            for (key, value) in newer {
+                merged.insert(key.clone(), value.clone());
+            }
+            Some(Value::Object(merged))
+        }
+        (known, None) => known.cloned(),
+        (_, Some(newer)) => Some(newer.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{FieldChange, Group, VendorEvent};
+    use crate::time::Timestamp;
+
+    fn event(event_type: EventType, user: User, partial: bool) -> UserEvent {
+        UserEvent {
+            id: "e".into(),
+            event_type,
+            source: "s".into(),
+            connector: "c".into(),
+            vendor_event: VendorEvent::default(),
+            received_at: Timestamp::from_unix_seconds(0).unwrap(),
+            actor: None,
+            user,
+            previous: None,
+            changes: None,
+            partial,
+        }
+    }
+
+    fn group(id: &str) -> Group {
+        Group {
+            id: Some(id.into()),
+            ..Group::default()
+        }
+    }
+
+    fn known(user: User) -> KnownUser {
+        KnownUser {
+            user,
+            version: 1,
+            deleted: false,
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn a_first_seen_user_keeps_what_the_connector_said() {
+        let mut first = event(EventType::Updated, User::with_id("1"), true);
+        let record = apply(None, &mut first);
+        assert_eq!(first.previous, None);
+        assert_eq!(first.changes, None);
+        assert!(record.partial);
+        assert_eq!(record.version, 1);
+    }
+
+    #[test]
+    fn a_full_update_is_diffed_against_the_known_user() {
+        let before = User {
+            name: Some("Ann".into()),
+            status: Some(UserStatus::Active),
+            ..User::with_id("1")
+        };
+        let after = User {
+            name: Some("Ann".into()),
+            status: Some(UserStatus::Inactive),
+            ..User::with_id("1")
+        };
+        let mut update = event(EventType::Updated, after.clone(), false);
+        let record = apply(Some(&known(before.clone())), &mut update);
+        assert_eq!(update.previous, Some(before));
+        let fields: Vec<_> = update
+            .changes
+            .unwrap()
+            .iter()
+            .map(|c| c.field.clone())
+            .collect();
+        assert_eq!(fields, ["status"]);
+        assert_eq!(record.user, after);
+        assert_eq!(record.version, 2);
+    }
+
+    #[test]
+    fn a_partial_delta_completes_from_the_known_user() {
+        let before = User {
+            name: Some("Ann".into()),
+            title: Some("Engineer".into()),
+            groups: Some(vec![group("10"), group("20")]),
+            remote_data: Some(json!({"id": 1, "notes": "vip"})),
+            ..User::with_id("1")
+        };
+        // "Removed from group 20": the delta names only the default group and the change.
+        let partial = User {
+            groups: Some(vec![group("10")]),
+            name: Some("Ann B".into()),
+            remote_data: Some(json!({"id": 1, "role": "agent"})),
+            ..User::with_id("1")
+        };
+        let mut delta = event(EventType::Updated, partial, true);
+        delta.changes = Some(vec![FieldChange {
+            field: "groups".into(),
+            from: json!([{"id": "10"}, {"id": "20"}]),
+            to: json!([{"id": "10"}]),
+        }]);
+        apply(Some(&known(before)), &mut delta);
+        assert_eq!(delta.user.title.as_deref(), Some("Engineer"));
+        assert_eq!(delta.user.name.as_deref(), Some("Ann B"));
+        assert_eq!(delta.user.groups, Some(vec![group("10")]));
+        assert_eq!(
+            delta.user.remote_data,
+            Some(json!({"id": 1, "notes": "vip", "role": "agent"}))
+        );
+        assert!(!delta.partial, "a delta on a complete user is complete");
+        let fields: Vec<_> = delta
+            .changes
+            .unwrap()
+            .iter()
+            .map(|c| c.field.clone())
+            .collect();
+        assert_eq!(fields, ["name", "groups"]);
+    }
+
+    #[test]
+    fn a_partial_addition_keeps_the_other_items() {
+        let before = User {
+            groups: Some(vec![group("10"), group("20")]),
+            ..User::with_id("1")
+        };
+        let mut delta = event(
+            EventType::Updated,
+            User {
+                groups: Some(vec![group("10"), group("30")]),
+                ..User::with_id("1")
+            },
+            true,
+        );
+        delta.changes = Some(vec![FieldChange {
+            field: "groups".into(),
+            from: json!([{"id": "10"}]),
+            to: json!([{"id": "10"}, {"id": "30"}]),
+        }]);
+        apply(Some(&known(before)), &mut delta);
+        assert_eq!(
+            delta.user.groups,
+            Some(vec![group("10"), group("20"), group("30")])
+        );
+    }
+
+    #[test]
+    fn a_delete_keeps_a_tombstone_with_the_best_known_user() {
+        let before = User {
+            name: Some("Ann".into()),
+            status: Some(UserStatus::Active),
+            ..User::with_id("1")
+        };
+        let mut deletion = event(EventType::Deleted, User::with_id("1"), true);
+        let record = apply(Some(&known(before)), &mut deletion);
+        assert!(record.deleted);
+        assert_eq!(deletion.user.name.as_deref(), Some("Ann"));
+        assert_eq!(deletion.user.status, Some(UserStatus::Deleted));
+        let fields: Vec<_> = deletion
+            .changes
+            .unwrap()
+            .iter()
+            .map(|c| c.field.clone())
+            .collect();
+        assert_eq!(fields, ["status"]);
+    }
+
+    #[test]
+    fn emails_match_case_insensitively() {
+        assert!(same_item(
+            &json!({"email": "A@x.io"}),
+            &json!({"email": "a@X.io", "is_primary": true})
+        ));
+        assert!(!same_item(&json!({"id": "1"}), &json!({"id": "2"})));
+    }
+}
