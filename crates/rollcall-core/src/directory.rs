@@ -10,7 +10,8 @@
 //! # Rules
 //!
 //! * A **full** event (`partial == false`) states the user's whole state: it replaces the
-//!   known user.
+//!   known user, except `created_at`, which is kept when the event does not restate it
+//!   (creation does not un-happen because a later event leaves the time out).
 //! * A **partial** event states only part of it. Fields present in its `user` override the
 //!   known ones; absent fields keep their known value. For list fields (`emails`, `groups`,
 //!   ...) the event's own `changes` say what was added and removed; the known list loses
@@ -64,6 +65,11 @@ pub fn apply(known: Option<&KnownUser>, event: &mut UserEvent) -> KnownUser {
         full
     };
     let mut merged = merged;
+    // Creation is history: an event that does not restate it (VCC Live's User Changed,
+    // HighLevel's UserUpdate) leaves it as known, rather than reporting it removed.
+    if merged.created_at.is_none() {
+        merged.created_at = known.user.created_at;
+    }
     if event.event_type == EventType::Deleted {
         merged.status = Some(UserStatus::Deleted);
     }

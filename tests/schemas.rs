@@ -1,0 +1,106 @@
+//! Outputs checked against JSON Schemas: the CloudEvents 1.0 projection of every connector's
+//! events, and the generated example configuration against `rollcall config schema`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use rollcall_core::{Delivery, Format, OutboundEvent, SourceOptions, Timestamp};
+use serde_json::Value;
+
+// Link the connectors.
+use rollcall as _;
+
+fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn validator(schema: &Value) -> jsonschema::Validator {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .unwrap()
+}
+
+#[test]
+fn every_connectors_events_are_valid_cloudevents() {
+    let schema: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("tests/schemas/cloudevents-1.0.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = validator(&schema);
+    let received_at = Timestamp::parse_rfc3339("2026-01-01T00:00:00.123Z").unwrap();
+    let mut checked = 0;
+    for registration in rollcall_core::registrations() {
+        let connector = (registration.build)(&SourceOptions::offline("acme")).unwrap();
+        let fixtures = repo().join("connectors").join(registration.name).join("fixtures");
+        for entry in std::fs::read_dir(fixtures).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.to_string_lossy().into_owned();
+            if !name.ends_with(".json") || name.ends_with(".expected.json") {
+                continue;
+            }
+            let delivery = Delivery::new("acme", std::fs::read(&path).unwrap(), received_at);
+            let Ok(events) = connector.normalize(&delivery) else {
+                continue;
+            };
+            for event in events {
+                let rendered = OutboundEvent::render(&event, Format::Cloudevents).unwrap();
+                assert_eq!(rendered.content_type, "application/cloudevents+json");
+                let document: Value = serde_json::from_slice(&rendered.body).unwrap();
+                let errors: Vec<String> = validator
+                    .iter_errors(&document)
+                    .map(|error| format!("{error} at {}", error.instance_path()))
+                    .collect();
+                assert!(errors.is_empty(), "{name}: {errors:?}");
+                assert_eq!(document["type"], format!("dev.rollcall.{}", event.event_type));
+                assert_eq!(document["source"], "/sources/acme");
+                assert_eq!(document["subject"], event.user.id);
+                assert_eq!(document["data"]["id"], event.id);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} events checked");
+}
+
+#[test]
+fn a_document_breaking_the_cloudevents_rules_is_rejected() {
+    let schema: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("tests/schemas/cloudevents-1.0.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = validator(&schema);
+    let valid = serde_json::json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"});
+    assert!(validator.is_valid(&valid));
+    for broken in [
+        serde_json::json!({"specversion": "1.0", "id": "1", "source": "/s"}),
+        serde_json::json!({"specversion": "0.3", "id": "1", "source": "/s", "type": "t"}),
+        serde_json::json!({"specversion": "1.0", "id": "", "source": "/s", "type": "t"}),
+        serde_json::json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "time": "yesterday"}),
+        serde_json::json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "Bad_Name": 1}),
+    ] {
+        assert!(!validator.is_valid(&broken), "{broken}");
+    }
+}
+
+#[test]
+fn the_example_configuration_matches_the_published_schema() {
+    let example = rollcall::config::example();
+    // Every `${VAR}` set to a value each secret format accepts.
+    let config = rollcall::config::Config::parse(&example, |_| {
+        Some("whsec_c2VjcmV0LXZhbHVl".to_owned())
+    });
+    assert!(config.is_ok());
+    let as_json: Value = toml::from_str::<toml::Value>(&example.replace(
+        "${",
+        "SET-",
+    ))
+    .map(|value| serde_json::to_value(value).unwrap())
+    .unwrap();
+    let validator = validator(&rollcall::config::schema());
+    let errors: Vec<String> = validator
+        .iter_errors(&as_json)
+        .map(|error| format!("{error} at {}", error.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
