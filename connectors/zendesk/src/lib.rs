@@ -24,16 +24,23 @@
 //! the body; the timestamp must be within five minutes of the receive time ([`signature`]).
 //! Deliveries are deduplicated on the envelope's `id`. The connector signs test requests the
 //! same way ([`Connector::sign`]).
+//!
+//! # Enrichment
+//!
+//! With `api_token`, `email` and `subdomain` set, [`Connector::enrich`] completes a webhook's
+//! partial user from `GET /api/v2/users/{id}.json`, within a timeout, a rate limit and a
+//! circuit breaker ([`enrich`]). Failures leave the event partial; they never block it.
 #![forbid(unsafe_code)]
 
+pub mod enrich;
 pub mod mapping;
 pub mod payload;
 pub mod signature;
 
 use rollcall_core::verify::{encode_base64, DEFAULT_TOLERANCE_SECONDS};
 use rollcall_core::{
-    ConfigError, Connector, ConnectorRegistration, Delivery, NormalizeError, Secret, SignError,
-    SourceOptions, UserEvent, VerifyError,
+    ConfigError, Connector, ConnectorRegistration, Delivery, EnrichError, NormalizeError, Secret,
+    SignError, SourceOptions, UserEvent, VerifyError,
 };
 use serde::Deserialize;
 
@@ -80,18 +87,30 @@ pub struct ZendeskOptions {
     /// Required, except for commands that only normalize.
     #[serde(default)]
     pub signing_secret: Option<Secret>,
-    /// Reserved for enrichment from the Zendesk API: accepted, not used yet.
+    /// Enrichment: a Zendesk API token (Admin Center > Apps and integrations > APIs > Zendesk
+    /// API). `api_token`, `email` and `subdomain` go together.
     #[serde(default)]
     pub api_token: Option<Secret>,
-    /// Reserved for enrichment: the email address the API token belongs to.
+    /// Enrichment: the email address of the user the API token belongs to.
     #[serde(default)]
     pub email: Option<String>,
-    /// Reserved for enrichment: the account's subdomain (`acme` for acme.zendesk.com).
+    /// Enrichment: the account's subdomain (`acme` for acme.zendesk.com).
     #[serde(default)]
     pub subdomain: Option<String>,
-    /// Reserved for enrichment: an API base URL overriding the subdomain's.
+    /// Enrichment: the API base URL, overriding `https://{subdomain}.zendesk.com`. Must be
+    /// `http://` in this build (no TLS compiled in).
     #[serde(default)]
     pub api_base_url: Option<String>,
+    /// Enrichment: the timeout of one API request, in milliseconds (default 3000).
+    #[serde(default)]
+    pub api_timeout_ms: Option<u64>,
+    /// Enrichment: API requests per second at most (default 10); beyond it events go out
+    /// partial instead of waiting.
+    #[serde(default)]
+    pub api_rate_per_second: Option<f64>,
+    /// Enrichment: how long the circuit breaker stays open, in milliseconds (default 30000).
+    #[serde(default)]
+    pub api_breaker_cooldown_ms: Option<u64>,
 }
 
 /// The Zendesk connector for one configured source.
@@ -99,6 +118,8 @@ pub struct ZendeskOptions {
 pub struct ZendeskConnector {
     /// `None` only for an offline connector.
     signing_secret: Option<Secret>,
+    /// `None` when the source has no API credentials.
+    enricher: Option<enrich::Enricher>,
 }
 
 impl ZendeskConnector {
@@ -106,7 +127,24 @@ impl ZendeskConnector {
     pub fn from_options(options: &SourceOptions) -> Result<Self, ConfigError> {
         let parsed: ZendeskOptions = options.parse()?;
         let signing_secret = options.require_secret(parsed.signing_secret, "signing_secret")?;
-        Ok(Self { signing_secret })
+        let enricher = enrich::Enricher::from_options(&enrich::EnrichOptions {
+            api_token: parsed.api_token.as_ref(),
+            email: parsed.email.as_deref(),
+            subdomain: parsed.subdomain.as_deref(),
+            api_base_url: parsed.api_base_url.as_deref(),
+            api_timeout_ms: parsed.api_timeout_ms,
+            api_rate_per_second: parsed.api_rate_per_second,
+            api_breaker_cooldown_ms: parsed.api_breaker_cooldown_ms,
+        })?;
+        Ok(Self {
+            signing_secret,
+            enricher,
+        })
+    }
+
+    /// Whether the source has API credentials, so partial events can be completed.
+    pub fn enriches(&self) -> bool {
+        self.enricher.is_some()
     }
 }
 
@@ -145,6 +183,16 @@ impl Connector for ZendeskConnector {
         signature::sign_delivery(secret, delivery);
         Ok(())
     }
+
+    /// Completes a partial webhook user from the Zendesk API, when the source has API
+    /// credentials. `Ok` with the event still partial means it was not tried: no
+    /// credentials, a `user.deleted` event, the rate limit or the open circuit breaker.
+    async fn enrich(&self, event: &mut UserEvent) -> Result<(), EnrichError> {
+        match &self.enricher {
+            Some(enricher) => enricher.enrich(event).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// The `id` of a webhook envelope (an object with `type`), when the body is one.
@@ -181,11 +229,16 @@ connector = "zendesk"
 # The webhook's signing secret: Admin Center > Apps and integrations > Webhooks >
 # the webhook > Signing secret > Reveal secret.
 signing_secret = "${ZENDESK_SIGNING_SECRET}"
-# Reserved for enrichment from the Zendesk API (accepted, not used yet):
+# Optional: complete webhook users (which lack name, phone...) from the Zendesk API.
+# api_token, email and subdomain go together. This build has no TLS, so api_base_url must
+# be an http:// URL (a TLS-terminating proxy in front of https://acme.zendesk.com).
 # subdomain = "acme"
 # email = "admin@acme.example"
 # api_token = "${ZENDESK_API_TOKEN}"
-# api_base_url = "https://acme.zendesk.com"
+# api_base_url = "http://zendesk-proxy.internal:8080"
+# api_timeout_ms = 3000
+# api_rate_per_second = 10
+# api_breaker_cooldown_ms = 30000
 "#;
 
 rollcall_core::inventory::submit! {
@@ -226,5 +279,28 @@ mod tests {
             serde_json::json!({"signing_secret": "s3cret"}),
         );
         assert!(ZendeskConnector::from_options(&options).is_ok());
+    }
+
+    #[test]
+    fn the_example_enrichment_options_build_once_uncommented() {
+        let mut options = serde_json::json!({"signing_secret": "s3cret"});
+        for line in EXAMPLE_CONFIG.lines() {
+            let Some((key, value)) = line
+                .strip_prefix("# ")
+                .and_then(|line| line.split_once(" = "))
+            else {
+                continue;
+            };
+            let value = match value.strip_prefix('"') {
+                Some(text) => serde_json::json!(text
+                    .trim_end_matches('"')
+                    .replace("${ZENDESK_API_TOKEN}", "t0ken")),
+                None => serde_json::from_str(value).unwrap(),
+            };
+            options[key] = value;
+        }
+        assert_eq!(options.as_object().unwrap().len(), 8, "{options}");
+        let options = SourceOptions::new("zendesk-acme", options);
+        assert!(ZendeskConnector::from_options(&options).unwrap().enriches());
     }
 }

@@ -1,0 +1,672 @@
+//! Completing partial users from the Zendesk Support API.
+//!
+//! A webhook's `detail` lacks the user's name, phone, photo, locale, time zone and status, so
+//! every webhook event is `partial`. With API credentials configured, [`Enricher::enrich`]
+//! fetches `GET {base}/api/v2/users/{id}.json` (HTTP basic auth `{email}/token:{api_token}`),
+//! maps the Support user it returns with the connector's bare-user mapping
+//! ([`mapping::user_from_support`]) and makes it the event's user: the API object is the
+//! user's current state, so it replaces the webhook's partial user (its `remote_data` is the
+//! API object) and the event is no longer partial. The event's type and `changes` (what the
+//! webhook said changed) are kept.
+//!
+//! Guards, all per source:
+//!
+//! * a timeout per request (`api_timeout_ms`, default 3000);
+//! * a token bucket (`api_rate_per_second`, default 10, burst of one second's worth): when it
+//!   is empty the event is not enriched, rather than waiting;
+//! * a circuit breaker: after [`BREAKER_THRESHOLD`] consecutive failures it opens for
+//!   `api_breaker_cooldown_ms` (default 30 s) and events are not enriched; then one request
+//!   is let through (half-open): success closes the breaker, failure opens it again. A 429
+//!   with `Retry-After` opens it for that long.
+//!
+//! Not enriching is not a failure: `enrich` then returns `Ok(())` and leaves the event
+//! partial, which the host counts as `skipped`. Failures return [`EnrichError`] (the event is
+//! left unchanged), with messages that carry neither the token nor the user's data.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rollcall_core::{ConfigError, EnrichError, EventType, Secret, User, UserEvent};
+
+use crate::mapping;
+use crate::payload::{self, Payload};
+
+/// Default `api_timeout_ms`.
+pub const DEFAULT_TIMEOUT_MS: u64 = 3_000;
+/// Default `api_rate_per_second`.
+pub const DEFAULT_RATE_PER_SECOND: f64 = 10.0;
+/// Default `api_breaker_cooldown_ms`.
+pub const DEFAULT_BREAKER_COOLDOWN_MS: u64 = 30_000;
+/// Consecutive failures that open the circuit breaker.
+pub const BREAKER_THRESHOLD: u32 = 5;
+/// The largest response body read: a Support user is a few kilobytes.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+/// The longest `Retry-After` honoured; longer values are cut to this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
+/// How long a half-open trial request holds off other requests beyond its own timeout, in
+/// case it is cancelled and never reports back.
+const TRIAL_MARGIN: Duration = Duration::from_secs(1);
+
+/// The enrichment options of a source, as configured.
+#[derive(Debug, Default)]
+pub struct EnrichOptions<'a> {
+    pub api_token: Option<&'a Secret>,
+    pub email: Option<&'a str>,
+    pub subdomain: Option<&'a str>,
+    pub api_base_url: Option<&'a str>,
+    pub api_timeout_ms: Option<u64>,
+    pub api_rate_per_second: Option<f64>,
+    pub api_breaker_cooldown_ms: Option<u64>,
+}
+
+impl EnrichOptions<'_> {
+    fn any(&self) -> bool {
+        self.api_token.is_some()
+            || self.email.is_some()
+            || self.subdomain.is_some()
+            || self.api_base_url.is_some()
+            || self.api_timeout_ms.is_some()
+            || self.api_rate_per_second.is_some()
+            || self.api_breaker_cooldown_ms.is_some()
+    }
+}
+
+/// Fetches users from one Zendesk account's API, within the source's guards.
+#[derive(Debug)]
+pub struct Enricher {
+    client: reqwest::Client,
+    /// Without a trailing `/`.
+    base_url: String,
+    email: String,
+    api_token: Secret,
+    timeout: Duration,
+    guard: Mutex<Guard>,
+}
+
+impl Enricher {
+    /// The enricher for a source's options: `None` when no enrichment option is set.
+    ///
+    /// `api_token`, `email` and `subdomain` go together; the other options need them. The
+    /// API base URL must be `http://`: this build has no TLS (see the connector's doc page).
+    pub fn from_options(options: &EnrichOptions<'_>) -> Result<Option<Self>, ConfigError> {
+        if !options.any() {
+            return Ok(None);
+        }
+        let together = "is required for enrichment (api_token, email and subdomain go together)";
+        let api_token = options
+            .api_token
+            .ok_or_else(|| ConfigError::new("api_token", together))?;
+        if api_token.expose().trim().is_empty() {
+            return Err(ConfigError::new("api_token", "must not be empty"));
+        }
+        let email = options
+            .email
+            .map(str::trim)
+            .ok_or_else(|| ConfigError::new("email", together))?;
+        if email.is_empty() || !email.contains('@') {
+            return Err(ConfigError::new(
+                "email",
+                "must be the email address of the API token's user",
+            ));
+        }
+        let subdomain = options
+            .subdomain
+            .map(str::trim)
+            .ok_or_else(|| ConfigError::new("subdomain", together))?;
+        let valid_label = !subdomain.is_empty()
+            && subdomain
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-');
+        if !valid_label {
+            return Err(ConfigError::new(
+                "subdomain",
+                "must be the account's subdomain (`acme` for acme.zendesk.com)",
+            ));
+        }
+        let base_url = match options.api_base_url {
+            Some(url) => url.trim().trim_end_matches('/').to_owned(),
+            None => format!("https://{subdomain}.zendesk.com"),
+        };
+        check_base_url(&base_url)?;
+
+        let timeout_ms = options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            return Err(ConfigError::new("api_timeout_ms", "must be at least 1"));
+        }
+        let rate = options
+            .api_rate_per_second
+            .unwrap_or(DEFAULT_RATE_PER_SECOND);
+        if !rate.is_finite() || rate <= 0.0 {
+            return Err(ConfigError::new(
+                "api_rate_per_second",
+                "must be a number above 0",
+            ));
+        }
+        let cooldown = Duration::from_millis(
+            options
+                .api_breaker_cooldown_ms
+                .unwrap_or(DEFAULT_BREAKER_COOLDOWN_MS),
+        );
+        let timeout = Duration::from_millis(timeout_ms);
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("rollcall/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| {
+                ConfigError::new(
+                    "api_base_url",
+                    format!("cannot build the HTTP client: {error}"),
+                )
+            })?;
+        Ok(Some(Self {
+            client,
+            base_url,
+            email: email.to_owned(),
+            api_token: api_token.clone(),
+            timeout,
+            guard: Mutex::new(Guard {
+                bucket: TokenBucket::new(rate, Instant::now()),
+                breaker: Breaker::new(cooldown),
+            }),
+        }))
+    }
+
+    /// The API base URL requests go to (`http://127.0.0.1:8080`), without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Completes a partial event from the API; see the module docs for the rules.
+    pub async fn enrich(&self, event: &mut UserEvent) -> Result<(), EnrichError> {
+        // A full user needs nothing; a deleted user is gone (the API answers 404).
+        if !event.partial || event.event_type == EventType::Deleted {
+            return Ok(());
+        }
+        let id = zendesk_user_id(&event.user.id)?;
+        let Some(trial) = self.admit(Instant::now()) else {
+            return Ok(());
+        };
+        let fetched = self.fetch(id).await;
+        let (health, result) = match fetched {
+            Ok(user) => (Health::Healthy, complete(event, user)),
+            Err(failure) => (failure.health, Err(failure.error)),
+        };
+        self.record(health, trial, Instant::now());
+        result
+    }
+
+    /// Whether a request may go out now: `None` to skip it (breaker open, a half-open trial
+    /// already in flight, or no token left), else whether it is the half-open trial.
+    fn admit(&self, now: Instant) -> Option<bool> {
+        let mut guard = self.lock();
+        let trial = match guard.breaker.state(now) {
+            BreakerState::Closed => false,
+            BreakerState::Open => return None,
+            BreakerState::HalfOpen => true,
+        };
+        if !guard.bucket.try_take(now) {
+            return None;
+        }
+        if trial {
+            guard.breaker.trial_until = Some(now + self.timeout + TRIAL_MARGIN);
+        }
+        Some(trial)
+    }
+
+    fn record(&self, health: Health, trial: bool, now: Instant) {
+        self.lock().breaker.record(health, trial, now);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Guard> {
+        // The guard holds counters only: a panic elsewhere leaves them usable.
+        self.guard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `GET /api/v2/users/{id}.json`, mapped to a unified user.
+    async fn fetch(&self, id: &str) -> Result<User, Failure> {
+        let url = format!("{}/api/v2/users/{id}.json", self.base_url);
+        let mut response = self
+            .client
+            .get(url)
+            .basic_auth(
+                format!("{}/token", self.email),
+                Some(self.api_token.expose()),
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|error| self.transport_failure(&error))?;
+        let status = response.status();
+        match status.as_u16() {
+            200..=299 => {}
+            404 => {
+                return Err(Failure::healthy(
+                    false,
+                    "the Zendesk API does not know the user (404)",
+                ))
+            }
+            429 => {
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.trim().parse::<u64>().ok())
+                    .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
+                let (health, message) = match retry_after {
+                    Some(wait) => (
+                        Health::RetryAfter(wait),
+                        format!(
+                            "the Zendesk API is rate limiting (429); pausing enrichment for {} s",
+                            wait.as_secs()
+                        ),
+                    ),
+                    None => (
+                        Health::Failing,
+                        "the Zendesk API is rate limiting (429)".to_owned(),
+                    ),
+                };
+                return Err(Failure {
+                    error: enrich_error(true, message),
+                    health,
+                });
+            }
+            401 | 403 => {
+                return Err(Failure::failing(
+                    false,
+                    format!(
+                        "the Zendesk API refused the credentials ({}): check email and api_token",
+                        status.as_u16()
+                    ),
+                ))
+            }
+            code if status.is_server_error() => {
+                return Err(Failure::failing(
+                    true,
+                    format!("the Zendesk API answered {code}"),
+                ))
+            }
+            code => {
+                return Err(Failure::failing(
+                    false,
+                    format!("the Zendesk API answered {code}"),
+                ))
+            }
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| self.transport_failure(&error))?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(Failure::failing(
+                    false,
+                    format!("the Zendesk API answered more than {MAX_RESPONSE_BYTES} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let bare = match payload::parse(&body) {
+            Ok(Payload::User(bare)) => bare,
+            Ok(Payload::Webhook(_)) => {
+                return Err(Failure::failing(
+                    false,
+                    "the Zendesk API answered something other than a user object",
+                ))
+            }
+            // The error names a path and a reason, not the values.
+            Err(error) => {
+                return Err(Failure::failing(
+                    false,
+                    format!("the Zendesk API's user object is not readable: {error}"),
+                ))
+            }
+        };
+        let payload::BareUser { user, raw, .. } = *bare;
+        if user.id.as_deref() != Some(id) {
+            return Err(Failure::healthy(
+                false,
+                "the Zendesk API answered with another user (merged?)",
+            ));
+        }
+        Ok(mapping::user_from_support(&user, id.to_owned(), raw))
+    }
+
+    fn transport_failure(&self, error: &reqwest::Error) -> Failure {
+        let message = if error.is_timeout() {
+            format!(
+                "the Zendesk API did not answer within {} ms",
+                self.timeout.as_millis()
+            )
+        } else if error.is_connect() {
+            "cannot connect to the Zendesk API".to_owned()
+        } else {
+            // Without the URL: it names the user. The request carries no secret in it.
+            let mut message = format!("request to the Zendesk API failed: {error}");
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            message
+        };
+        Failure::failing(true, message)
+    }
+}
+
+/// Makes the API's user the event's user, unless the API's state is older than the event.
+fn complete(event: &mut UserEvent, user: User) -> Result<(), EnrichError> {
+    if let (Some(event_time), Some(api_time)) = (event.user.updated_at, user.updated_at) {
+        if api_time < event_time {
+            // A lagging read: the webhook's delta is newer than what the API returned.
+            return Err(enrich_error(
+                true,
+                "the Zendesk API returned a user older than the event",
+            ));
+        }
+    }
+    event.user = user;
+    event.partial = false;
+    Ok(())
+}
+
+/// The user id as a path segment: Zendesk ids are numbers.
+fn zendesk_user_id(id: &str) -> Result<&str, EnrichError> {
+    if !id.is_empty() && id.len() <= 20 && id.bytes().all(|byte| byte.is_ascii_digit()) {
+        Ok(id)
+    } else {
+        Err(enrich_error(false, "the user id is not a Zendesk user id"))
+    }
+}
+
+fn check_base_url(base_url: &str) -> Result<(), ConfigError> {
+    let parsed = reqwest::Url::parse(base_url).map_err(|error| {
+        ConfigError::new(
+            "api_base_url",
+            format!("{base_url:?} is not a URL: {error}"),
+        )
+    })?;
+    match parsed.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(ConfigError::new(
+                "api_base_url",
+                format!(
+                    "{base_url} needs TLS, which this build of rollcall does not include (its HTTP \
+                     client has no TLS backend compiled in); set api_base_url to an http:// URL, \
+                     such as a TLS-terminating proxy in front of Zendesk, or remove the \
+                     enrichment options"
+                ),
+            ))
+        }
+        other => {
+            return Err(ConfigError::new(
+                "api_base_url",
+                format!("the scheme must be http, not {other}"),
+            ))
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new("api_base_url", "has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ConfigError::new(
+            "api_base_url",
+            "must not carry credentials: use email and api_token",
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ConfigError::new(
+            "api_base_url",
+            "must not have a query or a fragment",
+        ));
+    }
+    Ok(())
+}
+
+fn enrich_error(retryable: bool, message: impl Into<String>) -> EnrichError {
+    EnrichError {
+        message: message.into(),
+        retryable,
+    }
+}
+
+/// A failed fetch and what it says about the API's health.
+struct Failure {
+    error: EnrichError,
+    health: Health,
+}
+
+impl Failure {
+    /// The API answered properly, but not with a usable user (404, another user).
+    fn healthy(retryable: bool, message: impl Into<String>) -> Self {
+        Self {
+            error: enrich_error(retryable, message),
+            health: Health::Healthy,
+        }
+    }
+
+    /// The API failed: counts towards opening the breaker.
+    fn failing(retryable: bool, message: impl Into<String>) -> Self {
+        Self {
+            error: enrich_error(retryable, message),
+            health: Health::Failing,
+        }
+    }
+}
+
+/// What one request says about the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    /// It answered (2xx, or 404 for an unknown user).
+    Healthy,
+    /// Transport error, timeout, 5xx, 401/403, another 4xx, an unreadable body.
+    Failing,
+    /// 429 with `Retry-After`: pause that long.
+    RetryAfter(Duration),
+}
+
+#[derive(Debug)]
+struct Guard {
+    bucket: TokenBucket,
+    breaker: Breaker,
+}
+
+/// A token bucket refilled continuously at `rate` tokens per second, holding at most one
+/// second's worth (and at least one token).
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, now: Instant) -> Self {
+        let capacity = rate.max(1.0);
+        Self {
+            rate,
+            capacity,
+            tokens: capacity,
+            refilled: now,
+        }
+    }
+
+    fn try_take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BreakerState {
+    Closed,
+    Open,
+    /// The pause is over: one trial request may go.
+    HalfOpen,
+}
+
+#[derive(Debug)]
+struct Breaker {
+    cooldown: Duration,
+    consecutive_failures: u32,
+    /// Set while open (until then), and after, until a trial request decides.
+    open_until: Option<Instant>,
+    /// While a half-open trial is in flight: when its lease ends.
+    trial_until: Option<Instant>,
+}
+
+impl Breaker {
+    fn new(cooldown: Duration) -> Self {
+        Self {
+            cooldown,
+            consecutive_failures: 0,
+            open_until: None,
+            trial_until: None,
+        }
+    }
+
+    fn state(&self, now: Instant) -> BreakerState {
+        match self.open_until {
+            None => BreakerState::Closed,
+            Some(until) if now < until => BreakerState::Open,
+            Some(_) => match self.trial_until {
+                Some(lease) if now < lease => BreakerState::Open,
+                _ => BreakerState::HalfOpen,
+            },
+        }
+    }
+
+    fn record(&mut self, health: Health, trial: bool, now: Instant) {
+        if trial {
+            self.trial_until = None;
+        }
+        match health {
+            Health::Healthy => {
+                self.consecutive_failures = 0;
+                // Only the trial closes an open breaker: a request admitted before it
+                // opened knows less than whatever opened it.
+                if trial {
+                    self.open_until = None;
+                }
+            }
+            Health::Failing => {
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                if trial || self.consecutive_failures >= BREAKER_THRESHOLD {
+                    self.open_for(now + self.cooldown);
+                }
+            }
+            Health::RetryAfter(wait) => {
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                self.open_for(now + wait);
+            }
+        }
+    }
+
+    /// Opens until `until`, or later if already open for longer.
+    fn open_for(&mut self, until: Instant) {
+        self.open_until = Some(match self.open_until {
+            Some(current) if current > until => current,
+            _ => until,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_holds_one_seconds_worth_and_refills() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(2.0, start);
+        assert!(bucket.try_take(start));
+        assert!(bucket.try_take(start));
+        assert!(!bucket.try_take(start));
+        assert!(bucket.try_take(start + Duration::from_millis(500)));
+        assert!(!bucket.try_take(start + Duration::from_millis(500)));
+        // A slow rate still allows one request.
+        let mut slow = TokenBucket::new(0.5, start);
+        assert!(slow.try_take(start));
+        assert!(!slow.try_take(start + Duration::from_secs(1)));
+        assert!(slow.try_take(start + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn the_breaker_opens_after_the_threshold_and_lets_one_trial_through() {
+        let start = Instant::now();
+        let mut breaker = Breaker::new(Duration::from_secs(30));
+        for _ in 0..BREAKER_THRESHOLD - 1 {
+            breaker.record(Health::Failing, false, start);
+            assert_eq!(breaker.state(start), BreakerState::Closed);
+        }
+        breaker.record(Health::Failing, false, start);
+        assert_eq!(breaker.state(start), BreakerState::Open);
+        let later = start + Duration::from_secs(30);
+        assert_eq!(breaker.state(later), BreakerState::HalfOpen);
+        // The trial fails: open again for the cool-down.
+        breaker.trial_until = Some(later + Duration::from_secs(4));
+        assert_eq!(breaker.state(later), BreakerState::Open);
+        breaker.record(Health::Failing, true, later);
+        assert_eq!(
+            breaker.state(later + Duration::from_secs(29)),
+            BreakerState::Open
+        );
+        let again = later + Duration::from_secs(30);
+        assert_eq!(breaker.state(again), BreakerState::HalfOpen);
+        breaker.record(Health::Healthy, true, again);
+        assert_eq!(breaker.state(again), BreakerState::Closed);
+        assert_eq!(breaker.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn a_cancelled_trial_releases_its_lease() {
+        let start = Instant::now();
+        let mut breaker = Breaker::new(Duration::from_secs(1));
+        breaker.record(Health::RetryAfter(Duration::ZERO), false, start);
+        assert_eq!(breaker.state(start), BreakerState::HalfOpen);
+        breaker.trial_until = Some(start + Duration::from_secs(2));
+        assert_eq!(breaker.state(start), BreakerState::Open);
+        assert_eq!(
+            breaker.state(start + Duration::from_secs(2)),
+            BreakerState::HalfOpen
+        );
+    }
+
+    #[test]
+    fn a_late_failure_does_not_shorten_a_retry_after_pause() {
+        let start = Instant::now();
+        let mut breaker = Breaker::new(Duration::from_secs(1));
+        breaker.record(Health::RetryAfter(Duration::from_secs(60)), false, start);
+        for _ in 0..BREAKER_THRESHOLD {
+            breaker.record(Health::Failing, false, start);
+        }
+        breaker.record(Health::Healthy, false, start);
+        assert_eq!(
+            breaker.state(start + Duration::from_secs(59)),
+            BreakerState::Open
+        );
+    }
+
+    #[test]
+    fn only_numeric_ids_go_into_the_path() {
+        assert_eq!(zendesk_user_id("6596848315901"), Ok("6596848315901"));
+        for bad in ["", "../admin", "1/2", "12a", "123456789012345678901"] {
+            let error = zendesk_user_id(bad).unwrap_err();
+            assert!(!error.retryable);
+        }
+    }
+}
