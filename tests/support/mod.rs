@@ -308,3 +308,49 @@ impl Receiver {
         self.received.lock().unwrap().len()
     }
 }
+
+/// The API token and user of [`zendesk_enrich_source_toml`] sources.
+pub const ZENDESK_API_TOKEN: &str = "zendesk-test-api-token";
+pub const ZENDESK_API_EMAIL: &str = "agent@acme.example";
+
+/// A Zendesk `[[sources]]` table with id `id` (signed with [`ZENDESK_SECRET`]) that enriches
+/// partial users from the Zendesk API at `api_base_url` (an `http://` fake in tests).
+pub fn zendesk_enrich_source_toml(id: &str, api_base_url: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+id = "{id}"
+connector = "zendesk"
+signing_secret = "{ZENDESK_SECRET}"
+api_token = "{ZENDESK_API_TOKEN}"
+email = "{ZENDESK_API_EMAIL}"
+subdomain = "acme"
+api_base_url = "{api_base_url}"
+api_timeout_ms = 2000
+"#
+    )
+}
+
+/// Signs `body` as the `connector` of a source `source` built from `options` would, at `at`:
+/// for sources other than those of [`sources_toml`].
+pub fn sign_with(
+    source: &str,
+    connector: &str,
+    options: Value,
+    body: &[u8],
+    at: Timestamp,
+) -> Signed {
+    let registration = rollcall_core::registration(connector).unwrap();
+    let built = (registration.build)(&SourceOptions::new(source, options)).unwrap();
+    let mut delivery = Delivery::new(source, body.to_vec(), at);
+    built.sign(&mut delivery).unwrap();
+    Signed {
+        url_query: delivery.query.clone(),
+        headers: delivery
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+        body: delivery.body.to_vec(),
+    }
+}

@@ -88,6 +88,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Deliveries kept in quarantine, by source and error code.",
     ),
+    (
+        "rollcall_enrich_total",
+        "counter",
+        "Partial events sent for enrichment from the vendor's API, by source and outcome (ok, failed, skipped).",
+    ),
 ];
 
 impl Metrics {

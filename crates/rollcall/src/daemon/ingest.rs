@@ -2,11 +2,12 @@
 //!
 //! Each request goes through, in order: the source lookup (404), the body limit (413), the
 //! connector's handshake (answered directly), verification (401, nothing kept),
-//! normalization (400, the delivery kept in quarantine), dedup and the durable commit
-//! (202 once on disk, 200 for a repeat, 503 when the store cannot commit).
+//! normalization (400, the delivery kept in quarantine), enrichment of partial events from
+//! the vendor's API (best effort, bounded in time), dedup and the durable commit (202 once on
+//! disk, 200 for a repeat, 503 when the store cannot commit).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -15,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
 use http_body_util::BodyExt;
-use rollcall_core::{Delivery, ErrorCode, HandshakeResponse, Timestamp};
+use rollcall_core::{Delivery, ErrorCode, HandshakeResponse, Timestamp, UserEvent};
 use rollcall_store::{IngestBatch, IngestOutcome, NewQuarantine};
 use serde_json::json;
 
@@ -158,10 +159,11 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
         return Err(ApiError::new(error.code(), error.to_string()));
     }
 
-    let events = match source.connector.normalize(&delivery) {
+    let mut events = match source.connector.normalize(&delivery) {
         Ok(events) => events,
         Err(error) => return Err(quarantine(state, source, &delivery, &error).await),
     };
+    enrich(state, source, &mut events).await;
 
     let batch = IngestBatch {
         source: source.id.clone(),
@@ -198,6 +200,64 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
                     .into_response(),
             })
         }
+    }
+}
+
+/// How much of a request's time enrichment may take, for all of its events together: half
+/// of the request timeout, so the commit keeps the other half. Connectors bound each API call
+/// themselves (Zendesk's `api_timeout_ms`, 3 s by default); this is the host's backstop.
+fn enrich_budget(state: &AppState) -> Duration {
+    state.request_timeout / 2
+}
+
+/// Completes partial events from the vendor's API before they are committed. Never fails
+/// and never holds a delivery back beyond [`enrich_budget`]: an event that cannot be
+/// completed is committed as it is, still saying `partial: true`.
+///
+/// Each partial event counts once in `rollcall_enrich_total` with `outcome`: `ok` (now
+/// complete), `failed` (the connector's error, or out of time), or `skipped` (the connector
+/// answered `Ok` and left the event partial: no enrichment configured, a deleted user, a rate
+/// limit or an open circuit breaker). Logs carry ids and reasons, never the user's data.
+async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
+    let deadline = Instant::now() + enrich_budget(state);
+    for event in events.iter_mut().filter(|event| event.partial) {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        // The connector works on a copy: an error or a timeout (which drops its future
+        // mid-way) leaves the event exactly as normalized.
+        let mut candidate = event.clone();
+        let outcome = match tokio::time::timeout(remaining, source.connector.enrich(&mut candidate))
+            .await
+        {
+            Ok(Ok(())) => {
+                let outcome = if candidate.partial { "skipped" } else { "ok" };
+                *event = candidate;
+                tracing::debug!(source = %source.id, event_id = %event.id, outcome, "enrichment");
+                outcome
+            }
+            Ok(Err(error)) => {
+                tracing::info!(
+                    source = %source.id,
+                    event_id = %event.id,
+                    retryable = error.retryable,
+                    reason = %error.message,
+                    "enrichment failed; the event goes out partial"
+                );
+                "failed"
+            }
+            Err(_) => {
+                tracing::info!(
+                    source = %source.id,
+                    event_id = %event.id,
+                    budget_ms = enrich_budget(state).as_millis() as u64,
+                    "enrichment timed out; the event goes out partial"
+                );
+                "failed"
+            }
+        };
+        state.metrics.increment(
+            "rollcall_enrich_total",
+            &[("source", &source.id), ("outcome", outcome)],
+        );
     }
 }
 
@@ -264,7 +324,8 @@ mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use rollcall_core::{
-        Connector, EventType, NormalizeError, User, UserEvent, VendorEvent, VerifyError,
+        Connector, EnrichError, EventType, NormalizeError, User, UserEvent, VendorEvent,
+        VerifyError,
     };
     use rollcall_store::Store;
     use tower::ServiceExt;
@@ -295,14 +356,77 @@ mod tests {
         }
     }
 
+    /// What [`PartialEvents::enrich`] does.
+    #[derive(Debug, Clone, Copy)]
+    enum Enrich {
+        Complete,
+        Fail,
+        Hang,
+        Skip,
+    }
+
+    /// One partial event per delivery, enriched as told.
+    #[derive(Debug)]
+    struct PartialEvents(Enrich);
+
+    #[rollcall_core::async_trait]
+    impl Connector for PartialEvents {
+        fn verify(&self, _delivery: &Delivery) -> Result<(), VerifyError> {
+            Ok(())
+        }
+
+        fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
+            let mut event = delivery.new_event(
+                "partial",
+                0,
+                EventType::Created,
+                VendorEvent::default(),
+                User::with_id("1"),
+            );
+            event.partial = true;
+            Ok(vec![event])
+        }
+
+        async fn enrich(&self, event: &mut UserEvent) -> Result<(), EnrichError> {
+            match self.0 {
+                Enrich::Complete => {
+                    event.user.name = Some("Ann".into());
+                    event.partial = false;
+                    Ok(())
+                }
+                Enrich::Fail => {
+                    // A careless connector that changes the event before failing.
+                    event.user.name = Some("half done".into());
+                    Err(EnrichError {
+                        message: "the API answered 500".into(),
+                        retryable: true,
+                    })
+                }
+                Enrich::Hang => {
+                    event.user.name = Some("half done".into());
+                    std::future::pending().await
+                }
+                Enrich::Skip => Ok(()),
+            }
+        }
+    }
+
     fn state(store: Store) -> Arc<AppState> {
+        state_with(store, Box::new(AcceptAll), Duration::from_secs(5))
+    }
+
+    fn state_with(
+        store: Store,
+        connector: Box<dyn Connector>,
+        request_timeout: Duration,
+    ) -> Arc<AppState> {
         let mut sources = HashMap::new();
         sources.insert(
             "s".to_owned(),
             Arc::new(Source {
                 id: "s".to_owned(),
-                connector_name: "accept-all",
-                connector: Box::new(AcceptAll),
+                connector_name: "test",
+                connector,
             }),
         );
         Arc::new(AppState {
@@ -311,9 +435,83 @@ mod tests {
             store,
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: 1024,
-            request_timeout: Duration::from_secs(5),
+            request_timeout,
             admin_token: None,
         })
+    }
+
+    /// Posts one delivery to a source whose enrichment does `enrich`; returns the status,
+    /// the committed event and the metric's outcome.
+    async fn enriched(enrich: Enrich) -> (StatusCode, UserEvent, &'static str, Duration) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        let state = state_with(
+            store.clone(),
+            Box::new(PartialEvents(enrich)),
+            Duration::from_millis(600),
+        );
+        let started = Instant::now();
+        let (status, _) = post(Arc::clone(&state), b"{}").await;
+        let elapsed = started.elapsed();
+        let entries = store.journal_after(0, 10).await.unwrap();
+        assert_eq!(entries.len(), 1);
+        let event = entries[0].decode().unwrap();
+        let outcome = ["ok", "failed", "skipped"]
+            .into_iter()
+            .find(|outcome| {
+                state.metrics.counter(
+                    "rollcall_enrich_total",
+                    &[("source", "s"), ("outcome", outcome)],
+                ) == 1
+            })
+            .unwrap();
+        (status, event, outcome, elapsed)
+    }
+
+    #[tokio::test]
+    async fn a_completed_event_is_committed_complete() {
+        let (status, event, outcome, _) = enriched(Enrich::Complete).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(outcome, "ok");
+        assert!(!event.partial);
+        assert_eq!(event.user.name.as_deref(), Some("Ann"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_enrichment_commits_the_event_partial_and_untouched() {
+        let (status, event, outcome, _) = enriched(Enrich::Fail).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(outcome, "failed");
+        assert!(event.partial);
+        assert_eq!(event.user.name, None);
+    }
+
+    #[tokio::test]
+    async fn a_hanging_enrichment_is_cut_at_half_the_request_timeout() {
+        let (status, event, outcome, elapsed) = enriched(Enrich::Hang).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(outcome, "failed");
+        assert!(event.partial);
+        assert_eq!(event.user.name, None);
+        assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn a_skipped_enrichment_is_counted_as_skipped() {
+        let (status, event, outcome, _) = enriched(Enrich::Skip).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(outcome, "skipped");
+        assert!(event.partial);
+    }
+
+    #[tokio::test]
+    async fn complete_events_are_not_sent_for_enrichment() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        let state = state(store);
+        let (status, _) = post(Arc::clone(&state), b"{}").await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert!(!state.metrics.render().contains("rollcall_enrich_total{"));
     }
 
     async fn post(state: Arc<AppState>, body: &'static [u8]) -> (StatusCode, serde_json::Value) {
