@@ -197,3 +197,52 @@ pub async fn replay(target: AdminTarget, sink: String, since: String) -> Result<
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// The filters and page of `rollcall users list`.
+#[derive(Debug, Clone, Default)]
+pub struct UsersFilter {
+    pub source: Option<String>,
+    pub status: Option<String>,
+    pub user_name: Option<String>,
+    pub include_deleted: bool,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+pub async fn users_list(target: AdminTarget, filter: UsersFilter) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("source", &filter.source),
+        ("status", &filter.status),
+        ("user_name", &filter.user_name),
+    ] {
+        if let Some(value) = value {
+            query.append_pair(name, value);
+        }
+    }
+    if filter.include_deleted {
+        query.append_pair("include_deleted", "true");
+    }
+    query.append_pair("offset", &filter.offset.to_string());
+    query.append_pair("limit", &filter.limit.to_string());
+    let value = client
+        .call(Method::GET, &format!("/v1/users?{}", query.finish()), None)
+        .await?;
+    print_json(&value);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn users_get(target: AdminTarget, source: String, id: String) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    let path = format!("/v1/users/{}/{}", path_segment(&source), path_segment(&id));
+    print_json(&client.call(Method::GET, &path, None).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes one URL path segment (a user id may hold `/`, spaces, `?`...).
+fn path_segment(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

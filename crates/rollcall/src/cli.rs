@@ -61,6 +61,9 @@ enum Command {
     /// List, show or replay deliveries that failed normalization.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Read the user directory: the latest known state of every user, per source.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Deliver again to a sink everything received since a time.
     Replay {
         #[arg(long)]
@@ -163,6 +166,42 @@ enum QuarantineCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Print a page of users as JSON (`users`, and `total` matching the filters).
+    List {
+        /// Only this source's users.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only users with this unified status (active, inactive, deleted, invited, ...).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only users with this username, else primary email (case-insensitive).
+        #[arg(long)]
+        user_name: Option<String>,
+        /// Include deleted users (tombstones).
+        #[arg(long)]
+        include_deleted: bool,
+        /// Skip this many users (ordered by source, then id).
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+        /// At most this many users (up to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Print one user of a source as JSON (deleted users too).
+    Get {
+        /// The source id.
+        source: String,
+        /// The vendor's user id.
+        id: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
 /// Where the admin API is.
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
@@ -212,6 +251,28 @@ impl Cli {
             }
             Command::Quarantine(QuarantineCommand::Replay { id, admin }) => {
                 run_async(admin_client::quarantine_replay(admin.into(), id))
+            }
+            Command::Users(UsersCommand::List {
+                source,
+                status,
+                user_name,
+                include_deleted,
+                offset,
+                limit,
+                admin,
+            }) => run_async(admin_client::users_list(
+                admin.into(),
+                admin_client::UsersFilter {
+                    source,
+                    status,
+                    user_name,
+                    include_deleted,
+                    offset,
+                    limit,
+                },
+            )),
+            Command::Users(UsersCommand::Get { source, id, admin }) => {
+                run_async(admin_client::users_get(admin.into(), source, id))
             }
             Command::Replay { sink, since, admin } => {
                 run_async(admin_client::replay(admin.into(), sink, since))

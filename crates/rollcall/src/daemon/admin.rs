@@ -1,18 +1,20 @@
 //! The admin listener: health, metrics, and the operator's API.
 //!
 //! Everything but `/healthz` and `/readyz` requires `Authorization: Bearer <token>` when a
-//! token is configured (it must be when the listener is not on loopback).
+//! token is configured (it must be when the listener is not on loopback). The read-only SCIM
+//! service (`/scim/v2/`, [`super::scim`]) is served here too, behind the same token.
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rollcall_core::{Delivery, ErrorCode, Timestamp};
-use rollcall_store::{IngestBatch, IngestOutcome};
+use rollcall_store::{DirectoryEntry, IngestBatch, IngestOutcome, UserQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -31,6 +33,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/quarantine/{id}", get(quarantine_get))
         .route("/v1/quarantine/{id}/replay", post(quarantine_replay))
         .route("/v1/replay", post(replay))
+        .route("/v1/users", get(users_list))
+        .route("/v1/users/{source}/{id}", get(user_get))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             require_token,
@@ -39,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .merge(protected)
+        .merge(super::scim::router(Arc::clone(&state)))
         .with_state(state)
 }
 
@@ -47,19 +52,25 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &state.admin_token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !rollcall_core::verify::constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
-            return ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required")
-                .into_response();
-        }
+    if !authorized(&state, request.headers()) {
+        return ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required")
+            .into_response();
     }
     next.run(request).await
+}
+
+/// Whether the request may use the admin API: no token is configured, or it sends
+/// `Authorization: Bearer <token>` (compared in constant time).
+pub(super) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.admin_token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    rollcall_core::verify::constant_time_eq(given.as_bytes(), token.expose().as_bytes())
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -291,4 +302,57 @@ async fn replay(
         .map_err(|error| ApiError::new(ErrorCode::ConfigInvalid, format!("since: {error}")))?;
     let cursor = state.store.rewind(&request.sink, since).await?;
     Ok(Json(json!({"sink": request.sink, "cursor": cursor})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersQuery {
+    source: Option<String>,
+    status: Option<String>,
+    user_name: Option<String>,
+    #[serde(default)]
+    include_deleted: bool,
+    #[serde(default)]
+    offset: u32,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+/// A page of the user directory, with the total matching the filters.
+async fn users_list(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<UsersQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::new(
+            ErrorCode::ConfigInvalid,
+            format!("invalid query: {}", rejection.body_text()),
+        )
+    })?;
+    let limit = query.limit.min(1000);
+    let (users, total) = state
+        .store
+        .users(UserQuery {
+            source: query.source.filter(|source| !source.is_empty()),
+            status: query.status.filter(|status| !status.is_empty()),
+            user_name: query.user_name.filter(|name| !name.is_empty()),
+            include_deleted: query.include_deleted,
+            offset: query.offset,
+            limit,
+        })
+        .await?;
+    Ok(Json(json!({
+        "users": users,
+        "total": total,
+        "offset": query.offset,
+        "limit": limit,
+    })))
+}
+
+/// One user of one source, tombstones included (`deleted: true`).
+async fn user_get(
+    State(state): State<Arc<AppState>>,
+    Path((source, id)): Path<(String, String)>,
+) -> Result<Json<DirectoryEntry>, ApiError> {
+    Ok(Json(state.store.user(&source, &id).await?))
 }

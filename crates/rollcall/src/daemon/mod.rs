@@ -10,6 +10,7 @@ mod api_error;
 pub mod demo;
 mod ingest;
 mod redact;
+mod scim;
 mod state;
 mod worker;
 
