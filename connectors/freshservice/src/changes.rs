@@ -23,6 +23,8 @@ use serde_json::{Map, Value};
 /// The raw user before the changes, or `None` when a change cannot be undone.
 pub fn previous_user(current: &Value, changes: &Value) -> Option<Value> {
     let changes = changes.as_object()?;
+    // The one copy: the previous user is `remote_data` of its own; everything below edits
+    // it in place.
     let mut previous = current.clone();
     let root = previous.as_object_mut()?;
     let mut misplaced = Vec::new();
@@ -31,7 +33,7 @@ pub fn previous_user(current: &Value, changes: &Value) -> Option<Value> {
     // layout's `agent_access.roles` while the user lists `account_wide_roles`) is taken
     // out of whichever list of the same kind holds it.
     for (kind, item) in misplaced {
-        remove_anywhere(&mut previous, kind, &item);
+        remove_anywhere(&mut previous, kind, item);
     }
     forget_unpaired_departments(&mut previous, changes);
     Some(previous)
@@ -56,11 +58,13 @@ impl ListKind {
     }
 }
 
-fn undo_object(
+/// Undoes `changes` on `object` in place. On `None` the object is left half undone, which
+/// does not matter: the caller then drops the whole previous user.
+fn undo_object<'c>(
     object: &mut Map<String, Value>,
-    changes: &Map<String, Value>,
+    changes: &'c Map<String, Value>,
     at_root: bool,
-    misplaced: &mut Vec<(ListKind, Value)>,
+    misplaced: &mut Vec<(ListKind, &'c Value)>,
 ) -> Option<()> {
     for (key, change) in changes {
         if at_root && key == "custom_fields" {
@@ -76,23 +80,18 @@ fn undo_object(
             Value::Object(ops) if is_list_change(ops) => {
                 undo_list(object, key, ops, misplaced)?;
             }
-            Value::Object(nested) => {
-                let existed = object.get(key).cloned();
-                let mut inner = match &existed {
-                    Some(Value::Object(inner)) => inner.clone(),
-                    None | Some(Value::Null) => Map::new(),
-                    Some(_) => return None,
-                };
-                undo_object(&mut inner, nested, false, misplaced)?;
-                match existed {
+            Value::Object(nested) => match object.get_mut(key) {
+                Some(Value::Object(inner)) => undo_object(inner, nested, false, misplaced)?,
+                None | Some(Value::Null) => {
+                    let mut inner = Map::new();
+                    undo_object(&mut inner, nested, false, misplaced)?;
                     // Nothing was restored under a missing object: leave it missing.
-                    None if inner.is_empty() => {}
-                    Some(Value::Null) if inner.is_empty() => {}
-                    _ => {
+                    if !inner.is_empty() {
                         object.insert(key.clone(), Value::Object(inner));
                     }
                 }
-            }
+                Some(_) => return None,
+            },
             _ => return None,
         }
     }
@@ -105,29 +104,46 @@ fn is_list_change(ops: &Map<String, Value>) -> bool {
     !ops.is_empty() && ops.keys().all(|key| LIST_OPS.contains(&key.as_str()))
 }
 
-fn undo_list(
+fn undo_list<'c>(
     object: &mut Map<String, Value>,
     key: &str,
-    ops: &Map<String, Value>,
-    misplaced: &mut Vec<(ListKind, Value)>,
+    ops: &'c Map<String, Value>,
+    misplaced: &mut Vec<(ListKind, &'c Value)>,
 ) -> Option<()> {
     let mut added = Vec::new();
     let mut removed = Vec::new();
     for (op, items) in ops {
         let items = items.as_array()?;
         match op.as_str() {
-            "add" | "added" => added.extend(items.iter().cloned()),
-            _ => removed.extend(items.iter().cloned()),
+            "add" | "added" => added.extend(items),
+            _ => removed.extend(items),
         }
     }
-    let existed = object.get(key).cloned();
-    let mut list = match &existed {
-        Some(Value::Array(list)) => list.clone(),
-        None | Some(Value::Null) => Vec::new(),
+    match object.get_mut(key) {
+        Some(Value::Array(list)) => undo_in_list(list, key, &added, &removed, misplaced),
+        None | Some(Value::Null) => {
+            let mut list = Vec::new();
+            undo_in_list(&mut list, key, &added, &removed, misplaced);
+            // A list that was not there and has nothing to get back stays as it was.
+            if !list.is_empty() {
+                object.insert(key.to_owned(), Value::Array(list));
+            }
+        }
         Some(_) => return None,
-    };
-    for item in added {
-        match list.iter().position(|known| same_item(known, &item)) {
+    }
+    Some(())
+}
+
+/// Takes the `added` items out of `list` and puts the `removed` ones back.
+fn undo_in_list<'c>(
+    list: &mut Vec<Value>,
+    key: &str,
+    added: &[&'c Value],
+    removed: &[&'c Value],
+    misplaced: &mut Vec<(ListKind, &'c Value)>,
+) {
+    for &item in added {
+        match list.iter().position(|known| same_item(known, item)) {
             Some(index) => {
                 list.remove(index);
             }
@@ -138,16 +154,11 @@ fn undo_list(
             }
         }
     }
-    for item in removed {
-        if !list.iter().any(|known| same_item(known, &item)) {
-            list.push(item);
+    for &item in removed {
+        if !list.iter().any(|known| same_item(known, item)) {
+            list.push(item.clone());
         }
     }
-    let untouched_absence = list.is_empty() && !matches!(existed, Some(Value::Array(_)));
-    if !untouched_absence {
-        object.insert(key.to_owned(), Value::Array(list));
-    }
-    Some(())
 }
 
 /// Two list items are the same when equal, when both are objects with the same `id` (and no

@@ -10,7 +10,10 @@ use rollcall_core::{
 use serde_json::Value;
 
 use crate::changes;
-use crate::payload::{parse_at, Data, Envelope, VendorActor, VendorGroup, VendorRole, VendorUser};
+use crate::payload::{
+    parse_at, parse_document, parse_root, Data, Envelope, VendorActor, VendorGroup, VendorRole,
+    VendorUser,
+};
 use crate::CONNECTOR_NAME;
 
 /// The vendor event types rollcall understands, as Freshworks names them.
@@ -28,32 +31,35 @@ pub fn event_type(event: &str) -> Option<EventType> {
 
 /// Maps one delivery (one product event) to its single unified event.
 pub fn normalize(delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
-    let document: Value = rollcall_core::json::from_slice(&delivery.body)?;
+    let mut document = parse_document(&delivery.body)?;
     if !document.is_object() {
         return Err(NormalizeError::invalid(".", "must be a JSON object"));
     }
-    let envelope: Envelope = rollcall_core::json::from_value(&document)?;
+    let envelope: Envelope = parse_root(&document)?;
     let event = envelope
         .event
         .ok_or_else(|| NormalizeError::invalid("event", "is required"))?;
     let event_type = event_type(&event).ok_or_else(|| NormalizeError::unsupported(&event))?;
-    let occurred_at = envelope
-        .timestamp
-        .as_ref()
+    let occurred_at = document
+        .get("timestamp")
         .filter(|value| !value.is_null())
         .map(Timestamp::from_json)
         .transpose()
         .map_err(|error| NormalizeError::invalid("timestamp", error.to_string()))?;
-    let data_value = envelope
-        .data
+    // `data` and then `data.user` are moved out of the document (`take` leaves a null behind),
+    // not copied: the raw user becomes `remote_data` as it is.
+    let mut data_value = document
+        .get_mut("data")
+        .map(Value::take)
         .filter(|value| !value.is_null())
         .ok_or_else(|| NormalizeError::invalid("data", "is required"))?;
     if !data_value.is_object() {
         return Err(NormalizeError::invalid("data", "must be an object"));
     }
     let data: Data = parse_at("data", &data_value)?;
-    let raw_user = data
-        .user
+    let raw_user = data_value
+        .get_mut("user")
+        .map(Value::take)
         .filter(|value| !value.is_null())
         .ok_or_else(|| NormalizeError::invalid("data.user", "is required"))?;
     if !raw_user.is_object() {
@@ -61,17 +67,20 @@ pub fn normalize(delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> 
     }
 
     let purged = event_type == EventType::Deleted;
-    let user = map_user(&raw_user, "data.user", purged)?;
+    let user = map_user(raw_user, "data.user", purged)?;
 
-    let (previous, field_changes) = match (event_type, data.changes) {
+    let (previous, field_changes) = match (event_type, data_value.get("changes")) {
         (EventType::Updated, Some(changes)) if !changes.is_null() => {
             if !changes.is_object() {
                 return Err(NormalizeError::invalid("data.changes", "must be an object"));
             }
-            // A change list rollcall cannot undo leaves the previous state unknown rather
-            // than wrong.
-            match changes::previous_user(&raw_user, &changes)
-                .and_then(|before| map_user(&before, "data.changes", false).ok())
+            // The raw user now lives in the mapped user's `remote_data`. A change list
+            // rollcall cannot undo leaves the previous state unknown rather than wrong.
+            match user
+                .remote_data
+                .as_ref()
+                .and_then(|current| changes::previous_user(current, changes))
+                .and_then(|before| map_user(before, "data.changes", false).ok())
             {
                 Some(previous) => {
                     let field_changes = diff_users(&previous, &user);
@@ -103,15 +112,16 @@ fn actor(actor: VendorActor) -> Option<Actor> {
 }
 
 /// Maps a Freshservice user object (`data.user`, or a previous version rebuilt from
-/// `data.changes`) to the unified user. `prefix` is where `raw` sits in the payload, for
-/// error paths. `purged` says the event is a GDPR deletion (onUserDelete).
-pub fn map_user(raw: &Value, prefix: &str, purged: bool) -> Result<User, NormalizeError> {
-    let vendor: VendorUser = parse_at(prefix, raw)?;
+/// `data.changes`) to the unified user; `raw` itself becomes `remote_data`. `prefix` is where
+/// `raw` sits in the payload, for error paths. `purged` says the event is a GDPR deletion
+/// (onUserDelete).
+pub fn map_user(raw: Value, prefix: &str, purged: bool) -> Result<User, NormalizeError> {
+    let vendor: VendorUser = parse_at(prefix, &raw)?;
     let id = vendor
         .id
         .clone()
         .ok_or_else(|| NormalizeError::invalid(format!("{prefix}.id"), "is required"))?;
-    let remote_data = Some(raw.clone());
+    let remote_data = Some(raw);
 
     // A forgotten user is purged: Freshservice keeps only a placeholder record ("Forgotten
     // User", emptied fields, leftovers). Nothing of it describes the person, so only the id,
@@ -413,7 +423,7 @@ mod tests {
     use serde_json::json;
 
     fn user(raw: Value) -> User {
-        map_user(&raw, "data.user", false).unwrap()
+        map_user(raw, "data.user", false).unwrap()
     }
 
     #[test]

@@ -8,20 +8,25 @@
 //!
 //! The payload is read in three steps so that errors name the right place and an unknown
 //! event is reported as such whatever its data looks like: the [`Envelope`], then [`Data`],
-//! then the [`VendorUser`] (which is read from a `serde_json::Value` because the raw object is
-//! also `remote_data`, and the update mapping rebuilds a previous version of it).
+//! then the [`VendorUser`]. The body is parsed once into a `serde_json::Value`; the typed
+//! parts are read from it, while `timestamp`, `data`, `data.user` and `data.changes` are
+//! taken out of it as they are (the raw user is also `remote_data`, and the update mapping
+//! rebuilds a previous version of it), so no part of the document is copied twice.
 //!
 //! Two layouts of the user are in the wild and both are read: the one of Freshworks' CLI
 //! samples (`agent_access.account_wide_access.{member_of_groups, observer_of_groups,
 //! account_wide_roles}` and `agent_access.workspace_access`), and the one of the product-event
 //! reference (`agent_access.roles` and `groups` carrying `workspace_id`/`workspace_name`).
 
-use rollcall_core::de::{id_list, opt_id, opt_text};
+use rollcall_core::de::opt_text;
 use rollcall_core::{NormalizeError, Timestamp};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-/// The product-event envelope. Everything but `event` and `data` is optional.
+/// The product-event envelope's typed fields. Everything but `event` and `data` is
+/// optional; `timestamp` (epoch seconds with a fraction, `1684407960.307151`) and `data` are
+/// read from the document directly.
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
     /// Sent as a string by Freshworks' samples, as a number by some accounts.
@@ -29,22 +34,14 @@ pub struct Envelope {
     pub account_id: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub event: Option<String>,
-    /// Epoch seconds with a fraction (`1684407960.307151`).
-    #[serde(default)]
-    pub timestamp: Option<Value>,
-    #[serde(default)]
-    pub data: Option<Value>,
 }
 
-/// `data`: the user after the event, who did it, and (updates only) what changed.
+/// `data`'s typed part: who did it. The user after the event and (updates only) what
+/// changed are read from the `data` object directly.
 #[derive(Debug, Deserialize)]
 pub struct Data {
     #[serde(default)]
-    pub user: Option<Value>,
-    #[serde(default)]
     pub actor: Option<VendorActor>,
-    #[serde(default)]
-    pub changes: Option<Value>,
 }
 
 /// `data.actor`: `{id, name, type}`; `type` is not documented and not used.
@@ -199,6 +196,52 @@ pub struct VendorGroup {
     pub workspace_name: Option<String>,
 }
 
+/// An id sent as a string or a number: `rollcall_core::de::opt_id`, same values and same
+/// errors, without its untagged enum. That enum tries `String` first, so every numeric id
+/// (most of them) built and dropped a formatted error before being read as a number: close
+/// to a tenth of an update's cost. `same_ids_as_rollcall_core` holds the two together.
+fn opt_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let Some(value) = Option::<Value>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    match value {
+        Value::String(text) => Ok(Some(text)),
+        Value::Number(number) => {
+            if let Some(unsigned) = number.as_u64() {
+                Ok(Some(unsigned.to_string()))
+            } else if let Some(signed) = number.as_i64() {
+                Ok(Some(signed.to_string()))
+            } else {
+                match number.as_f64() {
+                    Some(float) if float.fract() == 0.0 && float.abs() < 9.0e15 => {
+                        Ok(Some(format!("{float:.0}")))
+                    }
+                    Some(float) => Err(serde::de::Error::custom(format!(
+                        "id {float} is not a whole number"
+                    ))),
+                    None => Err(not_an_id()),
+                }
+            }
+        }
+        _ => Err(not_an_id()),
+    }
+}
+
+/// The message `rollcall_core::de::opt_id` gives a value that is neither a string nor a
+/// number (serde's wording for its untagged enum).
+fn not_an_id<E: serde::de::Error>() -> E {
+    E::custom("data did not match any variant of untagged enum RawId")
+}
+
+/// A list of ids that may be strings or numbers; `null` items are dropped and `null` or
+/// absent is an empty list (`rollcall_core::de::id_list` with the [`opt_id`] above).
+fn id_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Item(#[serde(deserialize_with = "opt_id")] Option<String>);
+    let items = Option::<Vec<Item>>::deserialize(deserializer)?.unwrap_or_default();
+    Ok(items.into_iter().filter_map(|Item(id)| id).collect())
+}
+
 /// A list that may be `null` or absent (both read as empty).
 fn list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
@@ -238,11 +281,32 @@ where
 }
 
 /// Parses a sub-document and reports errors with their full path (`data.user.active`).
-pub fn parse_at<T: serde::de::DeserializeOwned>(
-    prefix: &str,
-    value: &Value,
-) -> Result<T, NormalizeError> {
-    rollcall_core::json::from_value(value).map_err(|error| error.within(prefix))
+pub fn parse_at<T: DeserializeOwned>(prefix: &str, value: &Value) -> Result<T, NormalizeError> {
+    parse_root(value).map_err(|error| error.within(prefix))
+}
+
+/// Parses the document itself (`Envelope`), reporting errors with their path.
+///
+/// `value` is read untracked first, and only when that fails again with
+/// `rollcall_core::json::from_value` to find the path: tracking the path of every field costs
+/// several times the conversion itself. Both read the same `Deserialize` impl and the
+/// tracking is transparent, so they accept the same values and the error is the tracked one.
+pub fn parse_root<T: DeserializeOwned>(value: &Value) -> Result<T, NormalizeError> {
+    T::deserialize(value).or_else(|_| rollcall_core::json::from_value(value))
+}
+
+/// Parses the body as JSON, with the same shortcut: the error, when there is one, is the one
+/// `rollcall_core::json::from_slice` reports (`.`, or the path a syntax error was found at).
+/// A body checked as UTF-8 in one pass is parsed as a `str`, which serde_json then does not
+/// check again string by string.
+pub fn parse_document(body: &[u8]) -> Result<Value, NormalizeError> {
+    let parsed = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| serde_json::from_str(text).ok());
+    match parsed {
+        Some(document) => Ok(document),
+        None => rollcall_core::json::from_slice(body),
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +325,80 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.path(), Some("data.user.agent_access.roles[1]"));
+    }
+
+    #[test]
+    fn the_document_parses_as_rollcall_core_parses_it() {
+        let bodies: [&[u8]; 9] = [
+            br#"{"event": "onUserCreate", "data": {"user": {"id": 1, "name": "\u00e9"}}}"#,
+            br#"[1, 2]"#,
+            b"not json",
+            br#"{"data": {"user": {"id": tru}}}"#,
+            br#"{"data": {"user": {"id": 1}}} trailing"#,
+            b"{\"data\": {\"user\": {\"name\": \"\xff\"}}}",
+            br#"{"data": {"user": {"name": "\ud800"}}}"#,
+            br#"{"event": "a", "event": "b"}"#,
+            b"",
+        ];
+        for body in bodies {
+            let ours = parse_document(body)
+                .map_err(|error| (error.path().map(str::to_owned), error.to_string()));
+            let core = rollcall_core::json::from_slice::<Value>(body)
+                .map_err(|error| (error.path().map(str::to_owned), error.to_string()));
+            assert_eq!(ours, core, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn same_ids_as_rollcall_core() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Local {
+            #[serde(default, deserialize_with = "opt_id")]
+            id: Option<String>,
+            #[serde(default, deserialize_with = "id_list")]
+            ids: Vec<String>,
+        }
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Core {
+            #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
+            id: Option<String>,
+            #[serde(default, deserialize_with = "rollcall_core::de::id_list")]
+            ids: Vec<String>,
+        }
+        let values = [
+            json!(null),
+            json!("41"),
+            json!(""),
+            json!(41),
+            json!(0),
+            json!(u64::MAX),
+            json!(-3),
+            json!(i64::MIN),
+            json!(2.0),
+            json!(-2.0),
+            json!(1.5),
+            json!(9.5e15),
+            json!(1e300),
+            json!(true),
+            json!([]),
+            json!([1]),
+            json!({"id": 1}),
+        ];
+        for value in &values {
+            let lists = [json!([value]), json!([value, 7, "8", null]), value.clone()];
+            for (id, ids) in std::iter::once((value.clone(), json!(null)))
+                .chain(lists.into_iter().map(|ids| (json!(1), ids)))
+            {
+                let document = json!({"id": id, "ids": ids});
+                let local = parse_at::<Local>("user", &document)
+                    .map(|local| (local.id, local.ids))
+                    .map_err(|error| (error.path().map(str::to_owned), error.to_string()));
+                let core = parse_at::<Core>("user", &document)
+                    .map(|core| (core.id, core.ids))
+                    .map_err(|error| (error.path().map(str::to_owned), error.to_string()));
+                assert_eq!(local, core, "{document}");
+            }
+        }
     }
 
     #[test]
