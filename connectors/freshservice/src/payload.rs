@@ -30,7 +30,7 @@ use serde_json::Value;
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
     /// Sent as a string by Freshworks' samples, as a number by some accounts.
-    #[serde(default, deserialize_with = "opt_id")]
+    #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
     pub account_id: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub event: Option<String>,
@@ -47,7 +47,7 @@ pub struct Data {
 /// `data.actor`: `{id, name, type}`; `type` is not documented and not used.
 #[derive(Debug, Deserialize)]
 pub struct VendorActor {
-    #[serde(default, deserialize_with = "opt_id")]
+    #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
     pub id: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub name: Option<String>,
@@ -56,7 +56,7 @@ pub struct VendorActor {
 /// `data.user`, the fields rollcall maps. Everything else stays in `remote_data` only.
 #[derive(Debug, Default, Deserialize)]
 pub struct VendorUser {
-    #[serde(default, deserialize_with = "opt_id")]
+    #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
     pub id: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub first_name: Option<String>,
@@ -91,12 +91,12 @@ pub struct VendorUser {
     /// `it_agent`, `business_agent` or `requester`.
     #[serde(default, deserialize_with = "opt_text")]
     pub license_type: Option<String>,
-    #[serde(default, deserialize_with = "id_list")]
+    #[serde(default, deserialize_with = "rollcall_core::de::id_list")]
     pub department_ids: Vec<String>,
     #[serde(default, deserialize_with = "text_list")]
     pub department_names: Vec<String>,
     /// Freshservice for MSPs: the clients (workspaces) the user belongs to.
-    #[serde(default, deserialize_with = "id_list")]
+    #[serde(default, deserialize_with = "rollcall_core::de::id_list")]
     pub belongs_to_workspace_ids: Vec<String>,
     /// `null` for requesters (and `{}` in some onUserCreate payloads).
     #[serde(default)]
@@ -138,7 +138,7 @@ pub struct AccessScope {
 /// the names follow `account_wide_access` and the workspace fields of roles and groups.
 #[derive(Debug, Default, Deserialize)]
 pub struct WorkspaceAccess {
-    #[serde(default, deserialize_with = "opt_id")]
+    #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
     pub workspace_id: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub workspace_name: Option<String>,
@@ -171,13 +171,13 @@ pub struct RequesterScope {
 /// Freshworks' changes example also shows a `group_id`.
 #[derive(Debug, Default, Deserialize)]
 pub struct VendorRole {
-    #[serde(default, deserialize_with = "opt_id")]
+    #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
     pub id: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "opt_id")]
+    #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
     pub group_id: Option<String>,
-    #[serde(default, deserialize_with = "opt_id")]
+    #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
     pub workspace_id: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub workspace_name: Option<String>,
@@ -186,60 +186,14 @@ pub struct VendorRole {
 /// A group: `{id, name}`, in the reference layout also `leader`, `observer` and its workspace.
 #[derive(Debug, Default, Deserialize)]
 pub struct VendorGroup {
-    #[serde(default, deserialize_with = "opt_id")]
+    #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
     pub id: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "opt_id")]
+    #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
     pub workspace_id: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub workspace_name: Option<String>,
-}
-
-/// An id sent as a string or a number: `rollcall_core::de::opt_id`, same values and same
-/// errors, without its untagged enum. That enum tries `String` first, so every numeric id
-/// (most of them) built and dropped a formatted error before being read as a number: close
-/// to a tenth of an update's cost. `same_ids_as_rollcall_core` holds the two together.
-fn opt_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    let Some(value) = Option::<Value>::deserialize(deserializer)? else {
-        return Ok(None);
-    };
-    match value {
-        Value::String(text) => Ok(Some(text)),
-        Value::Number(number) => {
-            if let Some(unsigned) = number.as_u64() {
-                Ok(Some(unsigned.to_string()))
-            } else if let Some(signed) = number.as_i64() {
-                Ok(Some(signed.to_string()))
-            } else {
-                match number.as_f64() {
-                    Some(float) if float.fract() == 0.0 && float.abs() < 9.0e15 => {
-                        Ok(Some(format!("{float:.0}")))
-                    }
-                    Some(float) => Err(serde::de::Error::custom(format!(
-                        "id {float} is not a whole number"
-                    ))),
-                    None => Err(not_an_id()),
-                }
-            }
-        }
-        _ => Err(not_an_id()),
-    }
-}
-
-/// The message `rollcall_core::de::opt_id` gives a value that is neither a string nor a
-/// number (serde's wording for its untagged enum).
-fn not_an_id<E: serde::de::Error>() -> E {
-    E::custom("data did not match any variant of untagged enum RawId")
-}
-
-/// A list of ids that may be strings or numbers; `null` items are dropped and `null` or
-/// absent is an empty list (`rollcall_core::de::id_list` with the [`opt_id`] above).
-fn id_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    struct Item(#[serde(deserialize_with = "opt_id")] Option<String>);
-    let items = Option::<Vec<Item>>::deserialize(deserializer)?.unwrap_or_default();
-    Ok(items.into_iter().filter_map(|Item(id)| id).collect())
 }
 
 /// A list that may be `null` or absent (both read as empty).
@@ -346,58 +300,6 @@ mod tests {
             let core = rollcall_core::json::from_slice::<Value>(body)
                 .map_err(|error| (error.path().map(str::to_owned), error.to_string()));
             assert_eq!(ours, core, "{}", String::from_utf8_lossy(body));
-        }
-    }
-
-    #[test]
-    fn same_ids_as_rollcall_core() {
-        #[derive(Debug, PartialEq, Deserialize)]
-        struct Local {
-            #[serde(default, deserialize_with = "opt_id")]
-            id: Option<String>,
-            #[serde(default, deserialize_with = "id_list")]
-            ids: Vec<String>,
-        }
-        #[derive(Debug, PartialEq, Deserialize)]
-        struct Core {
-            #[serde(default, deserialize_with = "rollcall_core::de::opt_id")]
-            id: Option<String>,
-            #[serde(default, deserialize_with = "rollcall_core::de::id_list")]
-            ids: Vec<String>,
-        }
-        let values = [
-            json!(null),
-            json!("41"),
-            json!(""),
-            json!(41),
-            json!(0),
-            json!(u64::MAX),
-            json!(-3),
-            json!(i64::MIN),
-            json!(2.0),
-            json!(-2.0),
-            json!(1.5),
-            json!(9.5e15),
-            json!(1e300),
-            json!(true),
-            json!([]),
-            json!([1]),
-            json!({"id": 1}),
-        ];
-        for value in &values {
-            let lists = [json!([value]), json!([value, 7, "8", null]), value.clone()];
-            for (id, ids) in std::iter::once((value.clone(), json!(null)))
-                .chain(lists.into_iter().map(|ids| (json!(1), ids)))
-            {
-                let document = json!({"id": id, "ids": ids});
-                let local = parse_at::<Local>("user", &document)
-                    .map(|local| (local.id, local.ids))
-                    .map_err(|error| (error.path().map(str::to_owned), error.to_string()));
-                let core = parse_at::<Core>("user", &document)
-                    .map(|core| (core.id, core.ids))
-                    .map_err(|error| (error.path().map(str::to_owned), error.to_string()));
-                assert_eq!(local, core, "{document}");
-            }
         }
     }
 

@@ -16,28 +16,55 @@ pub fn id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error
 
 /// Like [`id`], but `null` and absent are `None`. Use with `#[serde(default)]`.
 pub fn opt_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum RawId {
-        Text(String),
-        Unsigned(u64),
-        Signed(i64),
-        Float(f64),
+    // A visitor rather than an untagged enum: untagged deserialization buffers the value and
+    // builds a throw-away error for every variant it rejects, which costs more than the id.
+    deserializer.deserialize_any(IdVisitor)
+}
+
+struct IdVisitor;
+
+impl<'de> serde::de::Visitor<'de> for IdVisitor {
+    type Value = Option<String>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an id (a string or a whole number)")
     }
-    Ok(match Option::<RawId>::deserialize(deserializer)? {
-        None => None,
-        Some(RawId::Text(text)) => Some(text),
-        Some(RawId::Unsigned(number)) => Some(number.to_string()),
-        Some(RawId::Signed(number)) => Some(number.to_string()),
-        Some(RawId::Float(number)) if number.fract() == 0.0 && number.abs() < 9.0e15 => {
-            Some(format!("{number:.0}"))
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(Some(value.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Self::Value, E> {
+        Ok(Some(value))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(Some(value.to_string()))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(Some(value.to_string()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        if value.fract() == 0.0 && value.abs() < 9.0e15 {
+            Ok(Some(format!("{value:.0}")))
+        } else {
+            Err(E::custom(format!("id {value} is not a whole number")))
         }
-        Some(RawId::Float(number)) => {
-            return Err(serde::de::Error::custom(format!(
-                "id {number} is not a whole number"
-            )))
-        }
-    })
+    }
 }
 
 /// A list of ids that may be strings or numbers; `null` and absent are an empty list.
