@@ -2,8 +2,12 @@
 //!
 //! * `ci`: everything CI checks: formatting, clippy with warnings as errors, the whole test
 //!   suite, and the host built and tested with each connector feature alone.
+//! * `new-connector NAME --vendor "Display Name"`: a new connector crate, wired into the
+//!   workspace and the host (see `scaffold` and `docs/connectors.md`).
 //! * `bench normalize`: the criterion benchmark of every connector's `normalize`.
 #![forbid(unsafe_code)]
+
+mod scaffold;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,13 +16,21 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 /// The host's connector features; each must build and register alone.
-const CONNECTOR_FEATURES: &[&str] = &["freshservice", "zendesk", "highlevel", "vcclive"];
+const CONNECTOR_FEATURES: &[&str] = &[
+    // One per line: `cargo xtask new-connector` adds its connector at the end.
+    "freshservice",
+    "zendesk",
+    "highlevel",
+    "vcclive",
+    "okta",
+];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["ci"] => ci(),
+        ["new-connector", rest @ ..] => new_connector(rest),
         ["bench", "normalize", rest @ ..] => bench_normalize(rest),
         ["bench", "ingest", rest @ ..] => bench_ingest(rest),
         _ => {
@@ -26,6 +38,8 @@ fn main() -> Result<()> {
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
                  ci                  fmt, clippy -D warnings, tests, each connector feature alone\n  \
+                 new-connector NAME --vendor \"Display Name\"\n                      \
+                 a new connector crate, wired into the workspace and the host\n  \
                  bench normalize     criterion benchmark of every connector's normalize\n  \
                  bench ingest [--seconds N] [--concurrency N]\n                      \
                  bounded load run of the release daemon over loopback"
@@ -90,6 +104,34 @@ fn ci() -> Result<()> {
         ])?;
     }
     eprintln!("xtask ci: all checks passed");
+    Ok(())
+}
+
+fn new_connector(args: &[&str]) -> Result<()> {
+    let (name, vendor) = scaffold::parse_args(args)?;
+    let root = workspace_root();
+    let report = scaffold::new_connector(&root, &name, &vendor)?;
+    let relative = |path: &Path| {
+        path.strip_prefix(&root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
+    eprintln!("created connector {name} ({vendor}):");
+    for path in &report.created {
+        eprintln!("  + {}", relative(path));
+    }
+    for path in &report.edited {
+        eprintln!("  ~ {}", relative(path));
+    }
+    if let Err(error) = scaffold::record_in_lockfile(&root) {
+        eprintln!("warning: Cargo.lock not updated ({error:#}); run `cargo check` once");
+    }
+    eprintln!(
+        "\nnext: fill in every FILL IN (docs/connectors.md walks through them), then\n  \
+         cargo test -p {}\n  cargo xtask ci",
+        name.crate_name
+    );
     Ok(())
 }
 

@@ -9,6 +9,8 @@
 use rollcall_connector_freshservice as _;
 #[cfg(feature = "highlevel")]
 use rollcall_connector_highlevel as _;
+#[cfg(feature = "okta")]
+use rollcall_connector_okta as _;
 #[cfg(feature = "vcclive")]
 use rollcall_connector_vcclive as _;
 #[cfg(feature = "zendesk")]
@@ -33,6 +35,9 @@ mod tests {
         }
         if cfg!(feature = "highlevel") {
             enabled.push("highlevel");
+        }
+        if cfg!(feature = "okta") {
+            enabled.push("okta");
         }
         if cfg!(feature = "vcclive") {
             enabled.push("vcclive");

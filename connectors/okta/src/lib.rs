@@ -1,0 +1,172 @@
+//! rollcall connector for Okta event hooks.
+//!
+//! # What Okta sends
+//!
+//! An Okta event hook POSTs a CloudEvents-style envelope whose `data.events` holds one or
+//! more System Log events (Okta puts events that happen close together into one delivery).
+//! Each user lifecycle event names its user in `target[]` (the entry with `type: "User"`:
+//! `id`, `alternateId` = the login, `displayName`), who did it in `actor`, and when in
+//! `published`. See [`payload`].
+//!
+//! Each event of a supported type becomes its own unified event, in order, its index being
+//! its position in `data.events`: `user.lifecycle.create` is `user.created`;
+//! `user.lifecycle.activate` and `user.lifecycle.unsuspend` are `user.updated` with status
+//! `active`; `user.lifecycle.deactivate` and `user.lifecycle.suspend` are `user.updated`
+//! with status `inactive`; `user.lifecycle.delete.initiated` is `user.deleted`;
+//! `user.account.update_profile` is `user.updated`. Events of other types and events that
+//! did not succeed are skipped; a delivery left with none is `event_unsupported`. The user
+//! is partial: events carry the id, login and display name only. See [`mapping`].
+//!
+//! # How it is verified
+//!
+//! Okta signs nothing: it sends the secret configured on the hook in the `Authorization`
+//! header, which [`signature`] compares in constant time with `authorization_secret`. There
+//! is no signed timestamp and so no replay window. Deliveries are deduplicated on their
+//! events' `uuid`s: `okta:<uuid>` for one event, `okta:sha256:<hex>` of the sorted `uuid`s
+//! for several, else the SHA-256 of the body.
+//!
+//! Okta verifies the endpoint once, before it sends events, with a GET carrying
+//! `X-Okta-Verification-Challenge`; [`Connector::handshake`] answers it ([`handshake`]).
+#![forbid(unsafe_code)]
+
+pub mod handshake;
+pub mod mapping;
+pub mod payload;
+pub mod signature;
+
+use rollcall_core::verify::encode_base64;
+use rollcall_core::{
+    ConfigError, Connector, ConnectorRegistration, Delivery, HandshakeResponse, NormalizeError,
+    Secret, SignError, SourceOptions, UserEvent, VerifyError,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::signature::AuthorizationCheck;
+
+/// The connector's registry name, used for `connector = "okta"` and in every event.
+pub const NAME: &str = "okta";
+
+/// The vendor's display name.
+pub const VENDOR: &str = "Okta";
+
+/// The event types handled, as Okta spells them.
+pub const EVENT_TYPES: &[&str] = &[
+    "user.lifecycle.create",
+    "user.lifecycle.activate",
+    "user.lifecycle.deactivate",
+    "user.lifecycle.suspend",
+    "user.lifecycle.unsuspend",
+    "user.lifecycle.delete.initiated",
+    "user.account.update_profile",
+];
+
+/// The option holding the secret Okta sends in the `Authorization` header.
+pub const SECRET_OPTION: &str = "authorization_secret";
+
+/// A source's options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaOptions {
+    /// The event hook's authentication secret, exactly as entered in Okta: Okta sends it as
+    /// the `Authorization` header of every delivery. Required, except when only normalizing
+    /// offline.
+    #[serde(default)]
+    pub authorization_secret: Option<Secret>,
+}
+
+/// The Okta connector for one source.
+#[derive(Debug, Clone)]
+pub struct Okta {
+    /// `None` only for offline (normalize-only) connectors.
+    check: Option<AuthorizationCheck>,
+    /// The same secret, which test requests carry.
+    secret: Option<Secret>,
+}
+
+impl Okta {
+    /// Builds the connector from a source's options.
+    pub fn from_options(options: &SourceOptions) -> Result<Self, ConfigError> {
+        let parsed: OktaOptions = options.parse()?;
+        let secret = options.require_secret(parsed.authorization_secret, SECRET_OPTION)?;
+        Ok(Self {
+            check: secret.as_ref().map(AuthorizationCheck::new),
+            secret,
+        })
+    }
+}
+
+impl Connector for Okta {
+    fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        match &self.check {
+            Some(check) => check.verify(delivery),
+            None => Err(VerifyError::NotConfigured {
+                what: SECRET_OPTION.to_owned(),
+            }),
+        }
+    }
+
+    fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
+        let body: Value = rollcall_core::json::from_slice(&delivery.body)?;
+        mapping::events(delivery, &body)
+    }
+
+    /// `okta:<uuid>` for a delivery of one event, `okta:sha256:<hex>` of its events'
+    /// `uuid`s (sorted, one per line) for several; the SHA-256 of the body when an event has
+    /// no `uuid` or the body is no event hook delivery.
+    fn dedup_key(&self, delivery: &Delivery) -> String {
+        match payload::event_uuids(&delivery.body) {
+            Some(uuids) if uuids.len() == 1 => format!("{NAME}:{}", uuids[0]),
+            Some(mut uuids) => {
+                uuids.sort_unstable();
+                let listed = Delivery::new(NAME, uuids.join("\n"), delivery.received_at);
+                format!("{NAME}:{}", listed.body_dedup_key())
+            }
+            None => delivery.body_dedup_key(),
+        }
+    }
+
+    /// Sets the `Authorization` header to the source's secret, as Okta does.
+    fn sign(&self, delivery: &mut Delivery) -> Result<(), SignError> {
+        let Some(secret) = &self.secret else {
+            return Err(SignError::MissingKey(format!(
+                "the source has no {SECRET_OPTION} (built offline)"
+            )));
+        };
+        signature::sign(secret, delivery);
+        Ok(())
+    }
+
+    /// Answers Okta's one-time verification GET.
+    fn handshake(&self, delivery: &Delivery) -> Option<HandshakeResponse> {
+        handshake::answer(delivery)
+    }
+}
+
+fn build(options: &SourceOptions) -> Result<Box<dyn Connector>, ConfigError> {
+    let connector = Okta::from_options(options)?;
+    Ok(Box::new(connector))
+}
+
+/// A demo source's options: its secret derives from the seed, so it can sign test requests.
+fn demo_options(seed: &[u8; 32]) -> serde_json::Value {
+    serde_json::json!({ SECRET_OPTION: encode_base64(seed) })
+}
+
+rollcall_core::inventory::submit! {
+    ConnectorRegistration {
+        name: NAME,
+        vendor: VENDOR,
+        event_types: EVENT_TYPES,
+        build,
+        example_config: r#"[[sources]]
+id = "okta"
+connector = "okta"
+# In Okta (Workflow > Event Hooks > Create Event Hook): the URL is
+# https://<rollcall>/hooks/okta, the authentication field `Authorization`, and the
+# authentication secret this value, exactly as typed there.
+authorization_secret = "${OKTA_EVENT_HOOK_SECRET}"
+"#,
+        demo_options,
+    }
+}

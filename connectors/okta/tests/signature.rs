@@ -1,0 +1,248 @@
+//! Okta's authenticity scheme (the `Authorization` header secret), the source options, and
+//! signing test requests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use rollcall_connector_okta as _;
+use rollcall_core::verify::encode_base64;
+use rollcall_core::{Connector, Delivery, ErrorCode, SignError, SourceOptions};
+use serde_json::{json, Value};
+
+const CONNECTOR: &str = "okta";
+const SEED: [u8; 32] = [7; 32];
+/// What an admin typed as the hook's authentication secret (Okta's guide uses a Basic
+/// credential; any string works).
+const SECRET: &str = "Basic YWRtaW46c3VwZXJzZWNyZXQ=";
+const SAMPLE: &[u8] = include_bytes!("../fixtures/user.lifecycle.create.json");
+
+fn build(options: Value) -> Result<Box<dyn Connector>, rollcall_core::ConfigError> {
+    let registration = rollcall_core::registration(CONNECTOR).unwrap();
+    (registration.build)(&SourceOptions::new(CONNECTOR, options))
+}
+
+fn connector() -> Box<dyn Connector> {
+    build(json!({ "authorization_secret": SECRET })).unwrap()
+}
+
+/// A delivery of a sample body with these headers.
+fn delivery(headers: &[(&str, &str)]) -> Delivery {
+    headers.iter().fold(
+        rollcall_testkit::delivery(CONNECTOR, SAMPLE),
+        |delivery, (name, value)| delivery.with_header(*name, *value),
+    )
+}
+
+fn verify_code(connector: &dyn Connector, delivery: &Delivery) -> Option<ErrorCode> {
+    connector.verify(delivery).err().map(|error| error.code())
+}
+
+/// A connector built from the demo options for `seed`, through the registry like the host.
+fn demo_connector(seed: &[u8; 32]) -> Box<dyn Connector> {
+    let registration = rollcall_core::registration(CONNECTOR).unwrap();
+    build((registration.demo_options)(seed)).unwrap()
+}
+
+/// The fixture bodies that normalize to events, with those events.
+fn fixtures_with_events() -> Vec<(String, Vec<u8>, Value)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    rollcall_testkit::fixture_bodies(&dir)
+        .into_iter()
+        .filter_map(|path| {
+            let expected = std::fs::read(path.with_extension("expected.json")).unwrap();
+            let expected: Value = serde_json::from_slice(&expected).unwrap();
+            let events = expected.get("events")?.clone();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            Some((name, std::fs::read(&path).unwrap(), events))
+        })
+        .collect()
+}
+
+// ---- The Authorization header --------------------------------------------------------------
+
+#[test]
+fn accepts_the_configured_secret_in_the_authorization_header() {
+    let delivery = delivery(&[("Authorization", SECRET)]);
+    assert_eq!(verify_code(connector().as_ref(), &delivery), None);
+}
+
+#[test]
+fn the_header_name_is_case_insensitive_and_its_value_is_not() {
+    let lower = delivery(&[("authorization", SECRET)]);
+    assert_eq!(verify_code(connector().as_ref(), &lower), None);
+    let shouted = delivery(&[("Authorization", &SECRET.to_uppercase())]);
+    assert_eq!(
+        verify_code(connector().as_ref(), &shouted),
+        Some(ErrorCode::SignatureInvalid)
+    );
+}
+
+#[test]
+fn a_request_without_the_authorization_header_is_signature_missing() {
+    for headers in [
+        vec![("Content-Type", "application/json")],
+        vec![("Authorization", "")],
+        vec![("Authorization", "   ")],
+        vec![("X-Okta-Secret", SECRET)],
+    ] {
+        assert_eq!(
+            verify_code(connector().as_ref(), &delivery(&headers)),
+            Some(ErrorCode::SignatureMissing),
+            "{headers:?}"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_secret_is_signature_invalid_whatever_its_length() {
+    let mut last_changed = SECRET.to_owned();
+    last_changed.pop();
+    let prefix = last_changed.clone();
+    last_changed.push('!');
+    for wrong in [
+        "another secret".to_owned(),
+        last_changed,
+        prefix,
+        format!("{SECRET}="),
+        format!("Bearer {SECRET}"),
+    ] {
+        let delivery = delivery(&[("Authorization", &wrong)]);
+        assert_eq!(
+            verify_code(connector().as_ref(), &delivery),
+            Some(ErrorCode::SignatureInvalid),
+            "{wrong:?}"
+        );
+    }
+}
+
+#[test]
+fn the_secret_authenticates_the_sender_not_the_body() {
+    // Okta signs nothing: a changed body with the right header verifies (see the doc page).
+    let mut delivery = delivery(&[("Authorization", SECRET)]);
+    delivery.replace_body(&b"{}"[..]);
+    assert_eq!(verify_code(connector().as_ref(), &delivery), None);
+}
+
+#[test]
+fn an_old_delivery_verifies_because_okta_signs_no_timestamp() {
+    // The guide's event was published in 2020; the fixture delivery is received in 2026.
+    let body = include_bytes!("../fixtures/okta-guide-user-lifecycle-deactivate.json");
+    let delivery =
+        rollcall_testkit::delivery(CONNECTOR, &body[..]).with_header("Authorization", SECRET);
+    assert_eq!(verify_code(connector().as_ref(), &delivery), None);
+}
+
+#[test]
+fn an_offline_connector_answers_source_misconfigured() {
+    let connector = rollcall_testkit::offline_connector(CONNECTOR);
+    let delivery = delivery(&[("Authorization", SECRET)]);
+    assert_eq!(
+        verify_code(connector.as_ref(), &delivery),
+        Some(ErrorCode::SourceMisconfigured)
+    );
+}
+
+#[test]
+fn errors_and_debug_output_never_show_the_secret() {
+    let connector = connector();
+    assert!(!format!("{connector:?}").contains("YWRtaW46"));
+    let error = connector
+        .verify(&delivery(&[("Authorization", "Basic guess")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !error.contains("YWRtaW46") && !error.contains("guess"),
+        "{error}"
+    );
+}
+
+// ---- Options -------------------------------------------------------------------------------
+
+#[test]
+fn building_online_without_the_secret_names_the_option() {
+    for options in [json!({}), json!({"authorization_secret": ""})] {
+        let error = build(options).unwrap_err();
+        assert_eq!(error.key, "authorization_secret");
+        assert_eq!(error.code(), ErrorCode::ConfigInvalid);
+    }
+}
+
+#[test]
+fn unknown_option_keys_are_rejected() {
+    let error =
+        build(json!({"authorization_secret": "s", "authorization_header": "X-Key"})).unwrap_err();
+    assert!(error.message.contains("authorization_header"), "{error}");
+}
+
+// ---- Signing test requests ------------------------------------------------------------------
+
+#[test]
+fn signing_then_verifying_round_trips() {
+    let connector = demo_connector(&SEED);
+    let fixtures = fixtures_with_events();
+    assert!(
+        fixtures.len() >= 10,
+        "{} fixtures with events",
+        fixtures.len()
+    );
+    for (name, body, events) in fixtures {
+        let mut delivery = rollcall_testkit::delivery(CONNECTOR, body);
+        connector.sign(&mut delivery).unwrap();
+        assert_eq!(connector.verify(&delivery), Ok(()), "{name}");
+        let normalized = connector.normalize(&delivery).unwrap();
+        assert_eq!(serde_json::to_value(normalized).unwrap(), events, "{name}");
+    }
+}
+
+#[test]
+fn signing_sets_the_authorization_header_once_and_leaves_the_body() {
+    let connector = connector();
+    let mut delivery = delivery(&[
+        ("authorization", "stale"),
+        ("Content-Type", "application/json"),
+    ]);
+    connector.sign(&mut delivery).unwrap();
+    assert_eq!(delivery.header("Authorization"), Some(SECRET));
+    assert_eq!(
+        delivery
+            .headers
+            .names()
+            .filter(|name| *name == "authorization")
+            .count(),
+        1
+    );
+    assert_eq!(delivery.header("content-type"), Some("application/json"));
+    assert_eq!(&delivery.body[..], SAMPLE);
+}
+
+#[test]
+fn a_delivery_signed_for_one_seed_fails_on_a_source_with_another() {
+    let mut delivery = delivery(&[]);
+    demo_connector(&SEED).sign(&mut delivery).unwrap();
+    assert_eq!(
+        verify_code(demo_connector(&[8; 32]).as_ref(), &delivery),
+        Some(ErrorCode::SignatureInvalid)
+    );
+}
+
+#[test]
+fn an_offline_connector_cannot_sign() {
+    let connector = rollcall_testkit::offline_connector(CONNECTOR);
+    let mut delivery = delivery(&[]);
+    let error = connector.sign(&mut delivery).unwrap_err();
+    assert!(
+        matches!(&error, SignError::MissingKey(what) if what.contains("authorization_secret")),
+        "{error:?}"
+    );
+    assert_eq!(delivery.header("Authorization"), None);
+}
+
+#[test]
+fn demo_options_are_stable_for_a_seed_and_differ_across_seeds() {
+    let demo = rollcall_core::registration(CONNECTOR).unwrap().demo_options;
+    assert_eq!(demo(&SEED), demo(&SEED));
+    assert_ne!(demo(&SEED), demo(&[8; 32]));
+    assert_eq!(
+        demo(&SEED),
+        json!({"authorization_secret": encode_base64(&SEED)})
+    );
+}
