@@ -32,7 +32,10 @@ fn every_connectors_events_are_valid_cloudevents() {
     let mut checked = 0;
     for registration in rollcall_core::registrations() {
         let connector = (registration.build)(&SourceOptions::offline("acme")).unwrap();
-        let fixtures = repo().join("connectors").join(registration.name).join("fixtures");
+        let fixtures = repo()
+            .join("connectors")
+            .join(registration.name)
+            .join("fixtures");
         for entry in std::fs::read_dir(fixtures).unwrap() {
             let path = entry.unwrap().path();
             let name = path.to_string_lossy().into_owned();
@@ -52,7 +55,10 @@ fn every_connectors_events_are_valid_cloudevents() {
                     .map(|error| format!("{error} at {}", error.instance_path()))
                     .collect();
                 assert!(errors.is_empty(), "{name}: {errors:?}");
-                assert_eq!(document["type"], format!("dev.rollcall.{}", event.event_type));
+                assert_eq!(
+                    document["type"],
+                    format!("dev.rollcall.{}", event.event_type)
+                );
                 assert_eq!(document["source"], "/sources/acme");
                 assert_eq!(document["subject"], event.user.id);
                 assert_eq!(document["data"]["id"], event.id);
@@ -87,16 +93,12 @@ fn a_document_breaking_the_cloudevents_rules_is_rejected() {
 fn the_example_configuration_matches_the_published_schema() {
     let example = rollcall::config::example();
     // Every `${VAR}` set to a value each secret format accepts.
-    let config = rollcall::config::Config::parse(&example, |_| {
-        Some("whsec_c2VjcmV0LXZhbHVl".to_owned())
-    });
+    let config =
+        rollcall::config::Config::parse(&example, |_| Some("whsec_c2VjcmV0LXZhbHVl".to_owned()));
     assert!(config.is_ok());
-    let as_json: Value = toml::from_str::<toml::Value>(&example.replace(
-        "${",
-        "SET-",
-    ))
-    .map(|value| serde_json::to_value(value).unwrap())
-    .unwrap();
+    let as_json: Value = toml::from_str::<toml::Value>(&example.replace("${", "SET-"))
+        .map(|value| serde_json::to_value(value).unwrap())
+        .unwrap();
     let validator = validator(&rollcall::config::schema());
     let errors: Vec<String> = validator
         .iter_errors(&as_json)
