@@ -8,15 +8,26 @@
 //! * [`stdout`]: one JSON line per event on standard output.
 //! * [`file`]: JSON lines appended to a file, made durable by `flush`.
 //! * [`http`]: a POST per event, signed with Standard Webhooks headers.
+//! * [`postgres`]: an events table and a current-users table, idempotent by event id.
+//! * [`nats`]: a NATS JetStream publish per event, deduplicated by `Nats-Msg-Id`.
+//! * [`redis`]: an `XADD` per event to a Redis stream.
 //!
 //! The generic per-sink keys (`sources`, `types`, `format`, the retry schedule) are the
 //! host's: a sink sees only its own options and the rendered [`rollcall_core::OutboundEvent`].
 #![forbid(unsafe_code)]
 
+#[cfg(any(feature = "nats", feature = "redis"))]
+mod broker;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "nats")]
+pub mod nats;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "stdout")]
 pub mod stdout;
 

@@ -15,6 +15,15 @@ fn enabled_kinds() -> Vec<&'static str> {
     if cfg!(feature = "http") {
         kinds.push("http");
     }
+    if cfg!(feature = "nats") {
+        kinds.push("nats");
+    }
+    if cfg!(feature = "postgres") {
+        kinds.push("postgres");
+    }
+    if cfg!(feature = "redis") {
+        kinds.push("redis");
+    }
     if cfg!(feature = "stdout") {
         kinds.push("stdout");
     }
