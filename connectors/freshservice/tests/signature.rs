@@ -3,7 +3,8 @@
 
 use rollcall_connector_freshservice as _;
 use rollcall_core::verify::StandardWebhooks;
-use rollcall_core::{Connector, Delivery, ErrorCode, Secret, SignError, SourceOptions, Timestamp};
+use rollcall_core::{Connector, Delivery, ErrorCode, Secret, SourceOptions, Timestamp};
+use rollcall_testkit::{demo_connector, Signing, DEMO_SEED};
 use serde_json::json;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -212,47 +213,27 @@ fn without_a_webhook_id_the_dedup_key_is_the_body_hash() {
 
 // Signing test requests (`rollcall sign`, demo sources).
 
-const SEED: [u8; 32] = [7; 32];
-
-/// A connector built from the demo options for `seed`, through the registry like the host.
-fn demo_connector(seed: &[u8; 32]) -> Box<dyn Connector> {
-    let registration = rollcall_core::registration("freshservice").unwrap();
-    let options = (registration.demo_options)(seed);
-    (registration.build)(&SourceOptions::new("freshservice", options)).unwrap()
-}
-
-/// The fixture bodies that normalize to events, with those events.
-fn fixtures_with_events() -> Vec<(String, Vec<u8>, serde_json::Value)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    rollcall_testkit::fixture_bodies(&dir)
-        .into_iter()
-        .filter_map(|path| {
-            let expected = std::fs::read(path.with_extension("expected.json")).unwrap();
-            let expected: serde_json::Value = serde_json::from_slice(&expected).unwrap();
-            let events = expected.get("events")?.clone();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            Some((name, std::fs::read(&path).unwrap(), events))
-        })
-        .collect()
-}
-
+/// The shared checks of `rollcall_testkit::assert_signing_round_trips`: the Standard Webhooks
+/// signature covers the body, and the demo secret is the seed in `whsec_` form.
 #[test]
-fn signing_then_verifying_round_trips() {
-    let connector = demo_connector(&SEED);
-    let fixtures = fixtures_with_events();
-    assert!(!fixtures.is_empty());
-    for (name, body, events) in fixtures {
-        let mut delivery = rollcall_testkit::delivery("freshservice", body);
-        connector.sign(&mut delivery).unwrap();
-        assert_eq!(connector.verify(&delivery), Ok(()), "{name}");
-        let normalized = connector.normalize(&delivery).unwrap();
-        assert_eq!(serde_json::to_value(normalized).unwrap(), events, "{name}");
-    }
+fn sign_meets_the_shared_signing_specification() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let secret = format!("whsec_{}", rollcall_core::verify::encode_base64(&DEMO_SEED));
+    rollcall_testkit::assert_signing_round_trips(
+        "freshservice",
+        &fixtures,
+        &Signing {
+            demo_options: json!({ "signing_secret": secret }),
+            key_option: "signing_secret",
+            covers_body: true,
+            stale_fixtures: &[],
+        },
+    );
 }
 
 #[test]
 fn signing_sets_the_three_headers_at_the_receive_time() {
-    let connector = demo_connector(&SEED);
+    let connector = demo_connector("freshservice", &DEMO_SEED);
     let mut delivery = rollcall_testkit::delivery("freshservice", BODY.to_vec());
     connector.sign(&mut delivery).unwrap();
     let id = delivery.header("webhook-id").unwrap().to_owned();
@@ -263,9 +244,7 @@ fn signing_sets_the_three_headers_at_the_receive_time() {
         .unwrap()
         .starts_with("v1,"));
     // The signature is the Standard Webhooks MAC under the demo secret.
-    let secret = (rollcall_core::registration("freshservice")
-        .unwrap()
-        .demo_options)(&SEED);
+    let secret = rollcall_testkit::demo_options("freshservice", &DEMO_SEED);
     let scheme =
         StandardWebhooks::new(&Secret::new(secret["signing_secret"].as_str().unwrap())).unwrap();
     assert_eq!(
@@ -277,7 +256,7 @@ fn signing_sets_the_three_headers_at_the_receive_time() {
 
 #[test]
 fn the_same_body_gets_the_same_webhook_id_and_another_body_another() {
-    let connector = demo_connector(&SEED);
+    let connector = demo_connector("freshservice", &DEMO_SEED);
     let id = |body: &[u8], received: i64| {
         let mut delivery = Delivery::new("freshservice", body.to_vec(), at(received));
         connector.sign(&mut delivery).unwrap();
@@ -289,7 +268,7 @@ fn the_same_body_gets_the_same_webhook_id_and_another_body_another() {
 
 #[test]
 fn re_signing_a_retry_keeps_its_webhook_id_and_replaces_the_other_headers() {
-    let connector = demo_connector(&SEED);
+    let connector = demo_connector("freshservice", &DEMO_SEED);
     let mut delivery = signed(SECRET, BODY, SIGNED_AT);
     delivery.received_at = at(SIGNED_AT + 3600);
     connector.sign(&mut delivery).unwrap();
@@ -306,59 +285,5 @@ fn re_signing_a_retry_keeps_its_webhook_id_and_replaces_the_other_headers() {
             .filter(|n| *n == "webhook-signature")
             .count(),
         1
-    );
-}
-
-#[test]
-fn a_body_changed_after_signing_fails_verification() {
-    let connector = demo_connector(&SEED);
-    let mut delivery = rollcall_testkit::delivery("freshservice", BODY.to_vec());
-    connector.sign(&mut delivery).unwrap();
-    let mut body = BODY.to_vec();
-    let position = body.iter().position(|&byte| byte == b'3').unwrap();
-    body[position] = b'4';
-    delivery.replace_body(body);
-    assert_eq!(
-        connector.verify(&delivery).unwrap_err().code(),
-        ErrorCode::SignatureInvalid
-    );
-}
-
-#[test]
-fn a_delivery_signed_for_one_seed_fails_on_a_source_with_another() {
-    let mut delivery = rollcall_testkit::delivery("freshservice", BODY.to_vec());
-    demo_connector(&SEED).sign(&mut delivery).unwrap();
-    assert_eq!(
-        demo_connector(&[8; 32])
-            .verify(&delivery)
-            .unwrap_err()
-            .code(),
-        ErrorCode::SignatureInvalid
-    );
-}
-
-#[test]
-fn an_offline_connector_cannot_sign() {
-    let connector = rollcall_testkit::offline_connector("freshservice");
-    let mut delivery = rollcall_testkit::delivery("freshservice", BODY.to_vec());
-    let error = connector.sign(&mut delivery).unwrap_err();
-    assert!(
-        matches!(&error, SignError::MissingKey(what) if what.contains("signing_secret")),
-        "{error:?}"
-    );
-    assert!(delivery.headers.get("webhook-signature").is_none());
-}
-
-#[test]
-fn demo_options_are_stable_for_a_seed_and_differ_across_seeds() {
-    let demo = rollcall_core::registration("freshservice")
-        .unwrap()
-        .demo_options;
-    assert_eq!(demo(&SEED), demo(&SEED));
-    assert_ne!(demo(&SEED), demo(&[8; 32]));
-    // A `whsec_` secret whose key is the seed itself.
-    assert_eq!(
-        demo(&SEED),
-        json!({"signing_secret": format!("whsec_{}", rollcall_core::verify::encode_base64(&SEED))})
     );
 }

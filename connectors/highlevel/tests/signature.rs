@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -16,6 +14,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use rollcall_connector_highlevel as _;
 use rollcall_core::verify::encode_base64;
 use rollcall_core::{Connector, Delivery, ErrorCode, SignError, SourceOptions, Timestamp};
+use rollcall_testkit::{demo_connector, openssl, Signing, DEMO_SEED};
 use serde_json::{json, Value};
 
 const RECEIVED_AT: &str = "2026-01-01T00:00:00Z";
@@ -208,24 +207,6 @@ fn checks_the_signature_before_the_timestamp() {
 struct RsaKey {
     private_pem: String,
     public_pem: String,
-}
-
-fn openssl(args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the RSA tests need the `openssl` command");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
 }
 
 fn generate_rsa_key() -> RsaKey {
@@ -474,7 +455,8 @@ fn the_registration_names_the_vendor_and_its_event_types() {
 
 // ---- Signing test requests (`signing_key`, demo sources) ---------------------------------
 
-const SEED: [u8; 32] = [7; 32];
+/// The demo sources' seed, which is also their Ed25519 signing key.
+const SEED: [u8; 32] = DEMO_SEED;
 
 /// Fixtures sent in 2025: outside the replay window of the fixtures' receive time.
 const STALE_FIXTURES: &[&str] = &[
@@ -486,53 +468,27 @@ const STALE_FIXTURES: &[&str] = &[
     "timestamp-local-offset.json",
 ];
 
-/// A connector built from the demo options for `seed`, through the registry like the host.
-fn demo_connector(seed: &[u8; 32]) -> Box<dyn Connector> {
-    let registration = rollcall_core::registration("highlevel").unwrap();
-    let options = (registration.demo_options)(seed);
-    (registration.build)(&SourceOptions::new("highlevel", options)).unwrap()
-}
-
-/// The fixture bodies that normalize to events, with those events.
-fn fixtures_with_events() -> Vec<(String, Vec<u8>, Value)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    rollcall_testkit::fixture_bodies(&dir)
-        .into_iter()
-        .filter_map(|path| {
-            let expected = std::fs::read(path.with_extension("expected.json")).unwrap();
-            let expected: Value = serde_json::from_slice(&expected).unwrap();
-            let events = expected.get("events")?.clone();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            Some((name, std::fs::read(&path).unwrap(), events))
-        })
-        .collect()
-}
-
+/// The shared checks of `rollcall_testkit::assert_signing_round_trips`: the Ed25519
+/// signature covers the raw body, the demo signing key is the seed, and the stale fixtures
+/// sign but fail the replay window.
 #[test]
-fn signing_then_verifying_round_trips() {
-    let connector = demo_connector(&SEED);
-    let fixtures = fixtures_with_events();
-    assert!(!fixtures.is_empty());
-    for (name, body, events) in fixtures {
-        let mut delivery = rollcall_testkit::delivery("highlevel", body);
-        connector.sign(&mut delivery).unwrap();
-        // Signing never touches the body, so a stale body `timestamp` stays stale: the
-        // signature passes and only the replay window rejects it.
-        let expected = if STALE_FIXTURES.contains(&name.as_str()) {
-            Err(ErrorCode::TimestampOutOfTolerance)
-        } else {
-            Ok(())
-        };
-        let verified = connector.verify(&delivery).map_err(|error| error.code());
-        assert_eq!(verified, expected, "{name}");
-        let normalized = connector.normalize(&delivery).unwrap();
-        assert_eq!(serde_json::to_value(normalized).unwrap(), events, "{name}");
-    }
+fn sign_meets_the_shared_signing_specification() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    rollcall_testkit::assert_signing_round_trips(
+        "highlevel",
+        &fixtures,
+        &Signing {
+            demo_options: json!({"signing_key": encode_base64(&SEED)}),
+            key_option: "signing_key",
+            covers_body: true,
+            stale_fixtures: STALE_FIXTURES,
+        },
+    );
 }
 
 #[test]
 fn signing_sets_x_ghl_signature_to_the_ed25519_signature_of_the_raw_body() {
-    let connector = demo_connector(&SEED);
+    let connector = demo_connector("highlevel", &SEED);
     let body = body_sent(0);
     let mut delivery = delivery(&body, &[("X-GHL-Signature", "stale")]);
     connector.sign(&mut delivery).unwrap();
@@ -547,21 +503,6 @@ fn signing_sets_x_ghl_signature_to_the_ed25519_signature_of_the_raw_body() {
         1
     );
     assert_eq!(connector.verify(&delivery), Ok(()));
-}
-
-#[test]
-fn a_body_changed_after_signing_fails_verification() {
-    let connector = demo_connector(&SEED);
-    let mut delivery = delivery(&body_sent(0), &[]);
-    connector.sign(&mut delivery).unwrap();
-    let changed = String::from_utf8(body_sent(0))
-        .unwrap()
-        .replace("ann@", "bob@");
-    delivery.replace_body(changed);
-    assert_eq!(
-        error_code(connector.as_ref(), &delivery),
-        ErrorCode::SignatureInvalid
-    );
 }
 
 #[test]
@@ -583,7 +524,7 @@ fn without_a_signing_key_sign_is_missing_the_key() {
 
 #[test]
 fn a_signing_key_replaces_the_published_ed25519_key_and_keeps_the_rsa_one() {
-    let demo = demo_connector(&SEED);
+    let demo = demo_connector("highlevel", &SEED);
     let body = body_sent(0);
     // The demo source verifies X-GHL-Signature with its own key only...
     let other = ed25519_sign(&ed25519_key(1), &body);
@@ -636,7 +577,9 @@ fn a_signing_key_may_be_a_pkcs8_pem_private_key() {
     let mut by_pem = delivery(&body, &[]);
     from_pem.sign(&mut by_pem).unwrap();
     let mut by_seed = delivery(&body, &[]);
-    demo_connector(&SEED).sign(&mut by_seed).unwrap();
+    demo_connector("highlevel", &SEED)
+        .sign(&mut by_seed)
+        .unwrap();
     assert_eq!(
         by_pem.header("X-GHL-Signature"),
         by_seed.header("X-GHL-Signature")
@@ -668,17 +611,7 @@ fn an_unusable_signing_key_is_a_config_error_that_hides_the_value() {
 
 #[test]
 fn the_connector_debug_output_never_shows_the_signing_key() {
-    let text = format!("{:?}", demo_connector(&SEED));
+    let text = format!("{:?}", demo_connector("highlevel", &SEED));
     assert!(!text.contains(&encode_base64(&SEED)), "{text}");
     assert!(!text.contains("7, 7, 7"), "{text}");
-}
-
-#[test]
-fn demo_options_are_stable_for_a_seed_and_differ_across_seeds() {
-    let demo = rollcall_core::registration("highlevel")
-        .unwrap()
-        .demo_options;
-    assert_eq!(demo(&SEED), demo(&SEED));
-    assert_ne!(demo(&SEED), demo(&[8; 32]));
-    assert_eq!(demo(&SEED), json!({"signing_key": encode_base64(&SEED)}));
 }

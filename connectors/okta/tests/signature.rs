@@ -5,11 +5,11 @@
 
 use rollcall_connector_okta as _;
 use rollcall_core::verify::encode_base64;
-use rollcall_core::{Connector, Delivery, ErrorCode, SignError, SourceOptions};
+use rollcall_core::{Connector, Delivery, ErrorCode, SourceOptions};
+use rollcall_testkit::{Signing, DEMO_SEED};
 use serde_json::{json, Value};
 
 const CONNECTOR: &str = "okta";
-const SEED: [u8; 32] = [7; 32];
 /// What an admin typed as the hook's authentication secret (Okta's guide uses a Basic
 /// credential; any string works).
 const SECRET: &str = "Basic YWRtaW46c3VwZXJzZWNyZXQ=";
@@ -34,27 +34,6 @@ fn delivery(headers: &[(&str, &str)]) -> Delivery {
 
 fn verify_code(connector: &dyn Connector, delivery: &Delivery) -> Option<ErrorCode> {
     connector.verify(delivery).err().map(|error| error.code())
-}
-
-/// A connector built from the demo options for `seed`, through the registry like the host.
-fn demo_connector(seed: &[u8; 32]) -> Box<dyn Connector> {
-    let registration = rollcall_core::registration(CONNECTOR).unwrap();
-    build((registration.demo_options)(seed)).unwrap()
-}
-
-/// The fixture bodies that normalize to events, with those events.
-fn fixtures_with_events() -> Vec<(String, Vec<u8>, Value)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    rollcall_testkit::fixture_bodies(&dir)
-        .into_iter()
-        .filter_map(|path| {
-            let expected = std::fs::read(path.with_extension("expected.json")).unwrap();
-            let expected: Value = serde_json::from_slice(&expected).unwrap();
-            let events = expected.get("events")?.clone();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            Some((name, std::fs::read(&path).unwrap(), events))
-        })
-        .collect()
 }
 
 // ---- The Authorization header --------------------------------------------------------------
@@ -175,22 +154,24 @@ fn unknown_option_keys_are_rejected() {
 
 // ---- Signing test requests ------------------------------------------------------------------
 
+/// The shared checks of `rollcall_testkit::assert_signing_round_trips` over at least ten
+/// fixtures with events: the secret authenticates the sender, not the body, and the demo
+/// secret is the seed in base64.
 #[test]
-fn signing_then_verifying_round_trips() {
-    let connector = demo_connector(&SEED);
-    let fixtures = fixtures_with_events();
-    assert!(
-        fixtures.len() >= 10,
-        "{} fixtures with events",
-        fixtures.len()
+fn sign_meets_the_shared_signing_specification() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let with_events = rollcall_testkit::fixtures_with_events(&fixtures).len();
+    assert!(with_events >= 10, "{with_events} fixtures with events");
+    rollcall_testkit::assert_signing_round_trips(
+        CONNECTOR,
+        &fixtures,
+        &Signing {
+            demo_options: json!({"authorization_secret": encode_base64(&DEMO_SEED)}),
+            key_option: "authorization_secret",
+            covers_body: false,
+            stale_fixtures: &[],
+        },
     );
-    for (name, body, events) in fixtures {
-        let mut delivery = rollcall_testkit::delivery(CONNECTOR, body);
-        connector.sign(&mut delivery).unwrap();
-        assert_eq!(connector.verify(&delivery), Ok(()), "{name}");
-        let normalized = connector.normalize(&delivery).unwrap();
-        assert_eq!(serde_json::to_value(normalized).unwrap(), events, "{name}");
-    }
 }
 
 #[test]
@@ -212,37 +193,4 @@ fn signing_sets_the_authorization_header_once_and_leaves_the_body() {
     );
     assert_eq!(delivery.header("content-type"), Some("application/json"));
     assert_eq!(&delivery.body[..], SAMPLE);
-}
-
-#[test]
-fn a_delivery_signed_for_one_seed_fails_on_a_source_with_another() {
-    let mut delivery = delivery(&[]);
-    demo_connector(&SEED).sign(&mut delivery).unwrap();
-    assert_eq!(
-        verify_code(demo_connector(&[8; 32]).as_ref(), &delivery),
-        Some(ErrorCode::SignatureInvalid)
-    );
-}
-
-#[test]
-fn an_offline_connector_cannot_sign() {
-    let connector = rollcall_testkit::offline_connector(CONNECTOR);
-    let mut delivery = delivery(&[]);
-    let error = connector.sign(&mut delivery).unwrap_err();
-    assert!(
-        matches!(&error, SignError::MissingKey(what) if what.contains("authorization_secret")),
-        "{error:?}"
-    );
-    assert_eq!(delivery.header("Authorization"), None);
-}
-
-#[test]
-fn demo_options_are_stable_for_a_seed_and_differ_across_seeds() {
-    let demo = rollcall_core::registration(CONNECTOR).unwrap().demo_options;
-    assert_eq!(demo(&SEED), demo(&SEED));
-    assert_ne!(demo(&SEED), demo(&[8; 32]));
-    assert_eq!(
-        demo(&SEED),
-        json!({"authorization_secret": encode_base64(&SEED)})
-    );
 }

@@ -3,9 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use rollcall_connector_vcclive::encryption::{BodyDecryption, Cipher};
 use rollcall_connector_vcclive::VccLiveConnector;
@@ -66,21 +64,7 @@ fn openssl_encrypt(
     if one_line {
         args.push("-A");
     }
-    let mut child = Command::new("openssl")
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("these tests need the openssl command line tool");
-    child.stdin.take().unwrap().write_all(plaintext).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
+    rollcall_testkit::openssl(&args, plaintext)
 }
 
 fn connector(cipher: &str, key: &str) -> VccLiveConnector {
@@ -339,21 +323,7 @@ fn openssl_decrypt(cipher: &str, key: &str, iv_hex: &str, body: &[u8]) -> Vec<u8
         "-base64",
         "-A",
     ];
-    let mut child = Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("these tests need the openssl command line tool");
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
+    rollcall_testkit::openssl(&args, body)
 }
 
 #[test]

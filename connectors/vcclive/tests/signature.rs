@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rollcall_connector_vcclive::VccLiveConnector;
-use rollcall_core::{Connector, Delivery, ErrorCode, SignError, SourceOptions};
+use rollcall_core::{Connector, Delivery, ErrorCode, SourceOptions};
+use rollcall_testkit::{demo_connector, Signing, DEMO_SEED};
 use serde_json::json;
 
 const SECRET: &str = "s3cr3t-k3y+/&=";
@@ -195,46 +196,24 @@ fn secrets_never_appear_in_debug_output_or_errors() {
 
 // ---- Signing test requests (`rollcall sign`, demo sources) --------------------------------
 
-const SEED: [u8; 32] = [7; 32];
-
-/// A connector built from the demo options for `seed`, through the registry like the host.
-fn demo_connector(seed: &[u8; 32]) -> Box<dyn Connector> {
-    let registration = rollcall_core::registration("vcclive").unwrap();
-    let options = (registration.demo_options)(seed);
-    (registration.build)(&SourceOptions::new("vcclive", options)).unwrap()
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-/// The fixture bodies that normalize to events, with those events.
-fn fixtures_with_events() -> Vec<(String, Vec<u8>, serde_json::Value)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    rollcall_testkit::fixture_bodies(&dir)
-        .into_iter()
-        .filter_map(|path| {
-            let expected = std::fs::read(path.with_extension("expected.json")).unwrap();
-            let expected: serde_json::Value = serde_json::from_slice(&expected).unwrap();
-            let events = expected.get("events")?.clone();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            Some((name, std::fs::read(&path).unwrap(), events))
-        })
-        .collect()
-}
-
+/// The shared checks of `rollcall_testkit::assert_signing_round_trips`: the secret key in the
+/// URL authenticates the sender, not the body, and the demo secret key is the seed in hex.
 #[test]
-fn signing_then_verifying_round_trips() {
-    let connector = demo_connector(&SEED);
-    let fixtures = fixtures_with_events();
-    assert!(!fixtures.is_empty());
-    for (name, body, events) in fixtures {
-        let mut delivery = rollcall_testkit::delivery("vcclive", body.clone());
-        connector.sign(&mut delivery).unwrap();
-        assert_eq!(connector.verify(&delivery), Ok(()), "{name}");
-        assert_eq!(
-            delivery.body, body,
-            "{name}: the demo source does not encrypt"
-        );
-        let normalized = connector.normalize(&delivery).unwrap();
-        assert_eq!(serde_json::to_value(normalized).unwrap(), events, "{name}");
-    }
+fn sign_meets_the_shared_signing_specification() {
+    rollcall_testkit::assert_signing_round_trips(
+        "vcclive",
+        &fixtures(),
+        &Signing {
+            demo_options: json!({"secret_key": "07".repeat(32)}),
+            key_option: "secret_key",
+            covers_body: false,
+            stale_fixtures: &[],
+        },
+    );
 }
 
 #[test]
@@ -256,7 +235,7 @@ fn signing_puts_the_secret_key_in_the_query_and_keeps_the_other_parameters() {
 
 #[test]
 fn a_changed_secret_key_after_signing_fails_but_the_body_is_not_covered() {
-    let connector = demo_connector(&SEED);
+    let connector = demo_connector("vcclive", &DEMO_SEED);
     let mut delivery = rollcall_testkit::delivery("vcclive", SAMPLE);
     connector.sign(&mut delivery).unwrap();
     let mut changed_query = delivery.clone();
@@ -268,36 +247,6 @@ fn a_changed_secret_key_after_signing_fails_but_the_body_is_not_covered() {
     // VCC Live signs nothing, so a changed body keeps verifying (see the doc page).
     delivery.replace_body(&b"{}"[..]);
     assert_eq!(verify_code(&*connector, &delivery), None);
-}
-
-#[test]
-fn a_delivery_signed_for_one_seed_fails_on_a_source_with_another() {
-    let mut delivery = rollcall_testkit::delivery("vcclive", SAMPLE);
-    demo_connector(&SEED).sign(&mut delivery).unwrap();
-    assert_eq!(
-        verify_code(&*demo_connector(&[8; 32]), &delivery),
-        Some(ErrorCode::SignatureInvalid)
-    );
-}
-
-#[test]
-fn an_offline_connector_cannot_sign() {
-    let connector = rollcall_testkit::offline_connector("vcclive");
-    let mut delivery = delivery("project=4");
-    let error = connector.sign(&mut delivery).unwrap_err();
-    assert!(
-        matches!(&error, SignError::MissingKey(what) if what.contains("secret_key")),
-        "{error:?}"
-    );
-    assert_eq!(delivery.query.as_deref(), Some("project=4"));
-}
-
-#[test]
-fn demo_options_are_stable_for_a_seed_and_differ_across_seeds() {
-    let demo = rollcall_core::registration("vcclive").unwrap().demo_options;
-    assert_eq!(demo(&SEED), demo(&SEED));
-    assert_ne!(demo(&SEED), demo(&[8; 32]));
-    assert_eq!(demo(&SEED), json!({"secret_key": "07".repeat(32)}));
 }
 
 /// Events without their ids, which derive from the body bytes (here the ciphertext).
@@ -316,7 +265,7 @@ fn with_body_encryption_signing_encrypts_the_body_reproducibly() {
             json!({"secret_key": SECRET, "cipher": cipher, "encryption_key": "very secret key"});
         let connector =
             VccLiveConnector::from_options(&SourceOptions::new("vcclive", options)).unwrap();
-        for (name, body, events) in fixtures_with_events() {
+        for (name, body, events) in rollcall_testkit::fixtures_with_events(&fixtures()) {
             let mut delivery = rollcall_testkit::delivery("vcclive", body.clone());
             connector.sign(&mut delivery).unwrap();
             assert_ne!(delivery.body, body, "{cipher} {name}");

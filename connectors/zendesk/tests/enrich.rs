@@ -494,22 +494,28 @@ fn api_token_email_and_subdomain_go_together() {
     assert_eq!(config_error(bad).key, "subdomain");
 }
 
-#[test]
-fn an_https_api_base_url_is_refused_because_tls_is_not_compiled_in() {
-    let error = config_error(options("https://acme.zendesk.com", json!({})));
-    assert_eq!(error.key, "api_base_url");
-    assert!(error.message.contains("TLS"), "{error}");
-    // The default base URL, https://{subdomain}.zendesk.com, too.
+#[tokio::test]
+async fn the_api_is_reached_over_https_by_default() {
+    // No api_base_url: https://{subdomain}.zendesk.com, which builds (TLS is compiled in).
     let mut default_base = options("http://unused", json!({}));
     default_base.as_object_mut().unwrap().remove("api_base_url");
-    let error = config_error(default_base);
-    assert_eq!(error.key, "api_base_url");
-    assert!(
-        error.message.contains("https://acme.zendesk.com"),
-        "{error}"
-    );
-    assert!(error.message.contains("TLS"), "{error}");
+    assert!(ZendeskConnector::from_options(&SourceOptions::new("zd", default_base)).is_ok());
+    // An https:// base that answers plain HTTP: the client speaks TLS, the handshake fails,
+    // and that is a retryable failure like any connection failure.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+        }
+    });
+    let connector = connector(options(&format!("https://{address}"), json!({})));
+    let mut event = partial_event(&connector, "webhook_user_created.json");
+    let error = connector.enrich(&mut event).await.unwrap_err();
+    assert!(error.retryable, "{error}");
     assert!(!error.message.contains(TOKEN));
+    assert!(event.partial);
 }
 
 #[test]

@@ -5,7 +5,9 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use rollcall_connector_zendesk::signature::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use rollcall_core::{Connector, Delivery, ErrorCode, Secret, SignError, SourceOptions};
+use rollcall_core::{Connector, Delivery, ErrorCode, Secret, SourceOptions};
+use rollcall_testkit::{demo_connector, Signing, DEMO_SEED};
+use serde_json::json;
 
 /// The test secret of Zendesk's "Verifying webhook authenticity" page, used (like every
 /// Zendesk signing secret) as the ASCII bytes of the string.
@@ -265,7 +267,7 @@ fn accepts_the_enrichment_options() {
         }),
     );
     assert!((registration.build)(&options).is_ok());
-    // An https:// API needs TLS, which this build does not have (tests/enrich.rs).
+    // The real API, over TLS.
     let options = SourceOptions::new(
         "zendesk",
         serde_json::json!({
@@ -274,6 +276,18 @@ fn accepts_the_enrichment_options() {
             "email": "admin@acme.example",
             "subdomain": "acme",
             "api_base_url": "https://acme.zendesk.com",
+        }),
+    );
+    assert!((registration.build)(&options).is_ok());
+    // Not a web URL.
+    let options = SourceOptions::new(
+        "zendesk",
+        serde_json::json!({
+            "signing_secret": "s",
+            "api_token": "t",
+            "email": "admin@acme.example",
+            "subdomain": "acme",
+            "api_base_url": "ftp://acme.zendesk.com",
         }),
     );
     assert_eq!(
@@ -295,52 +309,31 @@ fn the_secret_never_appears_in_debug_output_or_errors() {
 
 // Signing test requests (`rollcall sign`, demo sources).
 
-const SEED: [u8; 32] = [7; 32];
-
-/// A connector built from the demo options for `seed`, through the registry like the host.
-fn demo_connector(seed: &[u8; 32]) -> Box<dyn Connector> {
-    let registration = rollcall_core::registration("zendesk").unwrap();
-    let options = (registration.demo_options)(seed);
-    (registration.build)(&SourceOptions::new("zendesk", options)).unwrap()
-}
-
-/// The fixture bodies that normalize to events, with those events.
-fn fixtures_with_events() -> Vec<(String, Vec<u8>, serde_json::Value)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    rollcall_testkit::fixture_bodies(&dir)
-        .into_iter()
-        .filter_map(|path| {
-            let expected = std::fs::read(path.with_extension("expected.json")).unwrap();
-            let expected: serde_json::Value = serde_json::from_slice(&expected).unwrap();
-            let events = expected.get("events")?.clone();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            Some((name, std::fs::read(&path).unwrap(), events))
-        })
-        .collect()
-}
-
+/// The shared checks of `rollcall_testkit::assert_signing_round_trips`: the HMAC covers the
+/// timestamp and the body, and the demo secret is the seed in base64.
 #[test]
-fn signing_then_verifying_round_trips() {
-    let connector = demo_connector(&SEED);
-    let fixtures = fixtures_with_events();
-    assert!(!fixtures.is_empty());
-    for (name, body, events) in fixtures {
-        let mut delivery = rollcall_testkit::delivery("zendesk", body);
-        connector.sign(&mut delivery).unwrap();
-        assert_eq!(connector.verify(&delivery), Ok(()), "{name}");
-        let normalized = connector.normalize(&delivery).unwrap();
-        assert_eq!(serde_json::to_value(normalized).unwrap(), events, "{name}");
-    }
+fn sign_meets_the_shared_signing_specification() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    rollcall_testkit::assert_signing_round_trips(
+        "zendesk",
+        &fixtures,
+        &Signing {
+            demo_options: json!({"signing_secret": rollcall_core::verify::encode_base64(&DEMO_SEED)}),
+            key_option: "signing_secret",
+            covers_body: true,
+            stale_fixtures: &[],
+        },
+    );
 }
 
 #[test]
 fn signing_stamps_the_receive_time_in_whole_seconds_and_signs_it_with_the_body() {
-    let connector = demo_connector(&SEED);
+    let connector = demo_connector("zendesk", &DEMO_SEED);
     let received = rollcall_core::Timestamp::parse_rfc3339("2026-01-01T00:00:00.750Z").unwrap();
     let mut delivery = Delivery::new("zendesk", SAMPLE.to_vec(), received);
     connector.sign(&mut delivery).unwrap();
     assert_eq!(delivery.header(TIMESTAMP_HEADER), Some(SIGNED_AT));
-    let secret = (rollcall_core::registration("zendesk").unwrap().demo_options)(&SEED);
+    let secret = rollcall_testkit::demo_options("zendesk", &DEMO_SEED);
     let secret = Secret::new(secret["signing_secret"].as_str().unwrap());
     assert_eq!(
         delivery.header(SIGNATURE_HEADER),
@@ -351,7 +344,7 @@ fn signing_stamps_the_receive_time_in_whole_seconds_and_signs_it_with_the_body()
 
 #[test]
 fn re_signing_replaces_the_previous_signature_headers() {
-    let connector = demo_connector(&SEED);
+    let connector = demo_connector("zendesk", &DEMO_SEED);
     let mut delivery = signed_with("another-secret", SAMPLE, "2025-12-31T23:00:00Z");
     connector.sign(&mut delivery).unwrap();
     assert_eq!(connector.verify(&delivery), Ok(()));
@@ -359,55 +352,4 @@ fn re_signing_replaces_the_previous_signature_headers() {
         let name = name.to_ascii_lowercase();
         assert_eq!(delivery.headers.names().filter(|n| *n == name).count(), 1);
     }
-}
-
-#[test]
-fn a_body_changed_after_signing_fails_verification() {
-    let connector = demo_connector(&SEED);
-    let mut delivery = rollcall_testkit::delivery("zendesk", SAMPLE.to_vec());
-    connector.sign(&mut delivery).unwrap();
-    let mut body = SAMPLE.to_vec();
-    let last_digit = body.iter().rposition(u8::is_ascii_digit).unwrap();
-    body[last_digit] = if body[last_digit] == b'1' { b'2' } else { b'1' };
-    delivery.replace_body(body);
-    assert_eq!(
-        connector.verify(&delivery).unwrap_err().code(),
-        ErrorCode::SignatureInvalid
-    );
-}
-
-#[test]
-fn a_delivery_signed_for_one_seed_fails_on_a_source_with_another() {
-    let mut delivery = rollcall_testkit::delivery("zendesk", SAMPLE.to_vec());
-    demo_connector(&SEED).sign(&mut delivery).unwrap();
-    assert_eq!(
-        demo_connector(&[8; 32])
-            .verify(&delivery)
-            .unwrap_err()
-            .code(),
-        ErrorCode::SignatureInvalid
-    );
-}
-
-#[test]
-fn an_offline_connector_cannot_sign() {
-    let connector = rollcall_testkit::offline_connector("zendesk");
-    let mut delivery = rollcall_testkit::delivery("zendesk", SAMPLE.to_vec());
-    let error = connector.sign(&mut delivery).unwrap_err();
-    assert!(
-        matches!(&error, SignError::MissingKey(what) if what.contains("signing_secret")),
-        "{error:?}"
-    );
-    assert_eq!(delivery.header(SIGNATURE_HEADER), None);
-}
-
-#[test]
-fn demo_options_are_stable_for_a_seed_and_differ_across_seeds() {
-    let demo = rollcall_core::registration("zendesk").unwrap().demo_options;
-    assert_eq!(demo(&SEED), demo(&SEED));
-    assert_ne!(demo(&SEED), demo(&[8; 32]));
-    assert_eq!(
-        demo(&SEED),
-        serde_json::json!({"signing_secret": rollcall_core::verify::encode_base64(&SEED)})
-    );
 }
