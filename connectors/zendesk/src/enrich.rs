@@ -87,7 +87,7 @@ impl Enricher {
     /// The enricher for a source's options: `None` when no enrichment option is set.
     ///
     /// `api_token`, `email` and `subdomain` go together; the other options need them. The
-    /// API base URL must be `http://`: this build has no TLS (see the connector's doc page).
+    /// API base URL must be `http://` or `https://` (TLS is rustls with built-in roots).
     pub fn from_options(options: &EnrichOptions<'_>) -> Result<Option<Self>, ConfigError> {
         if !options.any() {
             return Ok(None);
@@ -392,22 +392,11 @@ fn check_base_url(base_url: &str) -> Result<(), ConfigError> {
         )
     })?;
     match parsed.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(ConfigError::new(
-                "api_base_url",
-                format!(
-                    "{base_url} needs TLS, which this build of rollcall does not include (its HTTP \
-                     client has no TLS backend compiled in); set api_base_url to an http:// URL, \
-                     such as a TLS-terminating proxy in front of Zendesk, or remove the \
-                     enrichment options"
-                ),
-            ))
-        }
+        "http" | "https" => {}
         other => {
             return Err(ConfigError::new(
                 "api_base_url",
-                format!("the scheme must be http, not {other}"),
+                format!("the scheme must be http or https, not {other}"),
             ))
         }
     }

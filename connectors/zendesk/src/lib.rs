@@ -97,8 +97,8 @@ pub struct ZendeskOptions {
     /// Enrichment: the account's subdomain (`acme` for acme.zendesk.com).
     #[serde(default)]
     pub subdomain: Option<String>,
-    /// Enrichment: the API base URL, overriding `https://{subdomain}.zendesk.com`. Must be
-    /// `http://` in this build (no TLS compiled in).
+    /// Enrichment: the API base URL, overriding `https://{subdomain}.zendesk.com` (tests and
+    /// proxies).
     #[serde(default)]
     pub api_base_url: Option<String>,
     /// Enrichment: the timeout of one API request, in milliseconds (default 3000).
@@ -230,8 +230,8 @@ connector = "zendesk"
 # the webhook > Signing secret > Reveal secret.
 signing_secret = "${ZENDESK_SIGNING_SECRET}"
 # Optional: complete webhook users (which lack name, phone...) from the Zendesk API.
-# api_token, email and subdomain go together. This build has no TLS, so api_base_url must
-# be an http:// URL (a TLS-terminating proxy in front of https://acme.zendesk.com).
+# api_token, email and subdomain go together; api_base_url (default
+# https://<subdomain>.zendesk.com) is for proxies and tests.
 # subdomain = "acme"
 # email = "admin@acme.example"
 # api_token = "${ZENDESK_API_TOKEN}"

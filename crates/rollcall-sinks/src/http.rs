@@ -15,7 +15,8 @@
 //! | other 4xx, anything else | permanent |
 //! | no connection, timeout, connection dropped | transient |
 //!
-//! Only `http://` URLs are accepted: the HTTP client is built without TLS.
+//! `http://` and `https://` URLs are accepted; TLS is rustls with the Mozilla root
+//! certificates built in (webpki-roots), so no system certificate store is needed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -123,7 +124,12 @@ impl HttpSink {
         let url = parsed
             .url
             .as_deref()
-            .ok_or_else(|| ConfigError::new("url", "required: the http:// URL to POST events to"))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "url",
+                    "required: the http:// or https:// URL to POST events to",
+                )
+            })
             .and_then(parse_url)?;
         let signer = parsed
             .signing_secret
@@ -364,18 +370,11 @@ fn parse_url(text: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(text.trim())
         .map_err(|error| ConfigError::new("url", format!("not a URL: {error}")))?;
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(ConfigError::new(
-                "url",
-                "https:// is not supported: this build of rollcall has no TLS compiled in; \
-                 use an http:// URL (for example a local TLS-terminating proxy)",
-            ))
-        }
+        "http" | "https" => {}
         other => {
             return Err(ConfigError::new(
                 "url",
-                format!("the {other}: scheme is not supported; use an http:// URL"),
+                format!("the {other}: scheme is not supported; use an http:// or https:// URL"),
             ))
         }
     }
@@ -429,7 +428,6 @@ fn build(options: &SinkOptions) -> Result<Box<dyn Sink>, ConfigError> {
 const EXAMPLE_CONFIG: &str = r#"[[sinks]]
 id = "provisioning"
 type = "http"
-# Only http:// for now: this build has no TLS (put a TLS-terminating proxy in front).
 url = "http://127.0.0.1:9000/rollcall"
 # Optional. Standard Webhooks secret (`whsec_` + base64); adds `webhook-signature`.
 signing_secret = "${PROVISIONING_WEBHOOK_SECRET}"
