@@ -19,6 +19,7 @@ use http_body_util::BodyExt;
 use rollcall_core::{Delivery, ErrorCode, HandshakeResponse, Timestamp, UserEvent};
 use rollcall_store::{IngestBatch, IngestOutcome, NewQuarantine};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::api_error::ApiError;
 use super::redact;
@@ -46,7 +47,18 @@ async fn ingest(
         .into_response();
     };
     let outcome =
-        match tokio::time::timeout(state.request_timeout, handle(&state, &source, request)).await {
+        // One span per delivery: every log line of the pipeline carries the source and
+        // connector (never the body, emails or secrets).
+        match tokio::time::timeout(
+            state.request_timeout,
+            handle(&state, &source, request).instrument(tracing::info_span!(
+                "delivery",
+                source = %source.id,
+                connector = source.connector_name,
+            )),
+        )
+        .await
+        {
             Ok(outcome) => outcome,
             // The commit may still land; the vendor's retry is then answered as a duplicate.
             Err(_) => Err(ApiError::new(

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rollcall_core::{Format, OutboundEvent, Sink, SinkError};
 use rollcall_store::{JournalEntry, Store};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::config::{DeliveryConfig, SinkConfig};
 use crate::metrics::Metrics;
@@ -94,7 +95,17 @@ impl Worker {
                 done = entry.seq;
                 continue;
             }
-            match self.send_with_retries(entry, shutdown).await {
+            let span = tracing::info_span!(
+                "send",
+                sink = %self.config.id,
+                event_id = %entry.event_id,
+                seq = entry.seq,
+            );
+            match self
+                .send_with_retries(entry, shutdown)
+                .instrument(span)
+                .await
+            {
                 Ok(()) => done = entry.seq,
                 Err(Failure::Stopped) => break,
                 Err(Failure::Dead { attempts, error }) => {
