@@ -11,9 +11,17 @@
 //! data is durable.
 //!
 //! Reads use a separate connection; WAL lets them run while the writer commits.
+//!
+//! # Retention
+//!
+//! [`Store::prune`] deletes delivered journal events, dedup keys and replayed quarantine
+//! entries and dead letters by age, a batch per write job, so ingest keeps committing while
+//! a backlog is pruned. It never deletes an event a configured sink has not finished, nor one
+//! an open dead letter refers to; the user directory is never pruned.
 #![forbid(unsafe_code)]
 
 mod directory;
+mod retention;
 mod schema;
 mod writer;
 
@@ -26,6 +34,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 pub use crate::directory::{DirectoryEntry, UserQuery};
+pub use crate::retention::{PrunePolicy, PruneReport};
 use crate::writer::Writer;
 pub use crate::writer::WriterStats;
 

@@ -101,6 +101,13 @@ CREATE INDEX users_status ON users (source, status);
 CREATE INDEX users_username ON users (username);
 CREATE INDEX users_email ON users (email);
 "#,
+    r#"
+-- Retention (retention.rs). An open dead letter keeps its journal row, so the pruner looks
+-- dead letters up by seq; replayed entries are pruned by the time of their replay.
+CREATE INDEX dead_letters_open_seq ON dead_letters (seq) WHERE state != 'replayed';
+CREATE INDEX dead_letters_replayed ON dead_letters (resolved_at) WHERE state = 'replayed';
+CREATE INDEX quarantine_replayed ON quarantine (resolved_at) WHERE state = 'replayed';
+"#,
 ];
 
 /// Applies the migrations the database has not seen (tracked in `user_version`).
@@ -115,10 +122,13 @@ pub(crate) fn migrate(connection: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// The largest sequence number ever assigned. Read from `sqlite_sequence` (AUTOINCREMENT's
+/// record), so it does not go back when pruning empties the journal.
 pub(crate) fn last_seq(connection: &Connection) -> Result<i64> {
-    Ok(
-        connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM journal", [], |row| {
-            row.get(0)
-        })?,
-    )
+    Ok(connection.query_row(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'journal'), 0), \
+         COALESCE((SELECT MAX(seq) FROM journal), 0))",
+        [],
+        |row| row.get(0),
+    )?)
 }

@@ -360,3 +360,380 @@ async fn users_are_found_by_username_or_primary_email() {
         .unwrap();
     assert_eq!(found.len(), 1);
 }
+
+// Retention.
+
+fn batch_at(key: &str, ids: &[&str], received_at: Timestamp) -> IngestBatch {
+    IngestBatch {
+        received_at,
+        ..batch(key, ids)
+    }
+}
+
+fn hours_ago(hours: i64) -> Timestamp {
+    Timestamp::from_unix_millis(Timestamp::now().unix_millis() - hours * 3_600_000).unwrap()
+}
+
+/// Prunes the journal (and replayed entries) older than `older_than` for `sinks`; keeps
+/// dedup keys.
+fn journal_policy(older_than: Timestamp, sinks: &[&str]) -> PrunePolicy {
+    PrunePolicy::new(Some(older_than), None, sinks.iter().copied())
+}
+
+async fn journal_seqs(store: &Store) -> Vec<i64> {
+    store
+        .journal_after(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.seq)
+        .collect()
+}
+
+#[tokio::test]
+async fn old_delivered_events_are_pruned_and_undelivered_ones_kept_even_when_old() {
+    let (_dir, store) = open();
+    for n in 1..=3 {
+        store
+            .ingest(batch_at(
+                &format!("k{n}"),
+                &[&format!("e{n}")],
+                hours_ago(200),
+            ))
+            .await
+            .unwrap();
+    }
+    store
+        .ingest(batch_at("k4", &["e4"], hours_ago(1)))
+        .await
+        .unwrap();
+    // Both sinks have the recent event; `slow` has not finished 3 yet.
+    store.advance_cursor("fast", 4).await.unwrap();
+    store.advance_cursor("slow", 2).await.unwrap();
+
+    let report = store
+        .prune(journal_policy(hours_ago(168), &["fast", "slow"]))
+        .await
+        .unwrap();
+    assert_eq!(report.journal_events, 2);
+    assert!(report.complete);
+    // 3 is old but undelivered to `slow`; 4 is delivered but recent.
+    assert_eq!(journal_seqs(&store).await, [3, 4]);
+
+    store.advance_cursor("slow", 4).await.unwrap();
+    let report = store
+        .prune(journal_policy(hours_ago(168), &["fast", "slow"]))
+        .await
+        .unwrap();
+    assert_eq!(report.journal_events, 1);
+    assert_eq!(journal_seqs(&store).await, [4]);
+}
+
+#[tokio::test]
+async fn a_sink_without_a_cursor_keeps_everything() {
+    let (_dir, store) = open();
+    store
+        .ingest(batch_at("k1", &["e1", "e2"], hours_ago(200)))
+        .await
+        .unwrap();
+    store.advance_cursor("archive", 2).await.unwrap();
+    // `crm` is configured but has not recorded a cursor yet: it has received nothing.
+    let report = store
+        .prune(journal_policy(hours_ago(168), &["archive", "crm"]))
+        .await
+        .unwrap();
+    assert_eq!(report.journal_events, 0);
+    // No sinks at all: nothing has been delivered anywhere, so nothing goes either.
+    let report = store
+        .prune(journal_policy(hours_ago(168), &[]))
+        .await
+        .unwrap();
+    assert_eq!(report.journal_events, 0);
+    assert_eq!(journal_seqs(&store).await, [1, 2]);
+    // The cursor of a sink no longer configured holds nothing back.
+    let report = store
+        .prune(journal_policy(hours_ago(168), &["archive"]))
+        .await
+        .unwrap();
+    assert_eq!(report.journal_events, 2);
+}
+
+#[tokio::test]
+async fn dead_lettered_events_are_kept_until_replayed() {
+    let (_dir, store) = open();
+    store
+        .ingest(batch_at("k1", &["e1", "e2", "e3"], hours_ago(200)))
+        .await
+        .unwrap();
+    let first = store.journal_entry(1).await.unwrap();
+    let second = store.journal_entry(2).await.unwrap();
+    store
+        .dead_letter("crm", &first, 8, "HTTP 400")
+        .await
+        .unwrap();
+    let second_letter = store
+        .dead_letter("crm", &second, 8, "HTTP 400")
+        .await
+        .unwrap();
+    store.advance_cursor("crm", 3).await.unwrap();
+
+    let report = store
+        .prune(journal_policy(hours_ago(168), &["crm"]))
+        .await
+        .unwrap();
+    assert_eq!(report.journal_events, 1);
+    assert_eq!(journal_seqs(&store).await, [1, 2]);
+
+    // Replay requested (state `replay`): still kept, the worker needs the event.
+    store
+        .request_replay(Some("crm".into()), vec![second_letter])
+        .await
+        .unwrap();
+    let report = store
+        .prune(journal_policy(hours_ago(168), &["crm"]))
+        .await
+        .unwrap();
+    assert_eq!(report.journal_events, 0);
+    let pending = store.pending_replays("crm", 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].1.event_id, "e2");
+
+    // Replayed: the event may go; the dead letter stays for the window after its replay.
+    store.finish_replay(second_letter, None).await.unwrap();
+    let report = store
+        .prune(journal_policy(hours_ago(168), &["crm"]))
+        .await
+        .unwrap();
+    assert_eq!((report.journal_events, report.dead_letters), (1, 0));
+    assert_eq!(journal_seqs(&store).await, [1]);
+    assert_eq!(store.dead_letters(None, None, 10).await.unwrap().len(), 2);
+
+    // Once the replay itself is older than the window, the replayed letter goes; the open
+    // one and its event stay.
+    let later = Timestamp::from_unix_millis(Timestamp::now().unix_millis() + 1_000).unwrap();
+    let report = store.prune(journal_policy(later, &["crm"])).await.unwrap();
+    assert_eq!((report.journal_events, report.dead_letters), (0, 1));
+    let letters = store.dead_letters(None, None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].state, "dead");
+    assert_eq!(journal_seqs(&store).await, [1]);
+}
+
+#[tokio::test]
+async fn dedup_keys_older_than_their_window_are_pruned_and_the_key_is_accepted_again() {
+    let (_dir, store) = open();
+    store
+        .ingest(batch_at("old", &["e1"], hours_ago(800)))
+        .await
+        .unwrap();
+    store
+        .ingest(batch_at("recent", &["e2"], hours_ago(2)))
+        .await
+        .unwrap();
+    let report = store
+        .prune(PrunePolicy::new(None, Some(hours_ago(720)), ["sink"]))
+        .await
+        .unwrap();
+    assert_eq!(report.dedup_keys, 1);
+    // Without a journal window the journal is left alone.
+    assert_eq!(report.journal_events, 0);
+    assert_eq!(journal_seqs(&store).await, [1, 2]);
+
+    assert!(matches!(
+        store.ingest(batch("old", &["e3"])).await.unwrap(),
+        IngestOutcome::Accepted { .. }
+    ));
+    assert_eq!(
+        store.ingest(batch("recent", &["e4"])).await.unwrap(),
+        IngestOutcome::Duplicate {
+            event_ids: vec!["e2".into()]
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_directory_and_sequence_numbers_survive_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollcall.db");
+    let store = Store::open(&path).unwrap();
+    let mut first = batch_at("k1", &[], hours_ago(200));
+    first.events = vec![user_event("e1", EventType::Created, User::with_id("7"))];
+    store.ingest(first).await.unwrap();
+    let mut second = batch_at("k2", &[], hours_ago(200));
+    second.events = vec![user_event("e2", EventType::Deleted, User::with_id("7"))];
+    store.ingest(second).await.unwrap();
+    store.advance_cursor("sink", 2).await.unwrap();
+
+    let report = store
+        .prune(PrunePolicy::new(
+            Some(hours_ago(1)),
+            Some(hours_ago(1)),
+            ["sink"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!((report.journal_events, report.dedup_keys), (2, 2));
+    assert!(journal_seqs(&store).await.is_empty());
+
+    // The directory is the current state: untouched.
+    let entry = store.user("src", "7").await.unwrap();
+    assert_eq!(entry.version, 2);
+    assert!(entry.deleted);
+
+    // The last sequence number does not go back with an empty journal, and is never reused.
+    assert_eq!(*store.subscribe().borrow(), 2);
+    assert_eq!(store.counts().await.unwrap().last_seq, 2);
+    store.close().await;
+    let store = Store::open(&path).unwrap();
+    assert_eq!(*store.subscribe().borrow(), 2);
+    store.ingest(batch("k3", &["e3"])).await.unwrap();
+    assert_eq!(journal_seqs(&store).await, [3]);
+}
+
+#[tokio::test]
+async fn replayed_quarantine_entries_are_pruned_and_open_ones_kept() {
+    let (_dir, store) = open();
+    let entry = |n: i64| NewQuarantine {
+        source: "src".into(),
+        connector: "test".into(),
+        received_at: hours_ago(200 + n),
+        code: "payload_invalid".into(),
+        message: "bad".into(),
+        path: None,
+        method: "POST".into(),
+        headers: vec![],
+        query: None,
+        body: b"{}".to_vec(),
+    };
+    let replayed = store.quarantine(entry(1)).await.unwrap();
+    let open_id = store.quarantine(entry(2)).await.unwrap();
+    store
+        .resolve_quarantine(replayed, batch("k", &["e1"]))
+        .await
+        .unwrap();
+    // The replay was just now: within the window, kept.
+    let report = store
+        .prune(journal_policy(hours_ago(168), &["sink"]))
+        .await
+        .unwrap();
+    assert_eq!(report.quarantined, 0);
+    let later = Timestamp::from_unix_millis(Timestamp::now().unix_millis() + 1_000).unwrap();
+    let report = store.prune(journal_policy(later, &["sink"])).await.unwrap();
+    assert_eq!(report.quarantined, 1);
+    let left: Vec<_> = store
+        .quarantined(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.id)
+        .collect();
+    assert_eq!(left, [open_id]);
+}
+
+#[tokio::test]
+async fn a_big_backlog_is_pruned_in_batches_each_its_own_commit() {
+    let (_dir, store) = open();
+    for n in 0..25 {
+        let ids: Vec<String> = (0..100).map(|i| format!("e{n}-{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        store
+            .ingest(batch_at(&format!("k{n}"), &ids, hours_ago(200)))
+            .await
+            .unwrap();
+    }
+    store.advance_cursor("sink", 2_500).await.unwrap();
+
+    // A capped call deletes its share, says so, and the next call goes on.
+    let capped = PrunePolicy {
+        batch: 300,
+        max_batches: 2,
+        ..journal_policy(hours_ago(168), &["sink"])
+    };
+    let report = store.prune(capped).await.unwrap();
+    assert_eq!(report.journal_events, 600);
+    assert!(!report.complete);
+    assert_eq!(store.counts().await.unwrap().journal_events, 1_900);
+
+    let before = store.writer_stats();
+    let report = store
+        .prune(PrunePolicy {
+            batch: 400,
+            ..journal_policy(hours_ago(168), &["sink"])
+        })
+        .await
+        .unwrap();
+    let after = store.writer_stats();
+    assert_eq!(report.journal_events, 1_900);
+    assert!(report.complete);
+    // 400 x 4 + 300 for the journal, then one (empty) batch each for quarantine and dead
+    // letters. Every batch is a job of its own and a commit of its own: the write lock is
+    // never held across batches.
+    assert_eq!(report.batches, 7);
+    assert_eq!(after.jobs - before.jobs, 7);
+    assert_eq!(after.commits - before.commits, 7);
+    assert_eq!(store.counts().await.unwrap().journal_events, 0);
+}
+
+#[tokio::test]
+async fn pruning_shares_commits_with_ingest() {
+    let (_dir, store) = open();
+    store
+        .ingest(batch_at("k0", &["e0"], hours_ago(200)))
+        .await
+        .unwrap();
+    store.advance_cursor("sink", 1).await.unwrap();
+    let resume = store.writer.pause().await;
+    let prune = {
+        let store = store.clone();
+        tokio::spawn(async move { store.prune(journal_policy(hours_ago(168), &["sink"])).await })
+    };
+    let ingest = {
+        let store = store.clone();
+        tokio::spawn(async move { store.ingest(batch("k1", &["e1"])).await })
+    };
+    while store.writer.queued() < 2 {
+        tokio::task::yield_now().await;
+    }
+    resume.send(()).unwrap();
+    assert_eq!(prune.await.unwrap().unwrap().journal_events, 1);
+    assert!(matches!(
+        ingest.await.unwrap().unwrap(),
+        IngestOutcome::Accepted { .. }
+    ));
+    assert_eq!(journal_seqs(&store).await, [2]);
+}
+
+#[tokio::test]
+async fn pruning_queries_use_the_age_indexes() {
+    let (_dir, store) = open();
+    let db = store.reader.lock().unwrap();
+    for (sql, indexes) in [
+        (
+            retention::JOURNAL_BATCH,
+            &["journal_received_at", "dead_letters_open_seq"][..],
+        ),
+        (retention::DEDUP_BATCH, &["dedup_received_at"][..]),
+        (retention::QUARANTINE_BATCH, &["quarantine_replayed"][..]),
+        (retention::DEAD_LETTER_BATCH, &["dead_letters_replayed"][..]),
+    ] {
+        let mut statement = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let parameters =
+            rusqlite::params_from_iter(std::iter::repeat_n(0i64, statement.parameter_count()));
+        let plan = statement
+            .query_map(parameters, |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+            .join("\n");
+        for index in indexes {
+            assert!(plan.contains(index), "{sql}\n{plan}");
+        }
+        // No full scan of any table: the search walks an index, the delete goes by key.
+        assert!(
+            !plan
+                .lines()
+                .any(|line| line.trim_start().starts_with("SCAN") && !line.contains("INDEX")),
+            "{sql}\n{plan}"
+        );
+    }
+}

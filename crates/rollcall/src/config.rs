@@ -80,14 +80,65 @@ pub enum StoreConfig {
     Sqlite {
         #[serde(default = "default_store_path")]
         path: PathBuf,
+        /// Hours a delivered event stays in the journal (0: forever). Also how long replayed
+        /// quarantine entries and replayed dead letters are kept after their replay.
+        #[serde(default = "default_retention_hours")]
+        retention_hours: u64,
+        /// Hours a dedup key is remembered (0: forever); 0 or at least `retention_hours`.
+        #[serde(default = "default_dedup_retention_hours")]
+        dedup_retention_hours: u64,
     },
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
+        Self::sqlite(default_store_path())
+    }
+}
+
+impl StoreConfig {
+    /// SQLite at `path`, with the default retention.
+    pub fn sqlite(path: impl Into<PathBuf>) -> Self {
         Self::Sqlite {
-            path: default_store_path(),
+            path: path.into(),
+            retention_hours: default_retention_hours(),
+            dedup_retention_hours: default_dedup_retention_hours(),
         }
+    }
+
+    pub fn path(&self) -> &Path {
+        let Self::Sqlite { path, .. } = self;
+        path
+    }
+
+    /// The retention windows; `None` where pruning is disabled.
+    pub fn retention(&self) -> Retention {
+        let Self::Sqlite {
+            retention_hours,
+            dedup_retention_hours,
+            ..
+        } = self;
+        let window =
+            |hours: u64| (hours > 0).then(|| Duration::from_secs(hours.saturating_mul(3600)));
+        Retention {
+            journal: window(*retention_hours),
+            dedup: window(*dedup_retention_hours),
+        }
+    }
+}
+
+/// How long the store keeps what it no longer needs; `None` keeps it forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Delivered journal events (and replayed quarantine entries and dead letters).
+    pub journal: Option<Duration>,
+    /// Dedup keys.
+    pub dedup: Option<Duration>,
+}
+
+impl Retention {
+    pub fn is_disabled(&self) -> bool {
+        self.journal.is_none() && self.dedup.is_none()
     }
 }
 
@@ -242,6 +293,12 @@ fn default_request_timeout_seconds() -> u64 {
 }
 fn default_store_path() -> PathBuf {
     PathBuf::from("rollcall-data/rollcall.db")
+}
+fn default_retention_hours() -> u64 {
+    168
+}
+fn default_dedup_retention_hours() -> u64 {
+    720
 }
 fn default_max_attempts() -> u32 {
     8
@@ -398,6 +455,25 @@ impl Config {
                 line: find_section_key_line(text, "admin", "listen"),
                 key: Some("admin.token".to_owned()),
                 message: "required when admin listens beyond loopback".to_owned(),
+            });
+        }
+        let StoreConfig::Sqlite {
+            retention_hours,
+            dedup_retention_hours,
+            ..
+        } = &self.store;
+        if *retention_hours > 0
+            && *dedup_retention_hours > 0
+            && dedup_retention_hours < retention_hours
+        {
+            return Err(ConfigError {
+                file: None,
+                line: find_section_key_line(text, "store", "dedup_retention_hours"),
+                key: Some("store.dedup_retention_hours".to_owned()),
+                message: format!(
+                    "must be 0 (keep forever) or at least store.retention_hours ({retention_hours}): \
+                     a repeated delivery whose events are still in the journal must stay a duplicate"
+                ),
             });
         }
         if self.delivery.max_attempts == 0 {
@@ -568,7 +644,11 @@ pub fn example() -> String {
          [ingest]\nlisten = \"127.0.0.1:8080\"\nmax_body_bytes = 1048576\n\n\
          [admin]\nlisten = \"127.0.0.1:9090\"\n\
          # token = \"${ROLLCALL_ADMIN_TOKEN}\"   # required when admin listens beyond loopback\n\n\
-         [store]\ntype = \"sqlite\"\npath = \"rollcall-data/rollcall.db\"\n\n\
+         [store]\ntype = \"sqlite\"\npath = \"rollcall-data/rollcall.db\"\n\
+         # delivered events leave the journal after this many hours (0 keeps them)\n\
+         retention_hours = 168\n\
+         # dedup keys are remembered this long: 0, or at least retention_hours\n\
+         dedup_retention_hours = 720\n\n\
          [delivery]\nmax_attempts = 8\ninitial_backoff_ms = 500\nmax_backoff_ms = 300000\n\n",
     );
     for registration in rollcall_core::registrations() {
@@ -620,7 +700,9 @@ pub fn schema() -> serde_json::Value {
                 "type": "object", "additionalProperties": false,
                 "properties": {
                     "type": {"enum": ["sqlite"]},
-                    "path": {"type": "string", "default": "rollcall-data/rollcall.db"}
+                    "path": {"type": "string", "default": "rollcall-data/rollcall.db"},
+                    "retention_hours": {"type": "integer", "minimum": 0, "default": 168, "description": "hours a delivered event stays in the journal (replayed quarantine entries and dead letters: after their replay); 0 keeps everything"},
+                    "dedup_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours a dedup key is remembered; 0 keeps them; otherwise at least retention_hours"}
                 }
             },
             "delivery": {

@@ -170,3 +170,79 @@ fn the_generated_example_is_a_valid_configuration() {
     let config = Config::parse(&text, |_| Some("whsec_c2VjcmV0LXZhbHVl".to_owned()));
     assert!(config.is_ok(), "{}\n{text}", config.unwrap_err());
 }
+
+#[test]
+fn retention_defaults_to_a_week_of_journal_and_thirty_days_of_dedup_keys() {
+    let hours = |h: u64| Some(Duration::from_secs(h * 3600));
+    let expected = Retention {
+        journal: hours(168),
+        dedup: hours(720),
+    };
+    // No [store] at all, and a [store] without the keys.
+    assert_eq!(Config::parse("", env).unwrap().store.retention(), expected);
+    let config = Config::parse(ISSUE_EXAMPLE, env).unwrap();
+    assert_eq!(config.store.retention(), expected);
+    assert_eq!(config.store.path(), Path::new("rollcall-data/rollcall.db"));
+}
+
+#[test]
+fn retention_keys_are_read_and_zero_disables_pruning() {
+    let text = "[store]\ntype = \"sqlite\"\nretention_hours = 24\ndedup_retention_hours = 72\n";
+    let retention = Config::parse(text, env).unwrap().store.retention();
+    assert_eq!(retention.journal, Some(Duration::from_secs(24 * 3600)));
+    assert_eq!(retention.dedup, Some(Duration::from_secs(72 * 3600)));
+    assert!(!retention.is_disabled());
+
+    let text = "[store]\ntype = \"sqlite\"\nretention_hours = 0\ndedup_retention_hours = 0\n";
+    assert!(Config::parse(text, env)
+        .unwrap()
+        .store
+        .retention()
+        .is_disabled());
+
+    // The journal kept forever; dedup keys still expire after their own window.
+    let text = "[store]\ntype = \"sqlite\"\nretention_hours = 0\n";
+    let retention = Config::parse(text, env).unwrap().store.retention();
+    assert_eq!(retention.journal, None);
+    assert_eq!(retention.dedup, Some(Duration::from_secs(720 * 3600)));
+
+    // Dedup keys kept forever with any journal window.
+    let text = "[store]\ntype = \"sqlite\"\nretention_hours = 48\ndedup_retention_hours = 0\n";
+    let retention = Config::parse(text, env).unwrap().store.retention();
+    assert_eq!(retention.dedup, None);
+}
+
+#[test]
+fn dedup_keys_must_outlive_the_journal() {
+    let text = "[store]\ntype = \"sqlite\"\nretention_hours = 720\ndedup_retention_hours = 168\n";
+    let error = Config::parse(text, env).unwrap_err();
+    assert_eq!(error.key.as_deref(), Some("store.dedup_retention_hours"));
+    assert_eq!(error.line, Some(4));
+    assert!(error.message.contains("720"), "{error}");
+    // Equal windows are fine.
+    let text = "[store]\ntype = \"sqlite\"\nretention_hours = 720\ndedup_retention_hours = 720\n";
+    assert!(Config::parse(text, env).is_ok());
+}
+
+#[test]
+fn retention_keys_are_checked_like_every_other_key() {
+    let text = "[store]\ntype = \"sqlite\"\nretention_days = 7\n";
+    let error = Config::parse(text, env).unwrap_err();
+    assert!(error.message.contains("retention_days"), "{error}");
+    let text = "[store]\ntype = \"sqlite\"\nretention_hours = -1\n";
+    assert!(Config::parse(text, env).is_err());
+    let text = "[store]\ntype = \"sqlite\"\nretention_hours = \"168\"\n";
+    assert!(Config::parse(text, env).is_err());
+}
+
+#[test]
+fn the_example_and_the_schema_carry_the_retention_keys() {
+    let example = example();
+    assert!(example.contains("retention_hours = 168"), "{example}");
+    assert!(example.contains("dedup_retention_hours = 720"), "{example}");
+    let schema = schema();
+    let store = &schema["properties"]["store"]["properties"];
+    assert_eq!(store["retention_hours"]["default"], 168);
+    assert_eq!(store["dedup_retention_hours"]["default"], 720);
+    assert_eq!(store["retention_hours"]["minimum"], 0);
+}

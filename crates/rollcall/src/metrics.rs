@@ -89,6 +89,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Deliveries kept in quarantine, by source and error code.",
     ),
     (
+        "rollcall_pruned_total",
+        "counter",
+        "Rows deleted by retention, by what (journal, dedup, quarantine, dead_letters).",
+    ),
+    (
         "rollcall_enrich_total",
         "counter",
         "Partial events sent for enrichment from the vendor's API, by source and outcome (ok, failed, skipped).",

@@ -22,9 +22,7 @@ pub fn default_config(data_dir: &Path) -> Result<Config> {
     let mut config = Config {
         ingest: Default::default(),
         admin: Default::default(),
-        store: crate::config::StoreConfig::Sqlite {
-            path: data_dir.join("rollcall.db"),
-        },
+        store: crate::config::StoreConfig::sqlite(data_dir.join("rollcall.db")),
         delivery: Default::default(),
         sources: Vec::new(),
         sinks: vec![SinkConfig {

@@ -1,9 +1,10 @@
 //! `rollcall serve`: the daemon.
 //!
 //! Start-up builds every source's connector and every sink from the configuration, opens the
-//! store, binds both listeners and starts one delivery worker per sink. SIGTERM or Ctrl-C
-//! stops accepting, lets in-flight requests finish, lets each worker finish the event in
-//! hand, flushes, records cursors, closes the store, and exits 0.
+//! store, binds both listeners, starts one delivery worker per sink and the pruner (retention).
+//! SIGTERM or Ctrl-C stops the pruner and accepting, lets in-flight requests finish, lets
+//! each worker finish the event in hand, flushes, records cursors, closes the store, and
+//! exits 0.
 
 mod admin;
 mod api_error;
@@ -19,17 +20,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use rollcall_core::{SinkOptions, SourceOptions};
-use rollcall_store::Store;
+use rollcall_core::{SinkOptions, SourceOptions, Timestamp};
+use rollcall_store::{PrunePolicy, PruneReport, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Config, StoreConfig};
+use crate::config::{Config, Retention};
 use crate::metrics::Metrics;
 pub use state::{AppState, Source};
 
 /// How long workers get to finish their event in hand at shutdown.
 const WORKER_DRAIN: Duration = Duration::from_secs(30);
+
+/// How often the pruner runs, and how soon after start it runs first.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(10 * 60);
+const PRUNE_FIRST_DELAY: Duration = Duration::from_secs(30);
+/// The pause between calls while a backlog larger than one call's cap is pruned.
+const PRUNE_BACKLOG_PAUSE: Duration = Duration::from_secs(1);
+/// How long shutdown waits for the pruner (its batch in flight commits regardless).
+const PRUNER_STOP: Duration = Duration::from_secs(5);
 
 /// Builds the sources of a configuration.
 pub fn build_sources(config: &Config) -> Result<HashMap<String, Arc<Source>>> {
@@ -59,7 +68,7 @@ pub fn build_sources(config: &Config) -> Result<HashMap<String, Arc<Source>>> {
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> Result<()> {
-    let StoreConfig::Sqlite { path } = &config.store;
+    let path = config.store.path();
     let store =
         Store::open(path).with_context(|| format!("opening the store at {}", path.display()))?;
     let metrics = Arc::new(Metrics::default());
@@ -112,6 +121,21 @@ pub async fn serve(config: Config) -> Result<()> {
         worker_tasks.push(tokio::spawn(worker.run(worker_shutdown.clone())));
     }
 
+    let (stop_pruner, pruner_shutdown) = watch::channel(false);
+    let retention = config.store.retention();
+    let pruner_task = if retention.is_disabled() {
+        tracing::info!("retention disabled (store.retention_hours and store.dedup_retention_hours are 0): nothing is pruned");
+        None
+    } else {
+        let pruner = Pruner {
+            store: store.clone(),
+            metrics: Arc::clone(&metrics),
+            sinks: config.sinks.iter().map(|sink| sink.id.clone()).collect(),
+            retention,
+        };
+        Some(tokio::spawn(pruner.run(pruner_shutdown, PRUNE_FIRST_DELAY)))
+    };
+
     let (stop_listeners, listeners_shutdown) = watch::channel(false);
     let ingest_server = {
         let mut shutdown = listeners_shutdown.clone();
@@ -134,6 +158,7 @@ pub async fn serve(config: Config) -> Result<()> {
 
     shutdown_signal().await;
     eprintln!("rollcall: shutting down: no new requests; finishing in-flight work");
+    let _ = stop_pruner.send(true);
     let _ = stop_listeners.send(true);
     ingest_task.await.context("ingest listener task")??;
     admin_task.await.context("admin listener task")??;
@@ -149,9 +174,95 @@ pub async fn serve(config: Config) -> Result<()> {
             "delivery workers did not stop in time; undelivered events stay in the journal"
         );
     }
+    if let Some(task) = pruner_task {
+        if tokio::time::timeout(PRUNER_STOP, task).await.is_err() {
+            tracing::warn!("the pruner did not stop in time");
+        }
+    }
     store.close().await;
     eprintln!("rollcall: stopped cleanly");
     Ok(())
+}
+
+/// Retention: prunes the store now and then, per the configured windows.
+#[derive(Debug)]
+struct Pruner {
+    store: Store,
+    metrics: Arc<Metrics>,
+    /// Every configured sink: an event goes only once all of them have finished it.
+    sinks: Vec<String>,
+    retention: Retention,
+}
+
+impl Pruner {
+    /// Prunes `first_delay` after start, then every [`PRUNE_INTERVAL`] (sooner while a
+    /// backlog remains), until `shutdown` turns true. Stopping mid-call is safe: the batch in
+    /// flight commits, no other starts.
+    async fn run(self, mut shutdown: watch::Receiver<bool>, first_delay: Duration) {
+        let mut wait = first_delay;
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let outcome = tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                outcome = self.prune_once(Timestamp::now()) => outcome,
+            };
+            wait = match outcome {
+                Ok(report) if !report.complete => PRUNE_BACKLOG_PAUSE,
+                Ok(_) => PRUNE_INTERVAL,
+                Err(error) => {
+                    tracing::warn!(error = %error, "pruning failed; retrying at the next interval");
+                    PRUNE_INTERVAL
+                }
+            };
+        }
+        tracing::debug!("pruner stopped");
+    }
+
+    /// One pruning call as of `now`: counts in `rollcall_pruned_total{what}` and the log.
+    async fn prune_once(&self, now: Timestamp) -> Result<PruneReport, rollcall_store::StoreError> {
+        let policy = PrunePolicy::new(
+            self.retention
+                .journal
+                .and_then(|window| cutoff(now, window)),
+            self.retention.dedup.and_then(|window| cutoff(now, window)),
+            self.sinks.iter().cloned(),
+        );
+        let report = self.store.prune(policy).await?;
+        for (what, count) in [
+            ("journal", report.journal_events),
+            ("dedup", report.dedup_keys),
+            ("quarantine", report.quarantined),
+            ("dead_letters", report.dead_letters),
+        ] {
+            if count > 0 {
+                self.metrics
+                    .add("rollcall_pruned_total", &[("what", what)], count);
+            }
+        }
+        if report.total() > 0 {
+            tracing::info!(
+                journal_events = report.journal_events,
+                dedup_keys = report.dedup_keys,
+                quarantined = report.quarantined,
+                dead_letters = report.dead_letters,
+                batches = report.batches,
+                complete = report.complete,
+                "pruned"
+            );
+        } else {
+            tracing::debug!("pruned nothing");
+        }
+        Ok(report)
+    }
+}
+
+/// `now - window`; `None` when that is before anything can be stored (nothing to prune).
+fn cutoff(now: Timestamp, window: Duration) -> Option<Timestamp> {
+    let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_unix_millis(now.unix_millis().checked_sub(window)?).ok()
 }
 
 async fn shutdown_signal() {
@@ -174,5 +285,126 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rollcall_core::{EventType, User, UserEvent, VendorEvent};
+    use rollcall_store::IngestBatch;
+
+    use super::*;
+
+    fn hours_ago(hours: i64) -> Timestamp {
+        Timestamp::from_unix_millis(Timestamp::now().unix_millis() - hours * 3_600_000).unwrap()
+    }
+
+    async fn ingest(store: &Store, key: &str, id: &str, received_at: Timestamp) {
+        let event = UserEvent {
+            id: id.to_owned(),
+            event_type: EventType::Created,
+            source: "src".to_owned(),
+            connector: "test".to_owned(),
+            vendor_event: VendorEvent {
+                id: None,
+                event_type: "created".to_owned(),
+                occurred_at: None,
+            },
+            received_at,
+            actor: None,
+            user: User::with_id("7"),
+            previous: None,
+            changes: None,
+            partial: false,
+        };
+        store
+            .ingest(IngestBatch {
+                source: "src".to_owned(),
+                dedup_key: key.to_owned(),
+                received_at,
+                events: vec![event],
+            })
+            .await
+            .unwrap();
+    }
+
+    fn pruner(store: &Store, sinks: &[&str]) -> Pruner {
+        Pruner {
+            store: store.clone(),
+            metrics: Arc::new(Metrics::default()),
+            sinks: sinks.iter().map(|sink| (*sink).to_owned()).collect(),
+            retention: crate::config::StoreConfig::sqlite("unused").retention(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pruning_round_counts_what_it_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("rollcall.db")).unwrap();
+        ingest(&store, "k1", "e1", hours_ago(800)).await;
+        ingest(&store, "k2", "e2", hours_ago(200)).await;
+        ingest(&store, "k3", "e3", hours_ago(1)).await;
+        store.advance_cursor("archive", 3).await.unwrap();
+        let pruner = pruner(&store, &["archive"]);
+
+        let report = pruner.prune_once(Timestamp::now()).await.unwrap();
+        // Default windows: a week of journal, 30 days of dedup keys.
+        assert_eq!((report.journal_events, report.dedup_keys), (2, 1));
+        let metrics = &pruner.metrics;
+        assert_eq!(
+            metrics.counter("rollcall_pruned_total", &[("what", "journal")]),
+            2
+        );
+        assert_eq!(
+            metrics.counter("rollcall_pruned_total", &[("what", "dedup")]),
+            1
+        );
+        assert!(metrics
+            .render()
+            .contains("rollcall_pruned_total{what=\"journal\"} 2"));
+        // Nothing new to delete: the counters stay.
+        pruner.prune_once(Timestamp::now()).await.unwrap();
+        assert_eq!(
+            metrics.counter("rollcall_pruned_total", &[("what", "journal")]),
+            2
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_pruner_runs_soon_after_start_and_stops_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("rollcall.db")).unwrap();
+        ingest(&store, "k1", "e1", hours_ago(200)).await;
+        store.advance_cursor("archive", 1).await.unwrap();
+        let pruner = pruner(&store, &["archive"]);
+        let metrics = Arc::clone(&pruner.metrics);
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(pruner.run(shutdown, Duration::from_millis(10)));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while metrics.counter("rollcall_pruned_total", &[("what", "journal")]) == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the pruner never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Now waiting out PRUNE_INTERVAL: shutdown ends the wait at once.
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .unwrap()
+            .unwrap();
+        store.close().await;
+    }
+
+    #[test]
+    fn cutoffs_are_the_window_before_now_and_none_when_out_of_range() {
+        let now = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        assert_eq!(
+            cutoff(now, Duration::from_secs(3600)),
+            Some(Timestamp::from_unix_seconds(1_700_000_000 - 3600).unwrap())
+        );
+        assert_eq!(cutoff(now, Duration::from_secs(u64::MAX)), None);
     }
 }

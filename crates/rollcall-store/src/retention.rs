@@ -1,0 +1,226 @@
+//! Retention: deleting what the store no longer needs, by age, in small batches.
+//!
+//! The journal is not an archive. A journal row goes once it is older than the retention
+//! window, every configured sink's cursor is past it, and no open dead letter refers to it.
+//! Dedup keys go after their own (longer) window. Quarantined deliveries and dead letters go
+//! only once replayed, after the journal window counted from the replay. The user directory
+//! is the current state and is never pruned.
+//!
+//! Every batch is one job of the single writer, so it shares a group commit with ingest and
+//! never holds the write lock for more than one batch. Rows are found through the age
+//! indexes and deleted by primary key.
+
+use std::sync::Arc;
+
+use rollcall_core::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::{Result, Store, WriteError};
+
+/// Journal rows to delete: old enough, finished by every sink (`seq <= ?2`), and not the
+/// event of an open dead letter. Walks `journal_received_at` from the oldest entry, so a run
+/// with nothing to delete touches only the index entries older than the cutoff.
+pub(crate) const JOURNAL_BATCH: &str = "DELETE FROM journal WHERE seq IN (\
+     SELECT j.seq FROM journal AS j INDEXED BY journal_received_at \
+     WHERE j.received_at < ?1 AND j.seq <= ?2 \
+     AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.seq = j.seq AND d.state != 'replayed') \
+     ORDER BY j.received_at LIMIT ?3)";
+
+/// Dedup keys to delete: older than their window. `dedup_received_at` holds the primary key,
+/// so the search never reads the table.
+pub(crate) const DEDUP_BATCH: &str = "DELETE FROM dedup WHERE (source, key) IN (\
+     SELECT source, key FROM dedup INDEXED BY dedup_received_at \
+     WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)";
+
+/// Replayed quarantine entries, by the time of their replay.
+pub(crate) const QUARANTINE_BATCH: &str = "DELETE FROM quarantine WHERE id IN (\
+     SELECT id FROM quarantine INDEXED BY quarantine_replayed \
+     WHERE state = 'replayed' AND resolved_at < ?1 ORDER BY resolved_at LIMIT ?2)";
+
+/// Replayed dead letters, by the time of their replay.
+pub(crate) const DEAD_LETTER_BATCH: &str = "DELETE FROM dead_letters WHERE id IN (\
+     SELECT id FROM dead_letters INDEXED BY dead_letters_replayed \
+     WHERE state = 'replayed' AND resolved_at < ?1 ORDER BY resolved_at LIMIT ?2)";
+
+/// What [`Store::prune`] may delete.
+#[derive(Debug, Clone)]
+pub struct PrunePolicy {
+    /// Journal events received before this instant are deleted once every sink in `sinks`
+    /// has finished with them and no dead letter that is not `replayed` refers to them.
+    /// Replayed quarantine entries and replayed dead letters whose replay was before this
+    /// instant go too. `None` keeps all of them.
+    pub journal_older_than: Option<Timestamp>,
+    /// Dedup keys recorded before this instant are deleted; a repeat of their delivery is
+    /// then accepted as new. `None` keeps them.
+    pub dedup_older_than: Option<Timestamp>,
+    /// Rows deleted per write job (at least 1).
+    pub batch: u32,
+    /// Write jobs per kind of row per call, at most (at least 1). A call that reaches it
+    /// reports `complete: false`; call again for the rest.
+    pub max_batches: u32,
+    /// The configured sinks. The smallest of their cursors bounds the journal deletion; a
+    /// sink without a cursor yet counts as cursor 0, so nothing goes before it has started.
+    /// With no sinks no journal row is deleted (nothing has been delivered). Cursors of sinks
+    /// not listed (removed from the configuration) are ignored.
+    pub sinks: Vec<String>,
+}
+
+impl PrunePolicy {
+    /// Rows per write job by default: a few milliseconds of deletion in one commit.
+    pub const DEFAULT_BATCH: u32 = 1000;
+    /// Write jobs per kind of row per call by default.
+    pub const DEFAULT_MAX_BATCHES: u32 = 100;
+
+    /// A policy with the default batch size and cap.
+    pub fn new(
+        journal_older_than: Option<Timestamp>,
+        dedup_older_than: Option<Timestamp>,
+        sinks: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            journal_older_than,
+            dedup_older_than,
+            batch: Self::DEFAULT_BATCH,
+            max_batches: Self::DEFAULT_MAX_BATCHES,
+            sinks: sinks.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// What one [`Store::prune`] call deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    pub journal_events: u64,
+    pub dedup_keys: u64,
+    pub quarantined: u64,
+    pub dead_letters: u64,
+    /// Write jobs (each its own short transaction) the call used.
+    pub batches: u32,
+    /// False when the per-call cap stopped a kind of row with more possibly left.
+    pub complete: bool,
+}
+
+impl PruneReport {
+    /// Rows deleted, all kinds together.
+    pub fn total(&self) -> u64 {
+        self.journal_events + self.dedup_keys + self.quarantined + self.dead_letters
+    }
+}
+
+impl Store {
+    /// Deletes what `policy` allows, in batches of `policy.batch` rows, each batch its own
+    /// write job. Stops when nothing is left or after `policy.max_batches` jobs per kind of
+    /// row. The user directory is never touched.
+    ///
+    /// Cancel-safe between batches: dropping the future lets the batch in flight commit and
+    /// starts no other.
+    pub async fn prune(&self, policy: PrunePolicy) -> Result<PruneReport> {
+        let batch = policy.batch.max(1);
+        let max_batches = policy.max_batches.max(1);
+        let mut report = PruneReport {
+            complete: true,
+            ..PruneReport::default()
+        };
+        if let Some(older_than) = policy.journal_older_than {
+            let cutoff = older_than.unix_millis();
+            let sinks: Arc<[String]> = policy.sinks.into();
+            let (deleted, done) = self
+                .prune_in_batches(batch, max_batches, &mut report.batches, move |tx| {
+                    prune_journal(tx, cutoff, &sinks, batch)
+                })
+                .await?;
+            report.journal_events = deleted;
+            report.complete &= done;
+            let (deleted, done) = self
+                .prune_in_batches(batch, max_batches, &mut report.batches, move |tx| {
+                    Ok(tx
+                        .prepare_cached(QUARANTINE_BATCH)?
+                        .execute(params![cutoff, batch])?)
+                })
+                .await?;
+            report.quarantined = deleted;
+            report.complete &= done;
+            let (deleted, done) = self
+                .prune_in_batches(batch, max_batches, &mut report.batches, move |tx| {
+                    Ok(tx
+                        .prepare_cached(DEAD_LETTER_BATCH)?
+                        .execute(params![cutoff, batch])?)
+                })
+                .await?;
+            report.dead_letters = deleted;
+            report.complete &= done;
+        }
+        if let Some(older_than) = policy.dedup_older_than {
+            let cutoff = older_than.unix_millis();
+            let (deleted, done) = self
+                .prune_in_batches(batch, max_batches, &mut report.batches, move |tx| {
+                    Ok(tx
+                        .prepare_cached(DEDUP_BATCH)?
+                        .execute(params![cutoff, batch])?)
+                })
+                .await?;
+            report.dedup_keys = deleted;
+            report.complete &= done;
+        }
+        Ok(report)
+    }
+
+    /// Runs `job` as write jobs until one deletes less than a full batch (done) or
+    /// `max_batches` ran. Returns the rows deleted and whether it finished.
+    async fn prune_in_batches<F>(
+        &self,
+        batch: u32,
+        max_batches: u32,
+        batches: &mut u32,
+        job: F,
+    ) -> Result<(u64, bool)>
+    where
+        F: Fn(&Connection) -> std::result::Result<usize, WriteError> + Clone + Send + 'static,
+    {
+        let mut total = 0u64;
+        for _ in 0..max_batches {
+            let job = job.clone();
+            let deleted = self.writer.write(move |tx| job(tx)).await?;
+            *batches += 1;
+            total += deleted as u64;
+            if deleted < batch as usize {
+                return Ok((total, true));
+            }
+        }
+        Ok((total, false))
+    }
+}
+
+/// One batch of journal rows. The bound is read inside the write job, so no cursor can move
+/// between reading it and deleting.
+fn prune_journal(
+    tx: &Connection,
+    cutoff: i64,
+    sinks: &[String],
+    batch: u32,
+) -> std::result::Result<usize, WriteError> {
+    let Some(delivered) = delivered_bound(tx, sinks)? else {
+        return Ok(0);
+    };
+    if delivered <= 0 {
+        return Ok(0);
+    }
+    Ok(tx
+        .prepare_cached(JOURNAL_BATCH)?
+        .execute(params![cutoff, delivered, batch])?)
+}
+
+/// The smallest cursor over `sinks` (0 for a sink without one); `None` without sinks.
+fn delivered_bound(tx: &Connection, sinks: &[String]) -> rusqlite::Result<Option<i64>> {
+    let mut statement = tx.prepare_cached("SELECT seq FROM cursors WHERE sink = ?1")?;
+    let mut bound: Option<i64> = None;
+    for sink in sinks {
+        let seq: i64 = statement
+            .query_row([sink], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
+        bound = Some(bound.map_or(seq, |current| current.min(seq)));
+    }
+    Ok(bound)
+}
