@@ -218,6 +218,20 @@ impl Store {
         self.writer.write(move |tx| insert_batch(tx, batch)).await
     }
 
+    /// Whether a delivery with this dedup key was already committed for the source. A hint
+    /// for skipping work on vendor retries; [`Store::ingest`] makes the binding check.
+    pub async fn dedup_seen(&self, source: &str, dedup_key: &str) -> Result<bool> {
+        let (source, dedup_key) = (source.to_owned(), dedup_key.to_owned());
+        self.read(move |db| {
+            Ok(db
+                .prepare_cached("SELECT 1 FROM dedup WHERE source = ?1 AND key = ?2")?
+                .query_row(params![source, dedup_key], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
     /// Keeps a delivery that could not be normalized.
     pub async fn quarantine(&self, entry: NewQuarantine) -> Result<i64> {
         let headers = serde_json::to_string(&entry.headers)?;

@@ -248,7 +248,7 @@ async fn quarantine_replay(
         delivery.headers.insert(name.as_str(), value.as_str());
     }
     delivery.query = entry.query.clone();
-    let events = source
+    let mut events = source
         .connector
         .normalize(&delivery)
         .map_err(|error| ApiError {
@@ -257,6 +257,8 @@ async fn quarantine_replay(
             path: error.path().map(str::to_owned),
             extra: None,
         })?;
+    // Replayed deliveries are completed like fresh ones (partial events only).
+    super::ingest::enrich(&state, source, &mut events).await;
     let outcome = state
         .store
         .resolve_quarantine(

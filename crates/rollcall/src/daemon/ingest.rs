@@ -175,11 +175,24 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
         Ok(events) => events,
         Err(error) => return Err(quarantine(state, source, &delivery, &error).await),
     };
-    enrich(state, source, &mut events).await;
+    let dedup_key = source.connector.dedup_key(&delivery);
+    // A vendor retry of a delivery already committed is answered as a duplicate below;
+    // enriching it first would spend an API call (and rate budget) on events that are
+    // dropped. The read is a hint only: the commit's own dedup check decides.
+    let partial = events.iter().any(|event| event.partial);
+    if partial
+        && !state
+            .store
+            .dedup_seen(&source.id, &dedup_key)
+            .await
+            .unwrap_or(false)
+    {
+        enrich(state, source, &mut events).await;
+    }
 
     let batch = IngestBatch {
         source: source.id.clone(),
-        dedup_key: source.connector.dedup_key(&delivery),
+        dedup_key,
         received_at: delivery.received_at,
         events,
     };
@@ -230,7 +243,7 @@ fn enrich_budget(state: &AppState) -> Duration {
 /// complete), `failed` (the connector's error, or out of time), or `skipped` (the connector
 /// answered `Ok` and left the event partial: no enrichment configured, a deleted user, a rate
 /// limit or an open circuit breaker). Logs carry ids and reasons, never the user's data.
-async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
+pub(super) async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
     let deadline = Instant::now() + enrich_budget(state);
     for event in events.iter_mut().filter(|event| event.partial) {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -454,6 +467,29 @@ mod tests {
 
     /// Posts one delivery to a source whose enrichment does `enrich`; returns the status,
     /// the committed event and the metric's outcome.
+    #[tokio::test]
+    async fn a_vendor_retry_of_a_committed_delivery_is_not_enriched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        let state = state_with(
+            store,
+            Box::new(PartialEvents(Enrich::Complete)),
+            Duration::from_millis(600),
+        );
+        let (first, _) = post(Arc::clone(&state), b"{}").await;
+        let (again, body) = post(Arc::clone(&state), b"{}").await;
+        assert_eq!(first, StatusCode::ACCEPTED);
+        assert_eq!(
+            (again, body["duplicate"].as_bool()),
+            (StatusCode::OK, Some(true))
+        );
+        let enriched = state.metrics.counter(
+            "rollcall_enrich_total",
+            &[("source", "s"), ("outcome", "ok")],
+        );
+        assert_eq!(enriched, 1, "the retry spent an enrichment call");
+    }
+
     async fn enriched(enrich: Enrich) -> (StatusCode, UserEvent, &'static str, Duration) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db")).unwrap();
