@@ -358,12 +358,23 @@ impl Config {
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let expanded = interpolate(text, env)?;
         let config: Config = toml::from_str(&expanded).map_err(|error| {
-            let line = error.span().map(|span| line_of(&expanded, span.start));
+            let message = error.message().trim().to_owned();
+            let span_line = error.span().map(|span| line_of(&expanded, span.start));
+            // For an unknown key inside a tagged table (`[store]`) the span covers the whole
+            // table; the key's own line is more useful.
+            let key = message
+                .split_once("unknown field `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(name, _)| name.to_owned());
+            let line = key
+                .as_deref()
+                .and_then(|key| first_key_line(&expanded, key, span_line.unwrap_or(1)))
+                .or(span_line);
             ConfigError {
                 file: None,
                 line,
-                key: None,
-                message: error.message().trim().to_owned(),
+                key,
+                message,
             }
         })?;
         config.validate(text)?;
@@ -592,6 +603,15 @@ fn key_of_line(line: &str) -> Option<String> {
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The first line at or after `from` (1-based) that sets `key`.
+fn first_key_line(text: &str, key: &str, from: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, line)| key_of_line(split_comment(line).0).as_deref() == Some(key))
+        .map(|(number, _)| number + 1)
 }
 
 /// The line of `key` inside the `index`-th `[[array]]` table, or of the table header.

@@ -90,6 +90,14 @@ fn an_unknown_key_names_its_line() {
 }
 
 #[test]
+fn an_unknown_key_in_the_store_table_names_its_own_line() {
+    let text = "[ingest]\nlisten = \"127.0.0.1:1\"\n\n[store]\ntype = \"sqlite\"\npath = \"x.db\"\nretention = 5\n";
+    let error = Config::parse(text, env).unwrap_err();
+    assert_eq!(error.line, Some(7), "{error}");
+    assert_eq!(error.key.as_deref(), Some("retention"));
+}
+
+#[test]
 fn an_unknown_connector_option_names_the_source_and_line() {
     let text = "[[sources]]\nid = \"a\"\nconnector = \"zendesk\"\nsigning_secret = \"s\"\nsigning_secert = \"typo\"\n";
     let error = Config::parse(text, env).unwrap_err();
