@@ -405,3 +405,59 @@ async fn a_quarantined_delivery_replays_after_the_source_is_fixed() {
     .await;
     assert_eq!(file_lines(&path)[0]["user"]["id"], "180");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollcall_sign_prints_a_request_the_daemon_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &sources_toml());
+    let body = repo().join("connectors/zendesk/fixtures/webhook_user_created.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args([
+            "sign",
+            "--json",
+            "--source",
+            "zd",
+            "--url",
+            &daemon.ingest,
+            "--config",
+        ])
+        .arg(dir.path().join("rollcall.toml"))
+        .arg(&body)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let request: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(request["url"], daemon.url("zd"));
+    let mut post = client().post(request["url"].as_str().unwrap());
+    for header in request["headers"].as_array().unwrap() {
+        post = post.header(header[0].as_str().unwrap(), header[1].as_str().unwrap());
+    }
+    let response = post
+        .body(request["body"].as_str().unwrap().to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+
+    // The curl form carries the same signature headers, shell-quoted.
+    let curl = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["sign", "--source", "zd", "--config"])
+        .arg(dir.path().join("rollcall.toml"))
+        .arg(&body)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(curl.stdout).unwrap();
+    assert!(text.starts_with("curl -sS -X POST '"), "{text}");
+    assert!(text.contains("-H 'x-zendesk-webhook-signature: "), "{text}");
+    assert!(text.contains("--data-binary '"), "{text}");
+
+    // An unknown source is a coded error naming the ones that exist.
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["sign", "--source", "nope", "--config"])
+        .arg(dir.path().join("rollcall.toml"))
+        .arg(&body)
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("source_unknown"));
+}
