@@ -168,3 +168,61 @@ fn vcc_live_password_never_reaches_the_output() {
     let all = [output.stdout, output.stderr].concat();
     assert!(!String::from_utf8_lossy(&all).contains("pa55-w0rd-xyz"));
 }
+
+#[test]
+fn config_check_names_the_file_line_and_key_of_a_problem() {
+    let dir = std::env::temp_dir().join(format!("rollcall-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rollcall.toml");
+    std::fs::write(
+        &file,
+        "[[sources]]\nid = \"zd\"\nconnector = \"zendesk\"\nsigning_secret = \"${ROLLCALL_TEST_UNSET_VARIABLE}\"\n",
+    )
+    .unwrap();
+    let output = rollcall()
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .env_remove("ROLLCALL_TEST_UNSET_VARIABLE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains(&format!("{}:4: signing_secret:", file.display())),
+        "{message}"
+    );
+    assert!(
+        message.contains("ROLLCALL_TEST_UNSET_VARIABLE"),
+        "{message}"
+    );
+
+    let output = rollcall()
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .env("ROLLCALL_TEST_UNSET_VARIABLE", "s3cret")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("s3cret"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn config_example_and_schema_describe_this_build() {
+    let example = rollcall().args(["config", "example"]).output().unwrap();
+    assert!(example.status.success());
+    let text = String::from_utf8(example.stdout).unwrap();
+    for connector in ["freshservice", "zendesk", "highlevel", "vcclive"] {
+        assert!(
+            text.contains(&format!("connector = \"{connector}\"")),
+            "{connector}"
+        );
+    }
+    let schema = rollcall().args(["config", "schema"]).output().unwrap();
+    let schema: Value = serde_json::from_slice(&schema.stdout).unwrap();
+    let connectors = &schema["properties"]["sources"]["items"]["properties"]["connector"]["enum"];
+    assert!(connectors
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("zendesk")));
+}
