@@ -35,10 +35,11 @@ impl Timestamp {
     /// RFC 3339 with any offset (`Z`, `+05:30`, `-07:00`), with or without a fraction.
     pub fn parse_rfc3339(value: &str) -> Result<Self, TimestampError> {
         OffsetDateTime::parse(value.trim(), &Rfc3339)
-            .map(Self::from_offset)
-            .map_err(|_| TimestampError {
+            .ok()
+            .and_then(Self::checked)
+            .ok_or_else(|| TimestampError {
                 value: value.to_owned(),
-                expected: "RFC 3339",
+                expected: "RFC 3339 (years 0000 to 9999 in UTC)",
             })
     }
 
@@ -59,15 +60,17 @@ impl Timestamp {
         }
         let nanos = (micros as i128) * 1_000;
         OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .map(Self)
-            .map_err(|_| error())
+            .ok()
+            .and_then(Self::checked)
+            .ok_or_else(error)
     }
 
     /// Whole seconds since the Unix epoch.
     pub fn from_unix_seconds(seconds: i64) -> Result<Self, TimestampError> {
         OffsetDateTime::from_unix_timestamp(seconds)
-            .map(Self)
-            .map_err(|_| TimestampError {
+            .ok()
+            .and_then(Self::checked)
+            .ok_or_else(|| TimestampError {
                 value: seconds.to_string(),
                 expected: "epoch seconds",
             })
@@ -76,8 +79,9 @@ impl Timestamp {
     /// Milliseconds since the Unix epoch.
     pub fn from_unix_millis(millis: i64) -> Result<Self, TimestampError> {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-            .map(Self)
-            .map_err(|_| TimestampError {
+            .ok()
+            .and_then(Self::checked)
+            .ok_or_else(|| TimestampError {
                 value: millis.to_string(),
                 expected: "epoch milliseconds",
             })
@@ -105,8 +109,13 @@ impl Timestamp {
         }
     }
 
-    fn from_offset(value: OffsetDateTime) -> Self {
-        Self(value.to_offset(UtcOffset::UTC))
+    /// The instant in UTC, if RFC 3339 can write it: years 0000 to 9999 in UTC. Anything
+    /// else is refused here rather than emitted as text no reader (rollcall's own included)
+    /// parses back; converting to UTC is checked, so `9999-12-31T23:59:59-01:00` is an
+    /// error, not a panic.
+    fn checked(value: OffsetDateTime) -> Option<Self> {
+        let utc = value.checked_to_offset(UtcOffset::UTC)?;
+        (0..=9999).contains(&utc.year()).then_some(Self(utc))
     }
 
     pub fn unix_seconds(self) -> i64 {
@@ -127,9 +136,14 @@ impl Timestamp {
     }
 }
 
-impl From<OffsetDateTime> for Timestamp {
-    fn from(value: OffsetDateTime) -> Self {
-        Self::from_offset(value)
+impl TryFrom<OffsetDateTime> for Timestamp {
+    type Error = TimestampError;
+
+    fn try_from(value: OffsetDateTime) -> Result<Self, Self::Error> {
+        Self::checked(value).ok_or_else(|| TimestampError {
+            value: value.to_string(),
+            expected: "a time in years 0000 to 9999 (UTC)",
+        })
     }
 }
 
@@ -216,7 +230,43 @@ mod tests {
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
     }
 
+    #[test]
+    fn times_rfc_3339_cannot_write_are_refused_not_emitted() {
+        // Year -1199, which would print as text no reader parses back.
+        assert!(Timestamp::from_epoch_seconds(-100_000_000_000.0).is_err());
+        assert!(Timestamp::from_unix_seconds(-100_000_000_000).is_err());
+        assert!(Timestamp::from_unix_millis(i64::MIN).is_err());
+        // Year 0000 with a positive offset is year -1 in UTC.
+        assert!(Timestamp::parse_rfc3339("0000-01-01T00:00:00+01:00").is_err());
+        // Year 10000 in UTC: refused, and without a panic.
+        assert!(Timestamp::parse_rfc3339("9999-12-31T23:59:59-01:00").is_err());
+        assert!(Timestamp::parse_rfc3339("0000-01-01T00:00:00Z").is_ok());
+        assert!(Timestamp::parse_rfc3339("9999-12-31T23:59:59Z").is_ok());
+    }
+
     proptest::proptest! {
+        #[test]
+        fn every_accepted_time_round_trips_through_its_text(
+            seconds in proptest::num::f64::ANY,
+            offset_minutes in -1439i32..1440,
+        ) {
+            if let Ok(t) = Timestamp::from_epoch_seconds(seconds) {
+                proptest::prop_assert_eq!(Timestamp::parse_rfc3339(&t.to_string()).unwrap(), t);
+            }
+            // The same instant written with an offset either parses back to itself or is
+            // refused (never a panic, never unreadable output).
+            if let Ok(t) = Timestamp::from_unix_seconds(seconds as i64) {
+                let offset = UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap();
+                if let Some(local) = t.into_inner().checked_to_offset(offset) {
+                    if let Ok(text) = local.format(&Rfc3339) {
+                        if let Ok(back) = Timestamp::parse_rfc3339(&text) {
+                            proptest::prop_assert_eq!(back, t);
+                        }
+                    }
+                }
+            }
+        }
+
         #[test]
         fn any_epoch_second_formats_as_utc_and_parses_back(seconds in -62_135_596_800i64..253_402_300_799) {
             let t = Timestamp::from_unix_seconds(seconds).unwrap();
