@@ -372,38 +372,59 @@ impl Store {
             .await
     }
 
+    /// Moves `sink`'s cursor from `from` to `to`, only if it is still at `from`; returns
+    /// whether it moved. Delivery workers advance this way so an operator's rewind that lands
+    /// while they send is not overwritten by the position they computed before it.
+    pub async fn move_cursor(&self, sink: &str, from: i64, to: i64) -> Result<bool> {
+        let sink = sink.to_owned();
+        self.writer
+            .write(move |tx| {
+                if current_cursor(tx, &sink)? != from {
+                    return Ok(false);
+                }
+                set_cursor(tx, &sink, to)?;
+                Ok(true)
+            })
+            .await
+    }
+
     /// Moves a sink's cursor back so everything received at or after `since` is delivered
     /// again. Returns the new cursor.
     pub async fn rewind(&self, sink: &str, since: Timestamp) -> Result<i64> {
         let sink = sink.to_owned();
         self.writer
             .write(move |tx| {
-                let seq: i64 = tx.query_row(
-                    "SELECT COALESCE(MAX(seq), 0) FROM journal WHERE received_at < ?1",
+                // The first event received at or after `since`, by sequence: events replayed
+                // from quarantine keep their original receive time but get a new sequence
+                // number, so "the last event before `since`" is not the cut.
+                let first: Option<i64> = tx.query_row(
+                    "SELECT MIN(seq) FROM journal WHERE received_at >= ?1",
                     [since.unix_millis()],
                     |row| row.get(0),
                 )?;
-                let current: i64 = tx
-                    .query_row("SELECT seq FROM cursors WHERE sink = ?1", [&sink], |row| {
-                        row.get(0)
-                    })
-                    .optional()?
-                    .unwrap_or(0);
-                let target = seq.min(current);
+                let current = current_cursor(tx, &sink)?;
+                let target = match first {
+                    Some(first) => (first - 1).min(current),
+                    None => current,
+                };
                 set_cursor(tx, &sink, target)?;
                 Ok(target)
             })
             .await
     }
 
-    /// Records a dead letter for `entry` and moves the sink's cursor past it, atomically.
+    /// Records a dead letter for `entry` and moves the sink's cursor from `expected_cursor`
+    /// past it, atomically. When the cursor is no longer at `expected_cursor` (an operator
+    /// rewound it meanwhile) nothing is recorded and `None` is returned: the event will be
+    /// sent again from the new position.
     pub async fn dead_letter(
         &self,
         sink: &str,
         entry: &JournalEntry,
         attempts: u32,
         error: &str,
-    ) -> Result<i64> {
+        expected_cursor: i64,
+    ) -> Result<Option<i64>> {
         let sink = sink.to_owned();
         let seq = entry.seq;
         let event_id = entry.event_id.clone();
@@ -411,6 +432,9 @@ impl Store {
         let now = Timestamp::now().unix_millis();
         self.writer
             .write(move |tx| {
+                if current_cursor(tx, &sink)? != expected_cursor {
+                    return Ok(None);
+                }
                 tx.execute(
                     "INSERT INTO dead_letters (sink, seq, event_id, failed_at, attempts, error) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -418,7 +442,7 @@ impl Store {
                 )?;
                 let id = tx.last_insert_rowid();
                 set_cursor(tx, &sink, seq)?;
-                Ok(id)
+                Ok(Some(id))
             })
             .await
     }
@@ -636,6 +660,14 @@ fn insert_batch(
         ids_json
     ])?;
     Ok(IngestOutcome::Accepted { event_ids })
+}
+
+fn current_cursor(tx: &Connection, sink: &str) -> rusqlite::Result<i64> {
+    Ok(tx
+        .prepare_cached("SELECT seq FROM cursors WHERE sink = ?1")?
+        .query_row([sink], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
 fn set_cursor(tx: &Connection, sink: &str, seq: i64) -> rusqlite::Result<()> {

@@ -170,7 +170,7 @@ async fn dead_letters_advance_the_cursor_and_replay_on_request() {
     store.ingest(batch("k1", &["e1"])).await.unwrap();
     let entry = store.journal_entry(1).await.unwrap();
     store
-        .dead_letter("crm", &entry, 5, "HTTP 400")
+        .dead_letter("crm", &entry, 5, "HTTP 400", 0)
         .await
         .unwrap();
     assert_eq!(store.cursor("crm").await.unwrap(), 1);
@@ -468,13 +468,14 @@ async fn dead_lettered_events_are_kept_until_replayed() {
     let first = store.journal_entry(1).await.unwrap();
     let second = store.journal_entry(2).await.unwrap();
     store
-        .dead_letter("crm", &first, 8, "HTTP 400")
+        .dead_letter("crm", &first, 8, "HTTP 400", 0)
         .await
         .unwrap();
     let second_letter = store
-        .dead_letter("crm", &second, 8, "HTTP 400")
+        .dead_letter("crm", &second, 8, "HTTP 400", first.seq)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("the cursor was where the worker saw it");
     store.advance_cursor("crm", 3).await.unwrap();
 
     let report = store
@@ -736,4 +737,52 @@ async fn pruning_queries_use_the_age_indexes() {
             "{sql}\n{plan}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_cursor_moves_only_from_where_the_worker_saw_it() {
+    let (_dir, store) = open();
+    for n in 1..=3 {
+        store
+            .ingest(batch(&format!("k{n}"), &[&format!("e{n}")]))
+            .await
+            .unwrap();
+    }
+    assert!(store.move_cursor("crm", 0, 2).await.unwrap());
+    // An operator rewinds while the worker still believes the cursor is at 2.
+    store
+        .rewind("crm", Timestamp::from_unix_seconds(0).unwrap())
+        .await
+        .unwrap();
+    assert!(!store.move_cursor("crm", 2, 3).await.unwrap());
+    assert_eq!(store.cursor("crm").await.unwrap(), 0);
+    let entry = store.journal_entry(3).await.unwrap();
+    assert_eq!(
+        store.dead_letter("crm", &entry, 1, "x", 2).await.unwrap(),
+        None
+    );
+    assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn rewind_cuts_by_sequence_even_when_a_replay_kept_an_old_receive_time() {
+    let (_dir, store) = open();
+    for (n, seconds) in [(1, 100), (2, 200), (3, 300)] {
+        let mut b = batch(&format!("k{n}"), &[&format!("e{n}")]);
+        b.received_at = Timestamp::from_unix_seconds(seconds).unwrap();
+        store.ingest(b).await.unwrap();
+    }
+    // A quarantine replay commits late (seq 4) with its original, older receive time.
+    let mut replayed = batch("k4", &["e4"]);
+    replayed.received_at = Timestamp::from_unix_seconds(50).unwrap();
+    store.ingest(replayed).await.unwrap();
+    store.advance_cursor("archive", 4).await.unwrap();
+    let cursor = store
+        .rewind("archive", Timestamp::from_unix_seconds(200).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        cursor, 1,
+        "events 2 and 3 (and the replay after them) are sent again"
+    );
 }

@@ -89,6 +89,9 @@ impl Worker {
         if entries.is_empty() {
             return Ok(false);
         }
+        // `recorded` is where the store's cursor is as far as this round knows; every move
+        // is conditional on it, so an operator's rewind in the middle of a round wins.
+        let mut recorded = cursor;
         let mut done = cursor;
         for entry in &entries {
             if !self.config.accepts(&entry.source, &entry.event_type) {
@@ -111,10 +114,18 @@ impl Worker {
                 Err(Failure::Dead { attempts, error }) => {
                     // Everything before this event is sent; make it durable, then record the
                     // dead letter and move the cursor past it in one commit.
-                    self.flush_and_advance(cursor, done).await?;
-                    self.store
-                        .dead_letter(sink_id, entry, attempts, &error)
-                        .await?;
+                    if !self.flush_and_advance(&mut recorded, done).await? {
+                        return Ok(true);
+                    }
+                    let Some(_) = self
+                        .store
+                        .dead_letter(sink_id, entry, attempts, &error, recorded)
+                        .await?
+                    else {
+                        tracing::info!(sink = %sink_id, "cursor moved by an operator; starting over from it");
+                        return Ok(true);
+                    };
+                    recorded = entry.seq;
                     self.metrics
                         .increment("rollcall_dead_letters_total", &[("sink", sink_id)]);
                     tracing::warn!(sink = %sink_id, event_id = %entry.event_id, attempts, error = %error, "event moved to dead letters");
@@ -122,20 +133,30 @@ impl Worker {
                 }
             }
         }
-        self.flush_and_advance(cursor, done).await?;
+        self.flush_and_advance(&mut recorded, done).await?;
         Ok(done > cursor)
     }
 
-    async fn flush_and_advance(&self, cursor: i64, done: i64) -> anyhow::Result<()> {
-        if done <= cursor {
-            return Ok(());
+    /// Flushes the sink and moves the cursor from `recorded` to `done`. Returns false (and
+    /// moves nothing) when the cursor is no longer at `recorded`: someone rewound it.
+    async fn flush_and_advance(&self, recorded: &mut i64, done: i64) -> anyhow::Result<bool> {
+        if done <= *recorded {
+            return Ok(true);
         }
         self.sink
             .flush()
             .await
             .map_err(|error| anyhow::anyhow!("flush failed: {error}"))?;
-        self.store.advance_cursor(&self.config.id, done).await?;
-        Ok(())
+        if !self
+            .store
+            .move_cursor(&self.config.id, *recorded, done)
+            .await?
+        {
+            tracing::info!(sink = %self.config.id, "cursor moved by an operator; starting over from it");
+            return Ok(false);
+        }
+        *recorded = done;
+        Ok(true)
     }
 
     fn render(&self, entry: &JournalEntry) -> Result<OutboundEvent, String> {
@@ -272,6 +293,7 @@ pub fn backoff_ceiling(delivery: &DeliveryConfig, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rollcall_core::Format;
 
     #[test]
     fn backoff_ceilings_double_and_stop_at_the_maximum() {
@@ -299,5 +321,108 @@ mod tests {
                 assert!(full_jitter(&delivery, attempt) <= backoff_ceiling(&delivery, attempt));
             }
         }
+    }
+
+    /// A sink that can hold one chosen event until released, recording what it was sent.
+    #[derive(Debug, Default)]
+    struct Gate {
+        sent: std::sync::Mutex<Vec<String>>,
+        hold: std::sync::Mutex<Option<String>>,
+        release: tokio::sync::Notify,
+        holding: tokio::sync::Notify,
+    }
+
+    #[derive(Debug)]
+    struct GateSink(Arc<Gate>);
+
+    #[rollcall_core::async_trait]
+    impl Sink for GateSink {
+        async fn send(&self, event: &OutboundEvent) -> Result<(), SinkError> {
+            let held = self.0.hold.lock().unwrap().clone();
+            if held.as_deref() == Some(event.event_id.as_str()) {
+                *self.0.hold.lock().unwrap() = None;
+                self.0.holding.notify_one();
+                self.0.release.notified().await;
+            }
+            self.0.sent.lock().unwrap().push(event.event_id.clone());
+            Ok(())
+        }
+    }
+
+    async fn put(store: &Store, n: i64) {
+        use rollcall_core::{EventType, Timestamp, User, UserEvent, VendorEvent};
+        let at = Timestamp::from_unix_seconds(1_800_000_000 + n).unwrap();
+        let id = format!("e{n:02}");
+        let event = UserEvent {
+            id: id.clone(),
+            event_type: EventType::Created,
+            source: "s".into(),
+            connector: "t".into(),
+            vendor_event: VendorEvent::default(),
+            received_at: at,
+            actor: None,
+            user: User::with_id(n.to_string()),
+            previous: None,
+            changes: None,
+            partial: false,
+        };
+        store
+            .ingest(rollcall_store::IngestBatch {
+                source: "s".into(),
+                dedup_key: id,
+                received_at: at,
+                events: vec![event],
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rewind_during_a_round_is_not_overwritten_by_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        for n in 1..=3 {
+            put(&store, n).await;
+        }
+        let gate = Arc::new(Gate::default());
+        let worker = Worker {
+            config: SinkConfig {
+                id: "crm".into(),
+                kind: "test".into(),
+                sources: None,
+                types: None,
+                format: Format::Native,
+                options: serde_json::Value::Null,
+            },
+            sink: Box::new(GateSink(Arc::clone(&gate))),
+            store: store.clone(),
+            metrics: Arc::new(Metrics::default()),
+            delivery: DeliveryConfig::default(),
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(worker.run(shutdown));
+        while store.cursor("crm").await.unwrap() < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        *gate.hold.lock().unwrap() = Some("e04".into());
+        for n in 4..=6 {
+            put(&store, n).await;
+        }
+        gate.holding.notified().await;
+        // The operator replays everything while the worker is in the middle of e04.
+        let since = rollcall_core::Timestamp::from_unix_seconds(1_800_000_000).unwrap();
+        assert_eq!(store.rewind("crm", since).await.unwrap(), 0);
+        gate.release.notify_one();
+        while store.cursor("crm").await.unwrap() < 6 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        let sent = gate.sent.lock().unwrap().clone();
+        assert_eq!(
+            sent.iter().filter(|id| *id == "e01").count(),
+            2,
+            "the rewind must send e01..e03 again: {sent:?}"
+        );
     }
 }
