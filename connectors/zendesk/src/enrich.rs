@@ -318,12 +318,13 @@ impl Enricher {
                     "the Zendesk API answered something other than a user object",
                 ))
             }
-            // The error names a path and a reason, not the values.
+            // Where it failed, not what was there: a value could be personal data.
             Err(error) => {
+                let at = error.path().unwrap_or(".").to_owned();
                 return Err(Failure::failing(
                     false,
-                    format!("the Zendesk API's user object is not readable: {error}"),
-                ))
+                    format!("the Zendesk API's user object is not readable at {at}"),
+                ));
             }
         };
         let payload::BareUser { user, raw, .. } = *bare;
@@ -345,8 +346,9 @@ impl Enricher {
         } else if error.is_connect() {
             "cannot connect to the Zendesk API".to_owned()
         } else {
-            // Without the URL: it names the user. The request carries no secret in it.
-            let mut message = format!("request to the Zendesk API failed: {error}");
+            // Without the URL: it names the user. reqwest's Display includes the URL, so the
+            // message is built from the error's kind and its causes only.
+            let mut message = "request to the Zendesk API failed".to_owned();
             let mut source = std::error::Error::source(error);
             while let Some(cause) = source {
                 message.push_str(": ");

@@ -50,7 +50,8 @@ pub fn apply(known: Option<&KnownUser>, event: &mut UserEvent) -> KnownUser {
             partial: event.partial,
         };
     };
-    let merged = if event.partial {
+    let stated_partial = event.partial;
+    let merged = if stated_partial {
         merge_partial(
             &known.user,
             &event.user,
@@ -77,10 +78,19 @@ pub fn apply(known: Option<&KnownUser>, event: &mut UserEvent) -> KnownUser {
     event.changes = Some(diff_users(&known.user, &merged));
     event.user = merged.clone();
     event.partial = known.partial && event.partial;
+    // A tombstone stays a tombstone: a late delta (a tag or identity clean-up after the
+    // delete) does not bring the user back. A creation does, and a full state says itself
+    // whether the user is deleted.
+    let deleted = match event.event_type {
+        EventType::Deleted => true,
+        EventType::Created => false,
+        EventType::Updated if !stated_partial => merged.status == Some(UserStatus::Deleted),
+        EventType::Updated => known.deleted,
+    };
     KnownUser {
         user: merged,
         version: known.version + 1,
-        deleted: event.event_type == EventType::Deleted,
+        deleted,
         partial: event.partial,
     }
 }
@@ -105,10 +115,38 @@ fn merge_partial(known: &User, partial: &User, changes: &[crate::model::FieldCha
         };
         base.insert(field, merged);
     }
+    // What the vendor said went away: a change to nothing for a field the partial user does
+    // not state (the last phone identity deleted, a photo removed) clears it, and a list
+    // change whose items are all gone removes them from the known list.
+    for change in changes {
+        if partial_states(partial, &change.field) {
+            continue;
+        }
+        let cleared = match &change.to {
+            Value::Null => true,
+            Value::Array(items) => items.is_empty(),
+            _ => false,
+        };
+        match base.get_mut(&change.field) {
+            Some(Value::Array(known_items)) if !cleared => {
+                let items = std::mem::take(known_items);
+                *known_items = merge_list(items, Vec::new(), Some(change));
+            }
+            Some(_) if cleared => {
+                base.remove(&change.field);
+            }
+            _ => {}
+        }
+    }
     let mut user: User =
         serde_json::from_value(Value::Object(base)).unwrap_or_else(|_| known.clone());
     user.remote_data = merge_remote_data(known.remote_data.as_ref(), partial.remote_data.as_ref());
     user
+}
+
+/// Whether the partial user states `field` (it is present in its JSON form).
+fn partial_states(partial: &User, field: &str) -> bool {
+    matches!(serde_json::to_value(partial), Ok(Value::Object(map)) if map.contains_key(field))
 }
 
 /// A known list with a partial event's statement applied: removed items go, added items and
@@ -356,6 +394,69 @@ mod tests {
             .map(|c| c.field.clone())
             .collect();
         assert_eq!(fields, ["status"]);
+    }
+
+    #[test]
+    fn a_delta_that_removes_an_unstated_field_clears_it() {
+        let before = User {
+            avatar: Some("https://example.com/a.png".into()),
+            phones: Some(vec![crate::model::Phone {
+                number: "+1 555 0100".into(),
+                ..Default::default()
+            }]),
+            ..User::with_id("1")
+        };
+        // Photo removed and the last phone identity deleted: the partial user states
+        // neither field, the connector's changes say both went away.
+        let mut delta = event(EventType::Updated, User::with_id("1"), true);
+        delta.changes = Some(vec![
+            FieldChange {
+                field: "avatar".into(),
+                from: json!("https://example.com/a.png"),
+                to: Value::Null,
+            },
+            FieldChange {
+                field: "phones".into(),
+                from: json!([{"number": "+1 555 0100"}]),
+                to: Value::Null,
+            },
+        ]);
+        apply(Some(&known(before)), &mut delta);
+        assert_eq!(delta.user.avatar, None);
+        assert_eq!(delta.user.phones, None);
+        let fields: Vec<_> = delta
+            .changes
+            .unwrap()
+            .iter()
+            .map(|c| c.field.clone())
+            .collect();
+        assert_eq!(fields, ["phones", "avatar"]);
+    }
+
+    #[test]
+    fn a_late_delta_does_not_revive_a_tombstone_but_a_creation_does() {
+        let gone = KnownUser {
+            user: User {
+                status: Some(UserStatus::Deleted),
+                ..User::with_id("1")
+            },
+            version: 3,
+            deleted: true,
+            partial: false,
+        };
+        let mut late = event(EventType::Updated, User::with_id("1"), true);
+        assert!(apply(Some(&gone), &mut late).deleted);
+        let mut recreated = event(EventType::Created, User::with_id("1"), false);
+        assert!(!apply(Some(&gone), &mut recreated).deleted);
+        let mut full_active = event(
+            EventType::Updated,
+            User {
+                status: Some(UserStatus::Active),
+                ..User::with_id("1")
+            },
+            false,
+        );
+        assert!(!apply(Some(&gone), &mut full_active).deleted);
     }
 
     #[test]

@@ -487,6 +487,14 @@ impl Config {
                 ),
             });
         }
+        if self.delivery.batch_size == 0 {
+            return Err(ConfigError {
+                file: None,
+                line: find_section_key_line(text, "delivery", "batch_size"),
+                key: Some("delivery.batch_size".to_owned()),
+                message: "must be at least 1 (with 0 no event would ever be delivered)".to_owned(),
+            });
+        }
         if self.delivery.max_attempts == 0 {
             return Err(ConfigError {
                 file: None,

@@ -254,3 +254,11 @@ fn the_example_and_the_schema_carry_the_retention_keys() {
     assert_eq!(store["dedup_retention_hours"]["default"], 720);
     assert_eq!(store["retention_hours"]["minimum"], 0);
 }
+
+#[test]
+fn a_zero_batch_size_is_refused() {
+    let text = "[delivery]\nbatch_size = 0\n";
+    let error = Config::parse(text, env).unwrap_err();
+    assert_eq!(error.key.as_deref(), Some("delivery.batch_size"));
+    assert_eq!(error.line, Some(2));
+}

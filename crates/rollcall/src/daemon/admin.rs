@@ -60,7 +60,7 @@ async fn require_token(
 }
 
 /// Whether the request may use the admin API: no token is configured, or it sends
-/// `Authorization: Bearer <token>` (compared in constant time).
+/// `Authorization: Bearer <token>` (compared in constant time, length included).
 pub(super) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(token) = &state.admin_token else {
         return true;
@@ -70,7 +70,12 @@ pub(super) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or("");
-    rollcall_core::verify::constant_time_eq(given.as_bytes(), token.expose().as_bytes())
+    // Compare digests, so neither the content nor the length of the token leaks through
+    // timing (constant_time_eq returns early on a length mismatch).
+    let given = rollcall_core::verify::hmac_sha256(b"rollcall-admin-token", &[given.as_bytes()]);
+    let expected =
+        rollcall_core::verify::hmac_sha256(b"rollcall-admin-token", &[token.expose().as_bytes()]);
+    rollcall_core::verify::constant_time_eq(&given, &expected)
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
