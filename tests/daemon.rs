@@ -170,14 +170,7 @@ async fn every_ingest_answer_has_its_status_and_code() {
     assert_eq!(response.status().as_u16(), 405);
 
     // The quarantine holds both rejected deliveries, without their signature headers.
-    let quarantine: Value = client
-        .get(format!("{}/v1/quarantine", daemon.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let quarantine: Value = get_json(&client, format!("{}/v1/quarantine", daemon.admin)).await;
     let entries = quarantine["quarantine"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
     for entry in entries {
@@ -315,14 +308,7 @@ async fn a_permanently_failing_sink_makes_a_dead_letter_that_replays() {
     assert_eq!(status, 202);
     let admin = daemon.admin.clone();
     let letters = loop {
-        let page: Value = client
-            .get(format!("{admin}/v1/dead-letters?sink=crm"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = get_json(&client, format!("{admin}/v1/dead-letters?sink=crm")).await;
         if !page["dead_letters"].as_array().unwrap().is_empty() {
             break page;
         }
@@ -336,15 +322,12 @@ async fn a_permanently_failing_sink_makes_a_dead_letter_that_replays() {
     receiver
         .failures
         .store(0, std::sync::atomic::Ordering::SeqCst);
-    let replay: Value = client
-        .post(format!("{admin}/v1/dead-letters/replay"))
-        .json(&json!({"sink": "crm"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let replay: Value = post_json(
+        &client,
+        format!("{admin}/v1/dead-letters/replay"),
+        Some(json!({"sink": "crm"})),
+    )
+    .await;
     assert_eq!(replay["queued"], 1);
     eventually(WAIT, "the replayed event arrives", || {
         receiver.delivered().len() == 1
@@ -373,14 +356,7 @@ async fn a_quarantined_delivery_replays_after_the_source_is_fixed() {
     assert_eq!(status, 400, "{answer}");
     let id = answer["error"]["quarantine_id"].as_i64().unwrap();
     // The stored query has no secret key.
-    let entry: Value = client
-        .get(format!("{}/v1/quarantine/{id}", daemon.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let entry: Value = get_json(&client, format!("{}/v1/quarantine/{id}", daemon.admin)).await;
     assert!(!entry.to_string().contains(VCC_SECRET));
     drop(daemon);
 
@@ -389,14 +365,12 @@ async fn a_quarantined_delivery_replays_after_the_source_is_fixed() {
         dir.path(),
         &format!("{}{}", sources_toml(), file_sink(dir.path())),
     );
-    let replay: Value = client
-        .post(format!("{}/v1/quarantine/{id}/replay", daemon.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let replay: Value = post_json(
+        &client,
+        format!("{}/v1/quarantine/{id}/replay", daemon.admin),
+        None,
+    )
+    .await;
     assert_eq!(replay["accepted"], 1, "{replay}");
     let path = dir.path().join("events.jsonl");
     eventually(WAIT, "the replayed event reaches the file", || {

@@ -138,14 +138,11 @@ async fn a_webhook_user_is_completed_from_the_api_before_delivery() {
         "{text}"
     );
     // The directory holds the complete user.
-    let directory: Value = client()
-        .get(format!("{}/v1/users/{SOURCE}/6596848315901", daemon.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let directory: Value = get_json(
+        &client(),
+        format!("{}/v1/users/{SOURCE}/6596848315901", daemon.admin),
+    )
+    .await;
     assert_eq!(directory["partial"], false, "{directory}");
     assert_eq!(directory["user"]["name"], "Maria Garcia");
 }
@@ -175,13 +172,10 @@ async fn a_failing_api_never_blocks_acceptance_and_the_event_goes_out_partial() 
         text.contains(r#"rollcall_enrich_total{source="zd-api",outcome="failed"} 1"#),
         "{text}"
     );
-    let directory: Value = client()
-        .get(format!("{}/v1/users/{SOURCE}/6596848315901", daemon.admin))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let directory: Value = get_json(
+        &client(),
+        format!("{}/v1/users/{SOURCE}/6596848315901", daemon.admin),
+    )
+    .await;
     assert_eq!(directory["partial"], true, "{directory}");
 }

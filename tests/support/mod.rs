@@ -204,6 +204,20 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// GETs `url` and parses the answer as JSON.
+pub async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// POSTs `body` as JSON (or nothing) to `url` and parses the answer as JSON.
+pub async fn post_json(client: &reqwest::Client, url: String, body: Option<Value>) -> Value {
+    let mut request = client.post(url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// POSTs a signed request; returns the status and the JSON body.
 pub async fn post_signed(
     client: &reqwest::Client,
