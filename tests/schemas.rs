@@ -106,3 +106,26 @@ fn the_example_configuration_matches_the_published_schema() {
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+#[test]
+fn every_connector_doc_page_has_a_row_for_every_unified_field() {
+    for registration in rollcall_core::registrations() {
+        let page = repo()
+            .join("docs/connectors")
+            .join(format!("{}.md", registration.name));
+        let text = std::fs::read_to_string(&page)
+            .unwrap_or_else(|error| panic!("{}: {error}", page.display()));
+        for field in rollcall_core::model::USER_FIELDS
+            .iter()
+            .copied()
+            .chain(["remote_data"])
+        {
+            assert!(
+                text.lines()
+                    .any(|line| line.starts_with(&format!("| `{field}`"))),
+                "{} has no row for `{field}`",
+                page.display()
+            );
+        }
+    }
+}

@@ -370,7 +370,8 @@ pub fn diff_users(before: &User, after: &User) -> Vec<FieldChange> {
     changes
 }
 
-/// Unified field names in model order, without `remote_data`.
+/// Unified field names in model order, without `remote_data`: the list every per-field
+/// table (connector doc pages, the scaffold's template) is checked against.
 pub const USER_FIELDS: &[&str] = &[
     "id",
     "first_name",
@@ -441,6 +442,45 @@ mod tests {
         assert_eq!(fields, ["status", "workspace.name"]);
         assert_eq!(changes[0].from, serde_json::json!("active"));
         assert_eq!(changes[0].to, serde_json::json!("inactive"));
+    }
+
+    /// A user with every field set, each to a value unlike [`User::with_id`]'s.
+    fn every_field_set() -> User {
+        serde_json::from_value(serde_json::json!({
+            "id": "1", "first_name": "A", "last_name": "B", "title": "T", "name": "A B",
+            "username": "ab", "emails": [{"email": "a@b.c"}], "phones": [{"number": "1"}],
+            "status": "active", "roles": [{"name": "r"}], "organizations": [{"id": "o"}],
+            "workspace": {"id": "w", "name": "W", "organization": "o"}, "groups": [{"id": "g"}],
+            "avatar": "https://a", "timezone": "UTC", "languages": ["en"],
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-02T00:00:00Z",
+            "urls": [{"url": "https://u"}], "remote_data": {"x": 1}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn user_fields_lists_every_unified_field() {
+        let json = serde_json::to_value(every_field_set()).unwrap();
+        let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        let mut expected: Vec<String> = USER_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        expected.push("remote_data".to_owned());
+        // serde_json sorts map keys: compare as sets (diff_compares_every_unified_field checks the order).
+        let (mut sorted_keys, mut sorted_expected) = (keys, expected);
+        sorted_keys.sort();
+        sorted_expected.sort();
+        assert_eq!(sorted_keys, sorted_expected);
+    }
+
+    #[test]
+    fn diff_compares_every_unified_field() {
+        let full = every_field_set();
+        let fields: Vec<String> = diff_users(&User::with_id("1"), &full)
+            .into_iter()
+            .map(|change| change.field)
+            .collect();
+        // Every field but the id differs; a workspace that appears is one change.
+        let expected: Vec<&str> = USER_FIELDS.iter().copied().filter(|f| *f != "id").collect();
+        assert_eq!(fields, expected);
     }
 
     #[test]
