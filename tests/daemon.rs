@@ -61,6 +61,11 @@ fn file_sink(dir: &std::path::Path) -> String {
     )
 }
 
+/// An HTTP sink `crm` posting to `url`.
+fn http_sink(url: &str) -> String {
+    format!("[[sinks]]\nid = \"crm\"\ntype = \"http\"\nurl = \"{url}\"\n")
+}
+
 fn fast_retries() -> &'static str {
     "[delivery]\nmax_attempts = 4\ninitial_backoff_ms = 20\nmax_backoff_ms = 100\n"
 }
@@ -122,12 +127,7 @@ async fn every_ingest_answer_has_its_status_and_code() {
 
     // 400 payload_invalid, with the path, and the delivery kept in quarantine.
     let bad = br#"{"type": "zen:event-type:user.created", "id": "x1", "time": "not a time", "detail": {"id": "5"}}"#;
-    let (status, answer) = post_signed(
-        &client,
-        &daemon.url("zd"),
-        &sign("zd", bad, Timestamp::now()),
-    )
-    .await;
+    let (status, answer) = daemon.send(&client, "zd", bad).await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "payload_invalid");
     assert_eq!(answer["error"]["path"], "time");
@@ -135,12 +135,7 @@ async fn every_ingest_answer_has_its_status_and_code() {
 
     // 400 event_unsupported, also quarantined.
     let other = br#"{"type": "zen:event-type:organization.created", "id": "x2", "time": "2099-07-04T05:33:18Z", "detail": {"id": "5"}}"#;
-    let (status, answer) = post_signed(
-        &client,
-        &daemon.url("zd"),
-        &sign("zd", other, Timestamp::now()),
-    )
-    .await;
+    let (status, answer) = daemon.send(&client, "zd", other).await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
         (400, Some("event_unsupported"))
@@ -207,12 +202,7 @@ async fn a_duplicate_is_delivered_once_and_sigterm_drains() {
     let client = client();
     let body = fixture("vcclive", "user_created.json");
     for _ in 0..3 {
-        let (status, _) = post_signed(
-            &client,
-            &daemon.url("vcc"),
-            &sign("vcc", &body, Timestamp::now()),
-        )
-        .await;
+        let (status, _) = daemon.send(&client, "vcc", &body).await;
         assert!(status == 202 || status == 200);
     }
     // Several distinct deliveries right before SIGTERM: all answered 202 must reach the file.
@@ -221,12 +211,7 @@ async fn a_duplicate_is_delivered_once_and_sigterm_drains() {
         let body = format!(
             r#"{{"old": null, "new": {{"userId": {n}, "name": "User {n}", "state": "active"}}, "timestamp": "2026-11-22T10:00:00+01:00"}}"#
         );
-        let (status, answer) = post_signed(
-            &client,
-            &daemon.url("vcc"),
-            &sign("vcc", body.as_bytes(), Timestamp::now()),
-        )
-        .await;
+        let (status, answer) = daemon.send(&client, "vcc", body.as_bytes()).await;
         assert_eq!(status, 202);
         accepted.push(answer["event_ids"][0].as_str().unwrap().to_owned());
     }
@@ -258,20 +243,15 @@ async fn an_http_sink_failing_three_times_then_succeeding_gets_the_event_once() 
     let daemon = Daemon::start(
         dir.path(),
         &format!(
-            "{}{}[[sinks]]\nid = \"crm\"\ntype = \"http\"\nurl = \"{}\"\n",
+            "{}{}{}",
             fast_retries(),
             sources_toml(),
-            receiver.url
+            http_sink(&receiver.url)
         ),
     );
     let client = client();
     let body = fixture("freshservice", "onUserCreate.json");
-    let (status, answer) = post_signed(
-        &client,
-        &daemon.url("fs"),
-        &sign("fs", &body, Timestamp::now()),
-    )
-    .await;
+    let (status, answer) = daemon.send(&client, "fs", &body).await;
     assert_eq!(status, 202);
     let id = answer["event_ids"][0].clone();
     eventually(WAIT, "the event is delivered", || {
@@ -291,20 +271,15 @@ async fn a_permanently_failing_sink_makes_a_dead_letter_that_replays() {
     let daemon = Daemon::start(
         dir.path(),
         &format!(
-            "{}{}[[sinks]]\nid = \"crm\"\ntype = \"http\"\nurl = \"{}\"\n",
+            "{}{}{}",
             fast_retries(),
             sources_toml(),
-            receiver.url
+            http_sink(&receiver.url)
         ),
     );
     let client = client();
     let body = fixture("vcclive", "user_created.json");
-    let (status, _) = post_signed(
-        &client,
-        &daemon.url("vcc"),
-        &sign("vcc", &body, Timestamp::now()),
-    )
-    .await;
+    let (status, _) = daemon.send(&client, "vcc", &body).await;
     assert_eq!(status, 202);
     let admin = daemon.admin.clone();
     let letters = loop {
@@ -457,22 +432,12 @@ async fn operator_commands_read_and_replay_through_the_admin_api() {
     );
     let client = client();
     let body = fixture("vcclive", "user_created.json");
-    let (status, answer) = post_signed(
-        &client,
-        &daemon.url("vcc"),
-        &sign("vcc", &body, Timestamp::now()),
-    )
-    .await;
+    let (status, answer) = daemon.send(&client, "vcc", &body).await;
     assert_eq!(status, 202);
     let id = answer["event_ids"][0].as_str().unwrap().to_owned();
     let bad =
         br#"{"old": null, "new": {"name": "no id"}, "timestamp": "2026-11-22T10:00:00+01:00"}"#;
-    let (status, _) = post_signed(
-        &client,
-        &daemon.url("vcc"),
-        &sign("vcc", bad, Timestamp::now()),
-    )
-    .await;
+    let (status, _) = daemon.send(&client, "vcc", bad).await;
     assert_eq!(status, 400);
     let path = dir.path().join("events.jsonl");
     eventually(WAIT, "the event reaches the file", || {

@@ -1,5 +1,6 @@
-//! Outputs checked against JSON Schemas: the CloudEvents 1.0 projection of every connector's
-//! events, and the generated example configuration against `rollcall config schema`.
+//! Outputs checked against their published contracts: the CloudEvents 1.0 projection of every
+//! connector's events, the example configuration against `rollcall config schema`, and each
+//! connector doc page against the unified field list.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;

@@ -8,7 +8,6 @@ mod support;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use rollcall_core::Timestamp;
 use serde_json::{json, Value};
 use support::*;
 
@@ -50,8 +49,7 @@ fn vcc_deactivated(id: u64, name: &str, username: &str, email: &str) -> Vec<u8> 
 }
 
 async fn deliver(client: &reqwest::Client, daemon: &Daemon, source: &str, body: &[u8]) {
-    let signed = sign(source, body, Timestamp::now());
-    let (status, answer) = post_signed(client, &daemon.url(source), &signed).await;
+    let (status, answer) = daemon.send(client, source, body).await;
     assert_eq!(status, 202, "{answer}");
 }
 

@@ -130,6 +130,16 @@ impl Daemon {
         format!("{}/hooks/{source}", self.ingest)
     }
 
+    /// Signs `body` for `source` now and POSTs it; returns the status and the JSON body.
+    pub async fn send(&self, client: &reqwest::Client, source: &str, body: &[u8]) -> (u16, Value) {
+        post_signed(
+            client,
+            &self.url(source),
+            &sign(source, body, Timestamp::now()),
+        )
+        .await
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
