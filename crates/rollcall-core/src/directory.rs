@@ -264,6 +264,16 @@ mod tests {
         }
     }
 
+    /// The unified fields an applied event reports as changed.
+    fn changed_fields(event: &UserEvent) -> Vec<String> {
+        event
+            .changes
+            .iter()
+            .flatten()
+            .map(|change| change.field.clone())
+            .collect()
+    }
+
     fn known(user: User) -> KnownUser {
         KnownUser {
             user,
@@ -298,12 +308,7 @@ mod tests {
         let mut update = event(EventType::Updated, after.clone(), false);
         let record = apply(Some(&known(before.clone())), &mut update);
         assert_eq!(update.previous, Some(before));
-        let fields: Vec<_> = update
-            .changes
-            .unwrap()
-            .iter()
-            .map(|c| c.field.clone())
-            .collect();
+        let fields = changed_fields(&update);
         assert_eq!(fields, ["status"]);
         assert_eq!(record.user, after);
         assert_eq!(record.version, 2);
@@ -340,12 +345,7 @@ mod tests {
             Some(json!({"id": 1, "notes": "vip", "role": "agent"}))
         );
         assert!(!delta.partial, "a delta on a complete user is complete");
-        let fields: Vec<_> = delta
-            .changes
-            .unwrap()
-            .iter()
-            .map(|c| c.field.clone())
-            .collect();
+        let fields = changed_fields(&delta);
         assert_eq!(fields, ["name", "groups"]);
     }
 
@@ -387,12 +387,7 @@ mod tests {
         assert!(record.deleted);
         assert_eq!(deletion.user.name.as_deref(), Some("Ann"));
         assert_eq!(deletion.user.status, Some(UserStatus::Deleted));
-        let fields: Vec<_> = deletion
-            .changes
-            .unwrap()
-            .iter()
-            .map(|c| c.field.clone())
-            .collect();
+        let fields = changed_fields(&deletion);
         assert_eq!(fields, ["status"]);
     }
 
@@ -424,12 +419,7 @@ mod tests {
         apply(Some(&known(before)), &mut delta);
         assert_eq!(delta.user.avatar, None);
         assert_eq!(delta.user.phones, None);
-        let fields: Vec<_> = delta
-            .changes
-            .unwrap()
-            .iter()
-            .map(|c| c.field.clone())
-            .collect();
+        let fields = changed_fields(&delta);
         assert_eq!(fields, ["phones", "avatar"]);
     }
 
