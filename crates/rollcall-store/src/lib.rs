@@ -101,13 +101,14 @@ impl JournalEntry {
     }
 }
 
-/// A delivery that verified but could not be normalized, kept to be re-run after a fix.
+/// A delivery that verified but could not be normalized: what quarantine keeps so it can be
+/// re-run after a fix.
 #[derive(Debug, Clone, Serialize)]
-pub struct QuarantinedDelivery {
-    pub id: i64,
+pub struct RejectedDelivery {
     pub source: String,
     pub connector: String,
     pub received_at: Timestamp,
+    /// The error code and message normalization gave, and where in the payload.
     pub code: String,
     pub message: String,
     pub path: Option<String>,
@@ -118,24 +119,31 @@ pub struct QuarantinedDelivery {
     pub query: Option<String>,
     #[serde(skip)]
     pub body: Vec<u8>,
+}
+
+impl RejectedDelivery {
+    /// The request again, as kept (credentials were not), for a re-run after a fix.
+    pub fn to_delivery(&self) -> rollcall_core::Delivery {
+        let mut delivery =
+            rollcall_core::Delivery::new(self.source.clone(), self.body.clone(), self.received_at)
+                .with_method(self.method.clone());
+        for (name, value) in &self.headers {
+            delivery.headers.insert(name.as_str(), value.as_str());
+        }
+        delivery.query = self.query.clone();
+        delivery
+    }
+}
+
+/// A quarantined delivery as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantinedDelivery {
+    pub id: i64,
+    #[serde(flatten)]
+    pub delivery: RejectedDelivery,
     pub body_bytes: usize,
     /// `open` or `replayed`.
     pub state: String,
-}
-
-/// What to quarantine.
-#[derive(Debug, Clone)]
-pub struct NewQuarantine {
-    pub source: String,
-    pub connector: String,
-    pub received_at: Timestamp,
-    pub code: String,
-    pub message: String,
-    pub path: Option<String>,
-    pub method: String,
-    pub headers: Vec<(String, String)>,
-    pub query: Option<String>,
-    pub body: Vec<u8>,
 }
 
 /// An event a sink could not take.
@@ -233,7 +241,7 @@ impl Store {
     }
 
     /// Keeps a delivery that could not be normalized.
-    pub async fn quarantine(&self, entry: NewQuarantine) -> Result<i64> {
+    pub async fn quarantine(&self, entry: RejectedDelivery) -> Result<i64> {
         let headers = serde_json::to_string(&entry.headers)?;
         self.writer
             .write(move |tx| {
@@ -704,17 +712,19 @@ fn quarantine_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantinedDelive
     let body: Vec<u8> = row.get(10)?;
     Ok(QuarantinedDelivery {
         id: row.get(0)?,
-        source: row.get(1)?,
-        connector: row.get(2)?,
-        received_at: timestamp_from_millis(row.get(3)?)?,
-        code: row.get(4)?,
-        message: row.get(5)?,
-        path: row.get(6)?,
-        method: row.get(7)?,
-        headers: serde_json::from_str(&headers).unwrap_or_default(),
-        query: row.get(9)?,
         body_bytes: body.len(),
-        body,
+        delivery: RejectedDelivery {
+            source: row.get(1)?,
+            connector: row.get(2)?,
+            received_at: timestamp_from_millis(row.get(3)?)?,
+            code: row.get(4)?,
+            message: row.get(5)?,
+            path: row.get(6)?,
+            method: row.get(7)?,
+            headers: serde_json::from_str(&headers).unwrap_or_default(),
+            query: row.get(9)?,
+            body,
+        },
         state: row.get(11)?,
     })
 }

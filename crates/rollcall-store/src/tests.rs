@@ -217,7 +217,7 @@ async fn rewind_moves_the_cursor_back_to_the_time_given() {
 async fn quarantine_keeps_the_delivery_and_replay_commits_its_events() {
     let (_dir, store) = open();
     let id = store
-        .quarantine(NewQuarantine {
+        .quarantine(RejectedDelivery {
             source: "src".into(),
             connector: "test".into(),
             received_at: Timestamp::from_unix_seconds(1_700_000_000).unwrap(),
@@ -233,7 +233,7 @@ async fn quarantine_keeps_the_delivery_and_replay_commits_its_events() {
         .unwrap();
     let open_entries = store.quarantined(Some("open".into()), 10).await.unwrap();
     assert_eq!(open_entries.len(), 1);
-    assert_eq!(open_entries[0].body, b"{}");
+    assert_eq!(open_entries[0].delivery.body, b"{}");
     let outcome = store
         .resolve_quarantine(id, batch("k", &["e1"]))
         .await
@@ -594,7 +594,7 @@ async fn the_directory_and_sequence_numbers_survive_pruning() {
 #[tokio::test]
 async fn replayed_quarantine_entries_are_pruned_and_open_ones_kept() {
     let (_dir, store) = open();
-    let entry = |n: i64| NewQuarantine {
+    let entry = |n: i64| RejectedDelivery {
         source: "src".into(),
         connector: "test".into(),
         received_at: hours_ago(200 + n),

@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rollcall_core::{Delivery, ErrorCode, Timestamp};
+use rollcall_core::{ErrorCode, Timestamp};
 use rollcall_store::{DirectoryEntry, IngestBatch, IngestOutcome, UserQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -224,7 +224,7 @@ async fn quarantine_get(
 ) -> Result<Json<Value>, ApiError> {
     let entry = state.store.quarantined_by_id(id).await?;
     let mut value = serde_json::to_value(&entry).unwrap_or(Value::Null);
-    value["body"] = json!(String::from_utf8_lossy(&entry.body));
+    value["body"] = json!(String::from_utf8_lossy(&entry.delivery.body));
     Ok(Json(value))
 }
 
@@ -241,18 +241,14 @@ async fn quarantine_replay(
             format!("quarantined delivery {id} was already replayed"),
         ));
     }
-    let Some(source) = state.sources.get(&entry.source) else {
+    let rejected = &entry.delivery;
+    let Some(source) = state.sources.get(&rejected.source) else {
         return Err(ApiError::new(
             ErrorCode::SourceUnknown,
-            format!("source {:?} is no longer configured", entry.source),
+            format!("source {:?} is no longer configured", rejected.source),
         ));
     };
-    let mut delivery = Delivery::new(entry.source.clone(), entry.body.clone(), entry.received_at)
-        .with_method(entry.method.clone());
-    for (name, value) in &entry.headers {
-        delivery.headers.insert(name.as_str(), value.as_str());
-    }
-    delivery.query = entry.query.clone();
+    let delivery = rejected.to_delivery();
     let mut events = source
         .connector
         .normalize(&delivery)
@@ -269,9 +265,9 @@ async fn quarantine_replay(
         .resolve_quarantine(
             id,
             IngestBatch {
-                source: entry.source.clone(),
+                source: rejected.source.clone(),
                 dedup_key: source.connector.dedup_key(&delivery),
-                received_at: entry.received_at,
+                received_at: rejected.received_at,
                 events,
             },
         )

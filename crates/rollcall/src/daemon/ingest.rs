@@ -17,7 +17,7 @@ use axum::routing::any;
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use rollcall_core::{Delivery, ErrorCode, HandshakeResponse, Timestamp, UserEvent};
-use rollcall_store::{IngestBatch, IngestOutcome, NewQuarantine};
+use rollcall_store::{IngestBatch, IngestOutcome, RejectedDelivery};
 use serde_json::json;
 use tracing::Instrument;
 
@@ -296,7 +296,7 @@ async fn quarantine(
 ) -> ApiError {
     let kept = state
         .store
-        .quarantine(NewQuarantine {
+        .quarantine(RejectedDelivery {
             source: source.id.clone(),
             connector: source.connector_name.to_owned(),
             received_at: delivery.received_at,
