@@ -303,38 +303,24 @@ async fn a_full_stream_that_discards_new_messages_is_transient() {
     assert_eq!(stream.count().await, 1);
 }
 
+/// `nats_sink` for a server on `port` with `timeout_seconds`.
+fn sink_on_port(port: u16, timeout_seconds: u64) -> Box<dyn Sink> {
+    nats_sink(json!({
+            "url": format!("nats://127.0.0.1:{port}"),
+            "subject": "rollcall.{type}",
+            "timeout_seconds": timeout_seconds,
+    }))
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_closed_port_is_transient_and_building_needs_no_server() {
-    let port = proxy::closed_port();
-    let sink = nats_sink(json!({
-        "url": format!("nats://127.0.0.1:{port}"),
-        "subject": "rollcall.{type}",
-        "timeout_seconds": 2,
-    }))
-    .unwrap();
-
-    let started = Instant::now();
-    let message = transient(sink.send(&common::event("evt-1", "{}")).await);
-
-    assert!(message.contains("cannot connect"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    proxy::assert_a_closed_port_is_transient(sink_on_port).await;
 }
 
 #[tokio::test]
 async fn a_server_that_never_answers_is_transient_after_the_timeout() {
-    let (port, _server) = proxy::silent_server().await;
-    let sink = nats_sink(json!({
-        "url": format!("nats://127.0.0.1:{port}"),
-        "subject": "rollcall.{type}",
-        "timeout_seconds": 1,
-    }))
-    .unwrap();
-
-    let started = Instant::now();
-    let message = transient(sink.send(&common::event("evt-1", "{}")).await);
-
-    assert!(message.contains("cannot connect"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(4));
+    proxy::assert_a_silent_server_times_out(sink_on_port).await;
 }
 
 #[tokio::test]

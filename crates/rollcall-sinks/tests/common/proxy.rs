@@ -79,3 +79,36 @@ pub async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
     });
     (port, task)
 }
+
+/// The message of a transient failure; panics on anything else.
+fn transient_message(result: Result<(), rollcall_core::SinkError>) -> String {
+    match result {
+        Err(rollcall_core::SinkError::Transient { message, .. }) => message,
+        other => panic!("expected a transient error, got {other:?}"),
+    }
+}
+
+/// A sink built for a port nothing listens on (`sink_for(port, timeout_seconds)`) builds
+/// without a server, and its send fails transiently with "cannot connect", quickly.
+pub async fn assert_a_closed_port_is_transient(
+    sink_for: impl Fn(u16, u64) -> Box<dyn rollcall_core::Sink>,
+) {
+    let sink = sink_for(closed_port(), 2);
+    let started = std::time::Instant::now();
+    let message = transient_message(sink.send(&super::common::event("evt-1", "{}")).await);
+    assert!(message.contains("cannot connect"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// A sink built for a server that accepts and never answers fails transiently once its
+/// timeout (1 s) has passed, not later.
+pub async fn assert_a_silent_server_times_out(
+    sink_for: impl Fn(u16, u64) -> Box<dyn rollcall_core::Sink>,
+) {
+    let (port, _server) = silent_server().await;
+    let sink = sink_for(port, 1);
+    let started = std::time::Instant::now();
+    let message = transient_message(sink.send(&super::common::event("evt-1", "{}")).await);
+    assert!(message.contains("cannot connect"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+}
