@@ -70,8 +70,14 @@ impl Daemon {
     /// Starts `rollcall serve` with `config` (TOML, without listeners: they are added on
     /// port 0) in `dir`, and waits until both listeners are up.
     pub fn start(dir: &Path, config: &str) -> Daemon {
+        Self::start_with_listeners(dir, "", "", config)
+    }
+
+    /// As [`Daemon::start`], with extra keys (TOML lines) for the `[ingest]` and `[admin]`
+    /// tables.
+    pub fn start_with_listeners(dir: &Path, ingest: &str, admin: &str, config: &str) -> Daemon {
         let text = format!(
-            "[ingest]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[store]\ntype = \"sqlite\"\npath = \"{}\"\n\n{config}",
+            "[ingest]\nlisten = \"127.0.0.1:0\"\n{ingest}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n\n[store]\ntype = \"sqlite\"\npath = \"{}\"\n\n{config}",
             dir.join("rollcall.db").display()
         );
         let config_path = dir.join("rollcall.toml");

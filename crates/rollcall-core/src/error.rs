@@ -27,6 +27,8 @@ pub enum ErrorCode {
     ConnectorUnknown,
     /// The request body exceeds the configured limit.
     BodyTooLarge,
+    /// The client did not send the whole body within the body deadline.
+    BodyTimeout,
     /// The source accepts only POST (and the vendor's own handshake requests).
     MethodNotAllowed,
     /// The admin API needs a bearer token and the request has none or another one.
@@ -55,6 +57,7 @@ impl ErrorCode {
             Self::SourceUnknown => "source_unknown",
             Self::ConnectorUnknown => "connector_unknown",
             Self::BodyTooLarge => "body_too_large",
+            Self::BodyTimeout => "body_timeout",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::NotFound => "not_found",
@@ -72,6 +75,7 @@ impl ErrorCode {
             Self::PayloadInvalid | Self::EventUnsupported | Self::ConfigInvalid => 400,
             Self::SourceUnknown | Self::ConnectorUnknown => 404,
             Self::BodyTooLarge => 413,
+            Self::BodyTimeout => 408,
             Self::MethodNotAllowed => 405,
             Self::Unauthorized => 401,
             Self::NotFound => 404,
@@ -83,7 +87,10 @@ impl ErrorCode {
 
     /// Whether sending the same request again could succeed without anyone changing anything.
     pub const fn is_retryable(self) -> bool {
-        matches!(self, Self::StoreUnavailable | Self::EnrichFailed)
+        matches!(
+            self,
+            Self::StoreUnavailable | Self::EnrichFailed | Self::BodyTimeout
+        )
     }
 }
 
@@ -246,6 +253,7 @@ mod tests {
             ErrorCode::SourceUnknown,
             ErrorCode::ConnectorUnknown,
             ErrorCode::BodyTooLarge,
+            ErrorCode::BodyTimeout,
             ErrorCode::MethodNotAllowed,
             ErrorCode::Unauthorized,
             ErrorCode::NotFound,

@@ -43,6 +43,17 @@ pub struct IngestConfig {
     /// 503, in seconds.
     #[serde(default = "default_request_timeout_seconds")]
     pub request_timeout_seconds: u64,
+    /// How long a client may take to send the whole body, in seconds (408 `body_timeout`);
+    /// less than `request_timeout_seconds`.
+    #[serde(default = "default_body_timeout_seconds")]
+    pub body_timeout_seconds: u64,
+    /// How long a connection may take to send a complete request head, counted from when it
+    /// opens or finishes its previous request (so also the idle keep-alive timeout).
+    #[serde(default = "default_header_read_timeout_seconds")]
+    pub header_read_timeout_seconds: u64,
+    /// Connections open at once; beyond it new connections wait to be accepted.
+    #[serde(default = "default_ingest_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for IngestConfig {
@@ -51,8 +62,39 @@ impl Default for IngestConfig {
             listen: default_ingest_listen(),
             max_body_bytes: default_max_body_bytes(),
             request_timeout_seconds: default_request_timeout_seconds(),
+            body_timeout_seconds: default_body_timeout_seconds(),
+            header_read_timeout_seconds: default_header_read_timeout_seconds(),
+            max_connections: default_ingest_max_connections(),
         }
     }
+}
+
+impl IngestConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds.max(1))
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_seconds.max(1))
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds.max(1)),
+            max_connections: self.max_connections.max(1),
+            // A request in flight is bounded by its own timeout; give it that long to finish.
+            shutdown_grace: self.request_timeout(),
+        }
+    }
+}
+
+/// What a listener allows its clients; see `daemon::http_server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    /// How long shutdown waits for open connections before closing them.
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +105,12 @@ pub struct AdminConfig {
     /// Bearer token for the admin API; required when `listen` is not a loopback address.
     #[serde(default)]
     pub token: Option<Secret>,
+    /// As `ingest.header_read_timeout_seconds`, for the admin listener.
+    #[serde(default = "default_header_read_timeout_seconds")]
+    pub header_read_timeout_seconds: u64,
+    /// Connections open at once on the admin listener.
+    #[serde(default = "default_admin_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for AdminConfig {
@@ -70,9 +118,24 @@ impl Default for AdminConfig {
         Self {
             listen: default_admin_listen(),
             token: None,
+            header_read_timeout_seconds: default_header_read_timeout_seconds(),
+            max_connections: default_admin_max_connections(),
         }
     }
 }
+
+impl AdminConfig {
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds.max(1)),
+            max_connections: self.max_connections.max(1),
+            shutdown_grace: ADMIN_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Admin requests are reads and small writes; shutdown does not wait long for them.
+const ADMIN_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -291,6 +354,18 @@ fn default_max_body_bytes() -> usize {
 fn default_request_timeout_seconds() -> u64 {
     30
 }
+fn default_body_timeout_seconds() -> u64 {
+    20
+}
+fn default_header_read_timeout_seconds() -> u64 {
+    10
+}
+fn default_ingest_max_connections() -> usize {
+    1024
+}
+fn default_admin_max_connections() -> usize {
+    64
+}
 fn default_store_path() -> PathBuf {
     PathBuf::from("rollcall-data/rollcall.db")
 }
@@ -460,6 +535,23 @@ impl Config {
                 return Err(at(&option_key(&error), error.message));
             }
         }
+        // An empty token (`token = ""`, or `${VAR}` set to nothing) would otherwise be a
+        // token that every request without credentials matches: never a way to turn auth off.
+        if self
+            .admin
+            .token
+            .as_ref()
+            .is_some_and(|token| token.expose().trim().is_empty())
+        {
+            return Err(ConfigError {
+                file: None,
+                line: find_section_key_line(text, "admin", "token"),
+                key: Some("admin.token".to_owned()),
+                message: "must not be empty or whitespace (remove the key to run without a \
+                          token on loopback)"
+                    .to_owned(),
+            });
+        }
         if !self.admin.listen.ip().is_loopback() && self.admin.token.is_none() {
             return Err(ConfigError {
                 file: None,
@@ -486,6 +578,55 @@ impl Config {
                      a repeated delivery whose events are still in the journal must stay a duplicate"
                 ),
             });
+        }
+        let ingest_at = |key: &str, message: String| ConfigError {
+            file: None,
+            line: find_section_key_line(text, "ingest", key),
+            key: Some(format!("ingest.{key}")),
+            message,
+        };
+        for (key, value) in [
+            (
+                "request_timeout_seconds",
+                self.ingest.request_timeout_seconds,
+            ),
+            ("body_timeout_seconds", self.ingest.body_timeout_seconds),
+            (
+                "header_read_timeout_seconds",
+                self.ingest.header_read_timeout_seconds,
+            ),
+            ("max_connections", self.ingest.max_connections as u64),
+            ("max_body_bytes", self.ingest.max_body_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(ingest_at(key, "must be at least 1".to_owned()));
+            }
+        }
+        if self.ingest.body_timeout_seconds >= self.ingest.request_timeout_seconds {
+            return Err(ingest_at(
+                "body_timeout_seconds",
+                format!(
+                    "must be less than ingest.request_timeout_seconds ({}), so a slow body is \
+                     answered 408 body_timeout before the request times out",
+                    self.ingest.request_timeout_seconds
+                ),
+            ));
+        }
+        for (key, value) in [
+            (
+                "header_read_timeout_seconds",
+                self.admin.header_read_timeout_seconds,
+            ),
+            ("max_connections", self.admin.max_connections as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError {
+                    file: None,
+                    line: find_section_key_line(text, "admin", key),
+                    key: Some(format!("admin.{key}")),
+                    message: "must be at least 1".to_owned(),
+                });
+            }
         }
         if self.delivery.batch_size == 0 {
             return Err(ConfigError {
@@ -669,8 +810,10 @@ fn find_section_key_line(text: &str, section: &str, key: &str) -> Option<usize> 
 pub fn example() -> String {
     let mut text = String::from(
         "# rollcall configuration. `${NAME}` is replaced by the environment variable NAME.\n\n\
-         [ingest]\nlisten = \"127.0.0.1:8080\"\nmax_body_bytes = 1048576\n\n\
-         [admin]\nlisten = \"127.0.0.1:9090\"\n\
+         [ingest]\nlisten = \"127.0.0.1:8080\"\nmax_body_bytes = 1048576\n\
+         request_timeout_seconds = 30\nbody_timeout_seconds = 20\n\
+         header_read_timeout_seconds = 10\nmax_connections = 1024\n\n\
+         [admin]\nlisten = \"127.0.0.1:9090\"\nheader_read_timeout_seconds = 10\nmax_connections = 64\n\
          # token = \"${ROLLCALL_ADMIN_TOKEN}\"   # required when admin listens beyond loopback\n\n\
          [store]\ntype = \"sqlite\"\npath = \"rollcall-data/rollcall.db\"\n\
          # delivered events leave the journal after this many hours (0 keeps them)\n\
@@ -714,14 +857,19 @@ pub fn schema() -> serde_json::Value {
                 "properties": {
                     "listen": {"type": "string", "default": "127.0.0.1:8080", "description": "address:port of the ingest listener"},
                     "max_body_bytes": {"type": "integer", "minimum": 1, "default": 1048576},
-                    "request_timeout_seconds": {"type": "integer", "minimum": 1, "default": 30}
+                    "request_timeout_seconds": {"type": "integer", "minimum": 1, "default": 30},
+                    "body_timeout_seconds": {"type": "integer", "minimum": 1, "default": 20, "description": "less than request_timeout_seconds; a slower body is answered 408 body_timeout"},
+                    "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10, "description": "time to send a complete request head, from connect or the end of the previous request (also the idle keep-alive timeout)"},
+                    "max_connections": {"type": "integer", "minimum": 1, "default": 1024}
                 }
             },
             "admin": {
                 "type": "object", "additionalProperties": false,
                 "properties": {
                     "listen": {"type": "string", "default": "127.0.0.1:9090"},
-                    "token": {"type": "string", "description": "bearer token; required when listen is not loopback"}
+                    "token": {"type": "string", "minLength": 1, "description": "bearer token; required when listen is not loopback; never empty"},
+                    "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10},
+                    "max_connections": {"type": "integer", "minimum": 1, "default": 64}
                 }
             },
             "store": {

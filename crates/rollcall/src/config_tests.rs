@@ -146,6 +146,20 @@ fn admin_beyond_loopback_needs_a_token() {
 }
 
 #[test]
+fn an_empty_or_blank_admin_token_is_an_error_wherever_admin_listens() {
+    for listen in ["127.0.0.1:9090", "0.0.0.0:9090"] {
+        for token in ["\"\"", "\"   \"", "\"${EMPTY}\""] {
+            let text = format!("[admin]\nlisten = \"{listen}\"\ntoken = {token}\n");
+            let error =
+                Config::parse(&text, |name| (name == "EMPTY").then(String::new)).expect_err(&text);
+            assert_eq!(error.key.as_deref(), Some("admin.token"), "{text}");
+            assert_eq!(error.line, Some(3), "{text}");
+            assert!(error.message.contains("empty"), "{}", error.message);
+        }
+    }
+}
+
+#[test]
 fn errors_print_file_line_and_key() {
     let error = ConfigError {
         file: Some("rollcall.toml".into()),

@@ -129,20 +129,31 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
     if declared.is_some_and(|length| length > state.max_body_bytes as u64) {
         return Err(too_large());
     }
-    let body = http_body_util::Limited::new(body, state.max_body_bytes)
-        .collect()
-        .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                ApiError::new(
-                    ErrorCode::PayloadInvalid,
-                    "the request body could not be read",
-                )
-            }
-        })?
-        .to_bytes();
+    let body = tokio::time::timeout(
+        state.body_timeout,
+        http_body_util::Limited::new(body, state.max_body_bytes).collect(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            ErrorCode::BodyTimeout,
+            format!(
+                "the body was not received within {} s",
+                state.body_timeout.as_secs()
+            ),
+        )
+    })?
+    .map_err(|error| {
+        if error.is::<http_body_util::LengthLimitError>() {
+            too_large()
+        } else {
+            ApiError::new(
+                ErrorCode::PayloadInvalid,
+                "the request body could not be read",
+            )
+        }
+    })?
+    .to_bytes();
 
     let mut delivery =
         Delivery::new(source.id.clone(), body, Timestamp::now()).with_method(parts.method.as_str());
@@ -461,6 +472,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: 1024,
             request_timeout,
+            body_timeout: request_timeout / 2,
             admin_token: None,
         })
     }

@@ -2,13 +2,14 @@
 //!
 //! Start-up builds every source's connector and every sink from the configuration, opens the
 //! store, binds both listeners, starts one delivery worker per sink and the pruner (retention).
-//! SIGTERM or Ctrl-C stops the pruner and accepting, lets in-flight requests finish, lets
-//! each worker finish the event in hand, flushes, records cursors, closes the store, and
-//! exits 0.
+//! SIGTERM or Ctrl-C stops the pruner and accepting, lets in-flight requests finish (within
+//! a bound), lets each worker deliver what is committed (one attempt per event, within
+//! [`WORKER_DRAIN`]), flushes, records cursors, closes the store, and exits 0.
 
 mod admin;
 mod api_error;
 pub mod demo;
+mod http_server;
 mod ingest;
 mod redact;
 mod scim;
@@ -29,7 +30,7 @@ use crate::config::{Config, Retention};
 use crate::metrics::Metrics;
 pub use state::{AppState, Source};
 
-/// How long workers get to finish their event in hand at shutdown.
+/// How long workers get to deliver what is committed at shutdown.
 const WORKER_DRAIN: Duration = Duration::from_secs(30);
 
 /// How often the pruner runs, and how soon after start it runs first.
@@ -99,10 +100,12 @@ pub async fn serve(config: Config) -> Result<()> {
         store: store.clone(),
         metrics: Arc::clone(&metrics),
         max_body_bytes: config.ingest.max_body_bytes,
-        request_timeout: Duration::from_secs(config.ingest.request_timeout_seconds.max(1)),
+        request_timeout: config.ingest.request_timeout(),
+        body_timeout: config.ingest.body_timeout(),
         admin_token: config.admin.token.clone(),
     });
 
+    let (ingest_limits, admin_limits) = connection_limits(&config);
     let ingest_listener = TcpListener::bind(config.ingest.listen)
         .await
         .with_context(|| format!("binding the ingest listener to {}", config.ingest.listen))?;
@@ -137,31 +140,27 @@ pub async fn serve(config: Config) -> Result<()> {
     };
 
     let (stop_listeners, listeners_shutdown) = watch::channel(false);
-    let ingest_server = {
-        let mut shutdown = listeners_shutdown.clone();
-        axum::serve(ingest_listener, ingest::router(Arc::clone(&state))).with_graceful_shutdown(
-            async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            },
-        )
-    };
-    let admin_server = {
-        let mut shutdown = listeners_shutdown.clone();
-        axum::serve(admin_listener, admin::router(Arc::clone(&state))).with_graceful_shutdown(
-            async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            },
-        )
-    };
-    let ingest_task = tokio::spawn(async move { ingest_server.await });
-    let admin_task = tokio::spawn(async move { admin_server.await });
+    let ingest_task = tokio::spawn(http_server::serve(
+        "ingest",
+        ingest_listener,
+        ingest::router(Arc::clone(&state)),
+        ingest_limits,
+        listeners_shutdown.clone(),
+    ));
+    let admin_task = tokio::spawn(http_server::serve(
+        "admin",
+        admin_listener,
+        admin::router(Arc::clone(&state)),
+        admin_limits,
+        listeners_shutdown,
+    ));
 
     shutdown_signal().await;
     eprintln!("rollcall: shutting down: no new requests; finishing in-flight work");
     let _ = stop_pruner.send(true);
     let _ = stop_listeners.send(true);
-    ingest_task.await.context("ingest listener task")??;
-    admin_task.await.context("admin listener task")??;
+    ingest_task.await.context("ingest listener task")?;
+    admin_task.await.context("admin listener task")?;
 
     let _ = stop_workers.send(true);
     let drain = async {
@@ -182,6 +181,41 @@ pub async fn serve(config: Config) -> Result<()> {
     store.close().await;
     eprintln!("rollcall: stopped cleanly");
     Ok(())
+}
+
+/// File descriptors kept for the store, sinks, logs and the process itself, beyond the
+/// listeners' connections.
+const RESERVED_FILES: usize = 256;
+
+/// The listeners' limits, after raising the open-files limit; when even the raised limit
+/// cannot hold both listeners' `max_connections`, they are lowered (with a warning) so that
+/// too many clients make new connections wait instead of starving the store of descriptors.
+fn connection_limits(
+    config: &Config,
+) -> (
+    crate::config::ConnectionLimits,
+    crate::config::ConnectionLimits,
+) {
+    let mut ingest = config.ingest.connection_limits();
+    let mut admin = config.admin.connection_limits();
+    let Some(open_files) = http_server::raise_open_files_limit() else {
+        return (ingest, admin);
+    };
+    let available = usize::try_from(open_files)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(RESERVED_FILES);
+    let wanted = ingest.max_connections.saturating_add(admin.max_connections);
+    if wanted > available {
+        admin.max_connections = admin.max_connections.min(available / 8).max(1);
+        ingest.max_connections = available.saturating_sub(admin.max_connections).max(1);
+        tracing::warn!(
+            open_files,
+            ingest_max_connections = ingest.max_connections,
+            admin_max_connections = admin.max_connections,
+            "the open-files limit cannot hold the configured max_connections; lowered them"
+        );
+    }
+    (ingest, admin)
 }
 
 /// Retention: prunes the store now and then, per the configured windows.

@@ -1197,6 +1197,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: 1024,
             request_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(2),
             admin_token: token.map(|token| Secret::new(token.to_owned())),
         });
         (router(Arc::clone(&state)).with_state(state), store, dir)

@@ -27,5 +27,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// How long a client may take to send the body (408 `body_timeout` after that).
+    pub body_timeout: Duration,
     pub admin_token: Option<Secret>,
 }

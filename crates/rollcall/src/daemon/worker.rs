@@ -40,8 +40,8 @@ enum Failure {
 }
 
 impl Worker {
-    /// Runs until `shutdown` turns true; then finishes the event in hand, flushes and
-    /// records its cursor.
+    /// Runs until `shutdown` turns true; then delivers what the journal holds (one attempt
+    /// per event), flushes and records its cursor.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let sink_id = self.config.id.clone();
         let mut committed = self.store.subscribe();
@@ -64,6 +64,20 @@ impl Worker {
                 _ = shutdown.changed() => {}
                 _ = committed.changed() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
+            }
+        }
+        // The listeners have stopped, so the journal no longer grows: deliver what it holds,
+        // one attempt per event (a failure ends the drain without a backoff wait), so a clean
+        // stop leaves nothing behind that a healthy sink could take. The daemon bounds this
+        // (WORKER_DRAIN); whatever is left stays in the journal for the next start.
+        loop {
+            match self.deliver_batch(&shutdown).await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(error) => {
+                    tracing::warn!(sink = %sink_id, error = %error, "delivery at shutdown failed");
+                    break;
+                }
             }
         }
         if let Err(error) = self.sink.flush().await {
