@@ -12,11 +12,11 @@
 
 use std::sync::Arc;
 
-use rollcall_core::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 
-use crate::{Result, Store, WriteError};
+use super::writer::{WriteContext, WriteError};
+use super::SqliteBackend;
+use crate::{PrunePolicy, PruneReport, Result};
 
 /// Journal rows to delete: old enough, finished by every sink (`seq <= ?2`), and not the
 /// event of an open dead letter. Walks `journal_received_at` from the oldest entry, so a run
@@ -43,79 +43,14 @@ pub(crate) const DEAD_LETTER_BATCH: &str = "DELETE FROM dead_letters WHERE id IN
      SELECT id FROM dead_letters INDEXED BY dead_letters_replayed \
      WHERE state = 'replayed' AND resolved_at < ?1 ORDER BY resolved_at LIMIT ?2)";
 
-/// What [`Store::prune`] may delete.
-#[derive(Debug, Clone)]
-pub struct PrunePolicy {
-    /// Journal events received before this instant are deleted once every sink in `sinks`
-    /// has finished with them and no dead letter that is not `replayed` refers to them.
-    /// Replayed quarantine entries and replayed dead letters whose replay was before this
-    /// instant go too. `None` keeps all of them.
-    pub journal_older_than: Option<Timestamp>,
-    /// Dedup keys recorded before this instant are deleted; a repeat of their delivery is
-    /// then accepted as new. `None` keeps them.
-    pub dedup_older_than: Option<Timestamp>,
-    /// Rows deleted per write job (at least 1).
-    pub batch: u32,
-    /// Write jobs per kind of row per call, at most (at least 1). A call that reaches it
-    /// reports `complete: false`; call again for the rest.
-    pub max_batches: u32,
-    /// The configured sinks. The smallest of their cursors bounds the journal deletion; a
-    /// sink without a cursor yet counts as cursor 0, so nothing goes before it has started.
-    /// With no sinks no journal row is deleted (nothing has been delivered). Cursors of sinks
-    /// not listed (removed from the configuration) are ignored.
-    pub sinks: Vec<String>,
-}
-
-impl PrunePolicy {
-    /// Rows per write job by default: a few milliseconds of deletion in one commit.
-    pub const DEFAULT_BATCH: u32 = 1000;
-    /// Write jobs per kind of row per call by default.
-    pub const DEFAULT_MAX_BATCHES: u32 = 100;
-
-    /// A policy with the default batch size and cap.
-    pub fn new(
-        journal_older_than: Option<Timestamp>,
-        dedup_older_than: Option<Timestamp>,
-        sinks: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        Self {
-            journal_older_than,
-            dedup_older_than,
-            batch: Self::DEFAULT_BATCH,
-            max_batches: Self::DEFAULT_MAX_BATCHES,
-            sinks: sinks.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-/// What one [`Store::prune`] call deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PruneReport {
-    pub journal_events: u64,
-    pub dedup_keys: u64,
-    pub quarantined: u64,
-    pub dead_letters: u64,
-    /// Write jobs (each its own short transaction) the call used.
-    pub batches: u32,
-    /// False when the per-call cap stopped a kind of row with more possibly left.
-    pub complete: bool,
-}
-
-impl PruneReport {
-    /// Rows deleted, all kinds together.
-    pub fn total(&self) -> u64 {
-        self.journal_events + self.dedup_keys + self.quarantined + self.dead_letters
-    }
-}
-
-impl Store {
+impl SqliteBackend {
     /// Deletes what `policy` allows, in batches of `policy.batch` rows, each batch its own
     /// write job. Stops when nothing is left or after `policy.max_batches` jobs per kind of
     /// row. The user directory is never touched.
     ///
     /// Cancel-safe between batches: dropping the future lets the batch in flight commit and
     /// starts no other.
-    pub async fn prune(&self, policy: PrunePolicy) -> Result<PruneReport> {
+    pub(crate) async fn prune_batches(&self, policy: PrunePolicy) -> Result<PruneReport> {
         let batch = policy.batch.max(1);
         let max_batches = policy.max_batches.max(1);
         let mut report = PruneReport {
@@ -127,7 +62,7 @@ impl Store {
             let sinks: Arc<[String]> = policy.sinks.into();
             let (deleted, done) = self
                 .prune_in_batches(batch, max_batches, &mut report.batches, move |tx| {
-                    prune_journal(tx, cutoff, &sinks, batch)
+                    Ok(prune_journal(tx, cutoff, &sinks, batch)?)
                 })
                 .await?;
             report.journal_events = deleted;
@@ -181,7 +116,10 @@ impl Store {
         let mut total = 0u64;
         for _ in 0..max_batches {
             let job = job.clone();
-            let deleted = self.writer.write(move |tx| job(tx)).await?;
+            let deleted = self
+                .writer
+                .write(move |context: &mut WriteContext<'_>| job(context.tx))
+                .await?;
             *batches += 1;
             total += deleted as u64;
             if deleted < batch as usize {
@@ -199,16 +137,15 @@ fn prune_journal(
     cutoff: i64,
     sinks: &[String],
     batch: u32,
-) -> std::result::Result<usize, WriteError> {
+) -> rusqlite::Result<usize> {
     let Some(delivered) = delivered_bound(tx, sinks)? else {
         return Ok(0);
     };
     if delivered <= 0 {
         return Ok(0);
     }
-    Ok(tx
-        .prepare_cached(JOURNAL_BATCH)?
-        .execute(params![cutoff, delivered, batch])?)
+    tx.prepare_cached(JOURNAL_BATCH)?
+        .execute(params![cutoff, delivered, batch])
 }
 
 /// The smallest cursor over `sinks` (0 for a sink without one); `None` without sinks.

@@ -1,32 +1,45 @@
 //! Connection settings and the schema.
 //!
 //! The journal is not an archive: delivered events are pruned after a retention window, so
-//! rows stay lean and every table that grows has an index on its age column for cheap
-//! deletion by time. `seq` uses AUTOINCREMENT so a pruned sequence number is never reused
-//! (a sink's cursor must never point at a different event).
+//! rows stay lean (the event stored once, compressed above a size threshold by
+//! [`crate::codec`]; no index but the one retention and rewinds need) and every table that
+//! grows has an index on its age column for cheap deletion by time. Sequence numbers are
+//! assigned by the writer from `meta.last_seq`, which only grows, so a pruned sequence number
+//! is never reused (a sink's position must never point at a different event).
 
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::db_error;
 use crate::{Result, StoreError};
 
 pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
     let connection = Connection::open(path).map_err(|error| StoreError::Open {
-        path: path.to_path_buf(),
+        location: path.display().to_string(),
         message: error.to_string(),
     })?;
+    configure(&connection).map_err(db_error)?;
+    Ok(connection)
+}
+
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
     connection.busy_timeout(Duration::from_secs(5))?;
     // WAL: readers never block the writer. synchronous=FULL: COMMIT returns only after the
     // WAL is fsynced, which is the promise behind every 202.
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(connection)
+    // After a checkpoint the WAL is cut back to this size instead of keeping its peak.
+    connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    // 32 MiB of page cache: the hot end of the journal, the users table and the indexes.
+    connection.pragma_update(None, "cache_size", -32 * 1024)?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(())
 }
 
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE journal (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -108,27 +121,77 @@ CREATE INDEX dead_letters_open_seq ON dead_letters (seq) WHERE state != 'replaye
 CREATE INDEX dead_letters_replayed ON dead_letters (resolved_at) WHERE state = 'replayed';
 CREATE INDEX quarantine_replayed ON quarantine (resolved_at) WHERE state = 'replayed';
 "#,
+    r#"
+-- Lean journal rows: the writer assigns sequence numbers (meta.last_seq only grows, so a
+-- pruned number is never reused), the event is stored once (compressed above a threshold),
+-- and the only index is the one retention and rewinds walk. Event ids are not unique keys:
+-- dedup decides what is new, and a sink sees an event id at most once per delivery anyway.
+CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (name, value) SELECT 'last_seq',
+    MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'journal'), 0),
+        COALESCE((SELECT MAX(seq) FROM journal), 0));
+CREATE TABLE journal_v4 (
+    seq         INTEGER PRIMARY KEY,
+    received_at INTEGER NOT NULL,   -- Unix milliseconds
+    source      TEXT    NOT NULL,
+    event_type  TEXT    NOT NULL,
+    event_id    TEXT    NOT NULL,
+    event       BLOB    NOT NULL    -- the UserEvent as JSON (codec.rs)
+);
+INSERT INTO journal_v4 (seq, received_at, source, event_type, event_id, event)
+    SELECT seq, received_at, source, event_type, event_id, event FROM journal;
+DROP TABLE journal;
+ALTER TABLE journal_v4 RENAME TO journal;
+CREATE INDEX journal_received_at ON journal (received_at);
+
+-- Delivery positions are held under leases: a holder, a fencing token, an expiry.
+ALTER TABLE cursors ADD COLUMN holder TEXT;
+ALTER TABLE cursors ADD COLUMN token INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE cursors ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
-/// Applies the migrations the database has not seen (tracked in `user_version`).
+/// Applies the migrations the database has not seen (tracked in `user_version`). Refuses a
+/// database written by a newer rollcall: this one would misread it.
 pub(crate) fn migrate(connection: &Connection) -> Result<()> {
-    let version: usize = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let version: usize = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(db_error)?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Open {
+            location: connection.path().unwrap_or("?").to_owned(),
+            message: format!(
+                "the database has schema version {version}, newer than this rollcall knows \
+                 ({}); run a newer rollcall",
+                MIGRATIONS.len()
+            ),
+        });
+    }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = connection.unchecked_transaction()?;
-        tx.execute_batch(migration)?;
-        tx.pragma_update(None, "user_version", index + 1)?;
-        tx.commit()?;
+        let apply = || -> rusqlite::Result<()> {
+            let tx = connection.unchecked_transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", index + 1)?;
+            tx.commit()
+        };
+        apply().map_err(db_error)?;
     }
     Ok(())
 }
 
-/// The largest sequence number ever assigned. Read from `sqlite_sequence` (AUTOINCREMENT's
-/// record), so it does not go back when pruning empties the journal.
-pub(crate) fn last_seq(connection: &Connection) -> Result<i64> {
-    Ok(connection.query_row(
-        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'journal'), 0), \
-         COALESCE((SELECT MAX(seq) FROM journal), 0))",
-        [],
-        |row| row.get(0),
-    )?)
+/// The largest sequence number ever assigned; it does not go back when pruning empties the
+/// journal.
+pub(crate) fn last_seq(connection: &Connection) -> rusqlite::Result<i64> {
+    connection
+        .prepare_cached("SELECT value FROM meta WHERE name = 'last_seq'")?
+        .query_row([], |row| row.get(0))
+}
+
+/// The schema version this build writes.
+#[cfg(test)]
+pub(crate) fn current_version() -> usize {
+    MIGRATIONS.len()
 }

@@ -1,6 +1,73 @@
-use rollcall_core::{EventType, User, UserEvent, VendorEvent};
+//! The conformance suite: the behaviour the store contract promises, written once and run
+//! against every backend.
+//!
+//! A backend's tests provide a [`Harness`] (how to open a fresh store, and to open the same
+//! store again) and expand [`conformance_suite!`](crate::conformance_suite) once; every
+//! function here becomes a test of that backend.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use super::*;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rollcall_core::{EventType, Timestamp, User, UserEvent, VendorEvent};
+
+use crate::{
+    Advance, DeadLetterState, IngestBatch, IngestOutcome, PrunePolicy, QuarantineState,
+    RejectedDelivery, Store, StoreError, UserQuery,
+};
+
+/// How a backend's tests give the suite its stores.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// Opens the harness's store: empty the first time, and the same data on every later
+    /// call (after [`Backend::close`] of the previous handle), as a restarted process sees it.
+    async fn open(&self) -> Store;
+}
+
+/// Expands to one `#[tokio::test]` per conformance check, each with a fresh harness from
+/// `$harness` (an expression evaluated once per test).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($harness:expr) => {
+        $crate::conformance_suite!(@each $harness;
+            a_repeated_dedup_key_is_a_duplicate_with_the_first_event_ids,
+            the_same_key_on_another_source_is_not_a_duplicate,
+            committed_events_survive_a_reopen,
+            subscribers_see_the_latest_committed_sequence,
+            dead_letters_advance_the_position_and_replay_on_request,
+            rewind_moves_the_position_back_to_the_time_given,
+            quarantine_keeps_the_delivery_and_replay_commits_its_events,
+            writes_after_close_fail_cleanly,
+            the_directory_completes_updates_with_previous_and_changes,
+            a_deleted_user_is_a_tombstone_hidden_from_listings_by_default,
+            users_are_found_by_username_or_primary_email,
+            old_delivered_events_are_pruned_and_undelivered_ones_kept_even_when_old,
+            a_sink_without_a_position_keeps_everything,
+            dead_lettered_events_are_kept_until_replayed,
+            dedup_keys_older_than_their_window_are_pruned_and_the_key_is_accepted_again,
+            the_directory_and_sequence_numbers_survive_pruning,
+            replayed_quarantine_entries_are_pruned_and_open_ones_kept,
+            a_big_backlog_is_pruned_in_batches_each_its_own_commit,
+            a_position_moves_only_from_where_the_worker_saw_it,
+            rewind_cuts_by_sequence_even_when_a_replay_kept_an_old_receive_time,
+            a_lease_is_held_by_one_holder_until_it_expires,
+            a_lost_lease_cannot_move_the_position,
+            a_released_lease_is_free_at_once,
+            the_directory_follows_many_events_of_one_user_in_one_delivery,
+            large_events_read_back_exactly,
+            states_parse_from_their_names
+        );
+    };
+    (@each $harness:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let harness = $harness;
+                $crate::conformance::$name(&harness).await;
+            }
+        )+
+    };
+}
 
 fn event(id: &str, user: &str) -> UserEvent {
     UserEvent {
@@ -31,15 +98,8 @@ fn batch(key: &str, ids: &[&str]) -> IngestBatch {
     }
 }
 
-fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("data/rollcall.db")).unwrap();
-    (dir, store)
-}
-
-#[tokio::test]
-async fn a_repeated_dedup_key_is_a_duplicate_with_the_first_event_ids() {
-    let (_dir, store) = open();
+pub async fn a_repeated_dedup_key_is_a_duplicate_with_the_first_event_ids(harness: &dyn Harness) {
+    let store = harness.open().await;
     let first = store.ingest(batch("k1", &["e1", "e2"])).await.unwrap();
     assert_eq!(
         first,
@@ -59,9 +119,8 @@ async fn a_repeated_dedup_key_is_a_duplicate_with_the_first_event_ids() {
     assert_eq!(journal[1].decode().unwrap().id, "e2");
 }
 
-#[tokio::test]
-async fn the_same_key_on_another_source_is_not_a_duplicate() {
-    let (_dir, store) = open();
+pub async fn the_same_key_on_another_source_is_not_a_duplicate(harness: &dyn Harness) {
+    let store = harness.open().await;
     store.ingest(batch("k", &["e1"])).await.unwrap();
     let mut other = batch("k", &["e2"]);
     other.source = "other".into();
@@ -71,19 +130,16 @@ async fn the_same_key_on_another_source_is_not_a_duplicate() {
     ));
 }
 
-#[tokio::test]
-async fn committed_events_survive_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rollcall.db");
+pub async fn committed_events_survive_a_reopen(harness: &dyn Harness) {
     {
-        let store = Store::open(&path).unwrap();
+        let store = harness.open().await;
         store.ingest(batch("k1", &["e1"])).await.unwrap();
-        store.advance_cursor("sink", 1).await.unwrap();
+        store.set_position("sink", 1).await.unwrap();
         store.close().await;
     }
-    let store = Store::open(&path).unwrap();
+    let store = harness.open().await;
     assert_eq!(store.journal_after(0, 10).await.unwrap().len(), 1);
-    assert_eq!(store.cursor("sink").await.unwrap(), 1);
+    assert_eq!(store.position("sink").await.unwrap(), 1);
     assert_eq!(*store.subscribe().borrow(), 1);
     assert!(matches!(
         store.ingest(batch("k1", &["e9"])).await.unwrap(),
@@ -91,72 +147,10 @@ async fn committed_events_survive_a_reopen() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writes_share_one_commit() {
-    let (_dir, store) = open();
-    let resume = store.writer.pause().await;
-    let mut tasks = Vec::new();
-    for n in 0..50 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store
-                .ingest(batch(&format!("k{n}"), &[&format!("e{n}")]))
-                .await
-        }));
-    }
-    // Let every task queue its job behind the pause.
-    while store.writer.queued() < 50 {
-        tokio::task::yield_now().await;
-    }
-    let before = store.writer_stats();
-    resume.send(()).unwrap();
-    for task in tasks {
-        assert!(matches!(
-            task.await.unwrap().unwrap(),
-            IngestOutcome::Accepted { .. }
-        ));
-    }
-    let after = store.writer_stats();
-    assert_eq!(after.jobs - before.jobs, 50);
-    assert_eq!(after.commits - before.commits, 1);
-}
 
-#[tokio::test]
-async fn a_failing_job_does_not_undo_the_others_in_its_commit() {
-    let (_dir, store) = open();
-    store.ingest(batch("k1", &["e1"])).await.unwrap();
-    let resume = store.writer.pause().await;
-    let good = {
-        let store = store.clone();
-        tokio::spawn(async move { store.ingest(batch("k2", &["e2"])).await })
-    };
-    // Same event id under a new key: violates the journal's unique event_id.
-    let bad = {
-        let store = store.clone();
-        tokio::spawn(async move { store.ingest(batch("k3", &["e1"])).await })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    resume.send(()).unwrap();
-    assert!(good.await.unwrap().is_ok());
-    assert!(bad.await.unwrap().is_err());
-    let ids: Vec<_> = store
-        .journal_after(0, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|entry| entry.event_id)
-        .collect();
-    assert_eq!(ids, ["e1", "e2"]);
-    // The failed delivery left no dedup key behind, so the vendor's retry is not lost.
-    assert!(matches!(
-        store.ingest(batch("k3", &["e3"])).await.unwrap(),
-        IngestOutcome::Accepted { .. }
-    ));
-}
 
-#[tokio::test]
-async fn subscribers_see_the_latest_committed_sequence() {
-    let (_dir, store) = open();
+pub async fn subscribers_see_the_latest_committed_sequence(harness: &dyn Harness) {
+    let store = harness.open().await;
     let mut committed = store.subscribe();
     assert_eq!(*committed.borrow_and_update(), 0);
     store.ingest(batch("k1", &["e1", "e2"])).await.unwrap();
@@ -164,22 +158,21 @@ async fn subscribers_see_the_latest_committed_sequence() {
     assert_eq!(*committed.borrow(), 2);
 }
 
-#[tokio::test]
-async fn dead_letters_advance_the_cursor_and_replay_on_request() {
-    let (_dir, store) = open();
+pub async fn dead_letters_advance_the_position_and_replay_on_request(harness: &dyn Harness) {
+    let store = harness.open().await;
     store.ingest(batch("k1", &["e1"])).await.unwrap();
     let entry = store.journal_entry(1).await.unwrap();
     store
-        .dead_letter("crm", &entry, 5, "HTTP 400", 0)
+        .dead_letter(&lease(&store, "crm").await, &entry, 5, "HTTP 400", 0)
         .await
         .unwrap();
-    assert_eq!(store.cursor("crm").await.unwrap(), 1);
+    assert_eq!(store.position("crm").await.unwrap(), 1);
     let letters = store
         .dead_letters(Some("crm".into()), None, 10)
         .await
         .unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].state, "dead");
+    assert_eq!(letters[0].state, DeadLetterState::Dead);
     assert_eq!(
         store
             .request_replay(Some("crm".into()), vec![])
@@ -192,30 +185,28 @@ async fn dead_letters_advance_the_cursor_and_replay_on_request() {
     assert_eq!(pending[0].1.event_id, "e1");
     store.finish_replay(pending[0].0.id, None).await.unwrap();
     let letters = store.dead_letters(None, None, 10).await.unwrap();
-    assert_eq!(letters[0].state, "replayed");
+    assert_eq!(letters[0].state, DeadLetterState::Replayed);
     assert!(store.pending_replays("crm", 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn rewind_moves_the_cursor_back_to_the_time_given() {
-    let (_dir, store) = open();
+pub async fn rewind_moves_the_position_back_to_the_time_given(harness: &dyn Harness) {
+    let store = harness.open().await;
     for (n, seconds) in [(1, 100), (2, 200), (3, 300)] {
         let mut b = batch(&format!("k{n}"), &[&format!("e{n}")]);
         b.received_at = Timestamp::from_unix_seconds(seconds).unwrap();
         store.ingest(b).await.unwrap();
     }
-    store.advance_cursor("archive", 3).await.unwrap();
+    store.set_position("archive", 3).await.unwrap();
     let cursor = store
         .rewind("archive", Timestamp::from_unix_seconds(200).unwrap())
         .await
         .unwrap();
     assert_eq!(cursor, 1);
-    assert_eq!(store.cursor("archive").await.unwrap(), 1);
+    assert_eq!(store.position("archive").await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn quarantine_keeps_the_delivery_and_replay_commits_its_events() {
-    let (_dir, store) = open();
+pub async fn quarantine_keeps_the_delivery_and_replay_commits_its_events(harness: &dyn Harness) {
+    let store = harness.open().await;
     let id = store
         .quarantine(RejectedDelivery {
             source: "src".into(),
@@ -231,7 +222,7 @@ async fn quarantine_keeps_the_delivery_and_replay_commits_its_events() {
         })
         .await
         .unwrap();
-    let open_entries = store.quarantined(Some("open".into()), 10).await.unwrap();
+    let open_entries = store.quarantined(Some(QuarantineState::Open), 10).await.unwrap();
     assert_eq!(open_entries.len(), 1);
     assert_eq!(open_entries[0].delivery.body, b"{}");
     let outcome = store
@@ -239,7 +230,8 @@ async fn quarantine_keeps_the_delivery_and_replay_commits_its_events() {
         .await
         .unwrap();
     assert!(matches!(outcome, IngestOutcome::Accepted { .. }));
-    assert_eq!(store.quarantined_by_id(id).await.unwrap().state, "replayed");
+    assert_eq!(store.quarantined_by_id(id).await.unwrap().state,
+        QuarantineState::Replayed);
     // A second replay of the same entry is refused and commits nothing.
     assert!(store
         .resolve_quarantine(id, batch("k9", &["e9"]))
@@ -248,14 +240,22 @@ async fn quarantine_keeps_the_delivery_and_replay_commits_its_events() {
     assert_eq!(store.journal_after(0, 10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn writes_after_close_fail_cleanly() {
-    let (_dir, store) = open();
+pub async fn writes_after_close_fail_cleanly(harness: &dyn Harness) {
+    let store = harness.open().await;
     store.close().await;
     assert!(matches!(
         store.ingest(batch("k", &["e"])).await,
         Err(StoreError::Closed)
     ));
+}
+
+/// The lease of `sink` for holder `worker-a`, for a minute from now.
+async fn lease(store: &Store, sink: &str) -> crate::Lease {
+    store
+        .acquire_lease(sink, "worker-a", Duration::from_secs(60), Timestamp::now())
+        .await
+        .unwrap()
+        .expect("the lease is free")
 }
 
 fn user_event(id: &str, event_type: EventType, user: User) -> UserEvent {
@@ -266,9 +266,8 @@ fn user_event(id: &str, event_type: EventType, user: User) -> UserEvent {
     }
 }
 
-#[tokio::test]
-async fn the_directory_completes_updates_with_previous_and_changes() {
-    let (_dir, store) = open();
+pub async fn the_directory_completes_updates_with_previous_and_changes(harness: &dyn Harness) {
+    let store = harness.open().await;
     let created = User {
         name: Some("Ann".into()),
         status: Some(rollcall_core::UserStatus::Active),
@@ -306,9 +305,8 @@ async fn the_directory_completes_updates_with_previous_and_changes() {
     assert_eq!((inactive.len(), total), (1, 1));
 }
 
-#[tokio::test]
-async fn a_deleted_user_is_a_tombstone_hidden_from_listings_by_default() {
-    let (_dir, store) = open();
+pub async fn a_deleted_user_is_a_tombstone_hidden_from_listings_by_default(harness: &dyn Harness) {
+    let store = harness.open().await;
     let mut first = batch("k1", &[]);
     first.events = vec![user_event("e1", EventType::Created, User::with_id("7"))];
     store.ingest(first).await.unwrap();
@@ -336,9 +334,8 @@ async fn a_deleted_user_is_a_tombstone_hidden_from_listings_by_default() {
     assert_eq!(all.len(), 1);
 }
 
-#[tokio::test]
-async fn users_are_found_by_username_or_primary_email() {
-    let (_dir, store) = open();
+pub async fn users_are_found_by_username_or_primary_email(harness: &dyn Harness) {
+    let store = harness.open().await;
     let user = User {
         emails: Some(vec![rollcall_core::Email {
             email: "Ann@Example.com".into(),
@@ -390,9 +387,8 @@ async fn journal_seqs(store: &Store) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn old_delivered_events_are_pruned_and_undelivered_ones_kept_even_when_old() {
-    let (_dir, store) = open();
+pub async fn old_delivered_events_are_pruned_and_undelivered_ones_kept_even_when_old(harness: &dyn Harness) {
+    let store = harness.open().await;
     for n in 1..=3 {
         store
             .ingest(batch_at(
@@ -408,8 +404,8 @@ async fn old_delivered_events_are_pruned_and_undelivered_ones_kept_even_when_old
         .await
         .unwrap();
     // Both sinks have the recent event; `slow` has not finished 3 yet.
-    store.advance_cursor("fast", 4).await.unwrap();
-    store.advance_cursor("slow", 2).await.unwrap();
+    store.set_position("fast", 4).await.unwrap();
+    store.set_position("slow", 2).await.unwrap();
 
     let report = store
         .prune(journal_policy(hours_ago(168), &["fast", "slow"]))
@@ -420,7 +416,7 @@ async fn old_delivered_events_are_pruned_and_undelivered_ones_kept_even_when_old
     // 3 is old but undelivered to `slow`; 4 is delivered but recent.
     assert_eq!(journal_seqs(&store).await, [3, 4]);
 
-    store.advance_cursor("slow", 4).await.unwrap();
+    store.set_position("slow", 4).await.unwrap();
     let report = store
         .prune(journal_policy(hours_ago(168), &["fast", "slow"]))
         .await
@@ -429,14 +425,13 @@ async fn old_delivered_events_are_pruned_and_undelivered_ones_kept_even_when_old
     assert_eq!(journal_seqs(&store).await, [4]);
 }
 
-#[tokio::test]
-async fn a_sink_without_a_cursor_keeps_everything() {
-    let (_dir, store) = open();
+pub async fn a_sink_without_a_position_keeps_everything(harness: &dyn Harness) {
+    let store = harness.open().await;
     store
         .ingest(batch_at("k1", &["e1", "e2"], hours_ago(200)))
         .await
         .unwrap();
-    store.advance_cursor("archive", 2).await.unwrap();
+    store.set_position("archive", 2).await.unwrap();
     // `crm` is configured but has not recorded a cursor yet: it has received nothing.
     let report = store
         .prune(journal_policy(hours_ago(168), &["archive", "crm"]))
@@ -458,9 +453,8 @@ async fn a_sink_without_a_cursor_keeps_everything() {
     assert_eq!(report.journal_events, 2);
 }
 
-#[tokio::test]
-async fn dead_lettered_events_are_kept_until_replayed() {
-    let (_dir, store) = open();
+pub async fn dead_lettered_events_are_kept_until_replayed(harness: &dyn Harness) {
+    let store = harness.open().await;
     store
         .ingest(batch_at("k1", &["e1", "e2", "e3"], hours_ago(200)))
         .await
@@ -468,15 +462,15 @@ async fn dead_lettered_events_are_kept_until_replayed() {
     let first = store.journal_entry(1).await.unwrap();
     let second = store.journal_entry(2).await.unwrap();
     store
-        .dead_letter("crm", &first, 8, "HTTP 400", 0)
+        .dead_letter(&lease(&store, "crm").await, &first, 8, "HTTP 400", 0)
         .await
         .unwrap();
     let second_letter = store
-        .dead_letter("crm", &second, 8, "HTTP 400", first.seq)
+        .dead_letter(&lease(&store, "crm").await, &second, 8, "HTTP 400", first.seq)
         .await
         .unwrap()
         .expect("the cursor was where the worker saw it");
-    store.advance_cursor("crm", 3).await.unwrap();
+    store.set_position("crm", 3).await.unwrap();
 
     let report = store
         .prune(journal_policy(hours_ago(168), &["crm"]))
@@ -516,13 +510,12 @@ async fn dead_lettered_events_are_kept_until_replayed() {
     assert_eq!((report.journal_events, report.dead_letters), (0, 1));
     let letters = store.dead_letters(None, None, 10).await.unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].state, "dead");
+    assert_eq!(letters[0].state, DeadLetterState::Dead);
     assert_eq!(journal_seqs(&store).await, [1]);
 }
 
-#[tokio::test]
-async fn dedup_keys_older_than_their_window_are_pruned_and_the_key_is_accepted_again() {
-    let (_dir, store) = open();
+pub async fn dedup_keys_older_than_their_window_are_pruned_and_the_key_is_accepted_again(harness: &dyn Harness) {
+    let store = harness.open().await;
     store
         .ingest(batch_at("old", &["e1"], hours_ago(800)))
         .await
@@ -552,18 +545,15 @@ async fn dedup_keys_older_than_their_window_are_pruned_and_the_key_is_accepted_a
     );
 }
 
-#[tokio::test]
-async fn the_directory_and_sequence_numbers_survive_pruning() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rollcall.db");
-    let store = Store::open(&path).unwrap();
+pub async fn the_directory_and_sequence_numbers_survive_pruning(harness: &dyn Harness) {
+    let store = harness.open().await;
     let mut first = batch_at("k1", &[], hours_ago(200));
     first.events = vec![user_event("e1", EventType::Created, User::with_id("7"))];
     store.ingest(first).await.unwrap();
     let mut second = batch_at("k2", &[], hours_ago(200));
     second.events = vec![user_event("e2", EventType::Deleted, User::with_id("7"))];
     store.ingest(second).await.unwrap();
-    store.advance_cursor("sink", 2).await.unwrap();
+    store.set_position("sink", 2).await.unwrap();
 
     let report = store
         .prune(PrunePolicy::new(
@@ -585,15 +575,14 @@ async fn the_directory_and_sequence_numbers_survive_pruning() {
     assert_eq!(*store.subscribe().borrow(), 2);
     assert_eq!(store.counts().await.unwrap().last_seq, 2);
     store.close().await;
-    let store = Store::open(&path).unwrap();
+    let store = harness.open().await;
     assert_eq!(*store.subscribe().borrow(), 2);
     store.ingest(batch("k3", &["e3"])).await.unwrap();
     assert_eq!(journal_seqs(&store).await, [3]);
 }
 
-#[tokio::test]
-async fn replayed_quarantine_entries_are_pruned_and_open_ones_kept() {
-    let (_dir, store) = open();
+pub async fn replayed_quarantine_entries_are_pruned_and_open_ones_kept(harness: &dyn Harness) {
+    let store = harness.open().await;
     let entry = |n: i64| RejectedDelivery {
         source: "src".into(),
         connector: "test".into(),
@@ -631,9 +620,8 @@ async fn replayed_quarantine_entries_are_pruned_and_open_ones_kept() {
     assert_eq!(left, [open_id]);
 }
 
-#[tokio::test]
-async fn a_big_backlog_is_pruned_in_batches_each_its_own_commit() {
-    let (_dir, store) = open();
+pub async fn a_big_backlog_is_pruned_in_batches_each_its_own_commit(harness: &dyn Harness) {
+    let store = harness.open().await;
     for n in 0..25 {
         let ids: Vec<String> = (0..100).map(|i| format!("e{n}-{i}")).collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -642,7 +630,7 @@ async fn a_big_backlog_is_pruned_in_batches_each_its_own_commit() {
             .await
             .unwrap();
     }
-    store.advance_cursor("sink", 2_500).await.unwrap();
+    store.set_position("sink", 2_500).await.unwrap();
 
     // A capped call deletes its share, says so, and the next call goes on.
     let capped = PrunePolicy {
@@ -655,7 +643,7 @@ async fn a_big_backlog_is_pruned_in_batches_each_its_own_commit() {
     assert!(!report.complete);
     assert_eq!(store.counts().await.unwrap().journal_events, 1_900);
 
-    let before = store.writer_stats();
+    let before = store.commit_stats();
     let report = store
         .prune(PrunePolicy {
             batch: 400,
@@ -663,110 +651,50 @@ async fn a_big_backlog_is_pruned_in_batches_each_its_own_commit() {
         })
         .await
         .unwrap();
-    let after = store.writer_stats();
+    let after = store.commit_stats();
     assert_eq!(report.journal_events, 1_900);
     assert!(report.complete);
     // 400 x 4 + 300 for the journal, then one (empty) batch each for quarantine and dead
     // letters. Every batch is a job of its own and a commit of its own: the write lock is
     // never held across batches.
     assert_eq!(report.batches, 7);
-    assert_eq!(after.jobs - before.jobs, 7);
+    assert_eq!(after.writes - before.writes, 7);
     assert_eq!(after.commits - before.commits, 7);
     assert_eq!(store.counts().await.unwrap().journal_events, 0);
 }
 
-#[tokio::test]
-async fn pruning_shares_commits_with_ingest() {
-    let (_dir, store) = open();
-    store
-        .ingest(batch_at("k0", &["e0"], hours_ago(200)))
-        .await
-        .unwrap();
-    store.advance_cursor("sink", 1).await.unwrap();
-    let resume = store.writer.pause().await;
-    let prune = {
-        let store = store.clone();
-        tokio::spawn(async move { store.prune(journal_policy(hours_ago(168), &["sink"])).await })
-    };
-    let ingest = {
-        let store = store.clone();
-        tokio::spawn(async move { store.ingest(batch("k1", &["e1"])).await })
-    };
-    while store.writer.queued() < 2 {
-        tokio::task::yield_now().await;
-    }
-    resume.send(()).unwrap();
-    assert_eq!(prune.await.unwrap().unwrap().journal_events, 1);
-    assert!(matches!(
-        ingest.await.unwrap().unwrap(),
-        IngestOutcome::Accepted { .. }
-    ));
-    assert_eq!(journal_seqs(&store).await, [2]);
-}
 
-#[tokio::test]
-async fn pruning_queries_use_the_age_indexes() {
-    let (_dir, store) = open();
-    let db = store.reader.lock().unwrap();
-    for (sql, indexes) in [
-        (
-            retention::JOURNAL_BATCH,
-            &["journal_received_at", "dead_letters_open_seq"][..],
-        ),
-        (retention::DEDUP_BATCH, &["dedup_received_at"][..]),
-        (retention::QUARANTINE_BATCH, &["quarantine_replayed"][..]),
-        (retention::DEAD_LETTER_BATCH, &["dead_letters_replayed"][..]),
-    ] {
-        let mut statement = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let parameters =
-            rusqlite::params_from_iter(std::iter::repeat_n(0i64, statement.parameter_count()));
-        let plan = statement
-            .query_map(parameters, |row| row.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .unwrap()
-            .join("\n");
-        for index in indexes {
-            assert!(plan.contains(index), "{sql}\n{plan}");
-        }
-        // No full scan of any table: the search walks an index, the delete goes by key.
-        assert!(
-            !plan
-                .lines()
-                .any(|line| line.trim_start().starts_with("SCAN") && !line.contains("INDEX")),
-            "{sql}\n{plan}"
-        );
-    }
-}
 
-#[tokio::test]
-async fn a_cursor_moves_only_from_where_the_worker_saw_it() {
-    let (_dir, store) = open();
+pub async fn a_position_moves_only_from_where_the_worker_saw_it(harness: &dyn Harness) {
+    let store = harness.open().await;
     for n in 1..=3 {
         store
             .ingest(batch(&format!("k{n}"), &[&format!("e{n}")]))
             .await
             .unwrap();
     }
-    assert!(store.move_cursor("crm", 0, 2).await.unwrap());
+    let held = lease(&store, "crm").await;
+    assert_eq!(store.advance(&held, 0, 2).await.unwrap(), Advance::Moved);
     // An operator rewinds while the worker still believes the cursor is at 2.
     store
         .rewind("crm", Timestamp::from_unix_seconds(0).unwrap())
         .await
         .unwrap();
-    assert!(!store.move_cursor("crm", 2, 3).await.unwrap());
-    assert_eq!(store.cursor("crm").await.unwrap(), 0);
+    assert_eq!(
+        store.advance(&held, 2, 3).await.unwrap(),
+        Advance::PositionChanged
+    );
+    assert_eq!(store.position("crm").await.unwrap(), 0);
     let entry = store.journal_entry(3).await.unwrap();
     assert_eq!(
-        store.dead_letter("crm", &entry, 1, "x", 2).await.unwrap(),
+        store.dead_letter(&lease(&store, "crm").await, &entry, 1, "x", 2).await.unwrap(),
         None
     );
     assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn rewind_cuts_by_sequence_even_when_a_replay_kept_an_old_receive_time() {
-    let (_dir, store) = open();
+pub async fn rewind_cuts_by_sequence_even_when_a_replay_kept_an_old_receive_time(harness: &dyn Harness) {
+    let store = harness.open().await;
     for (n, seconds) in [(1, 100), (2, 200), (3, 300)] {
         let mut b = batch(&format!("k{n}"), &[&format!("e{n}")]);
         b.received_at = Timestamp::from_unix_seconds(seconds).unwrap();
@@ -776,7 +704,7 @@ async fn rewind_cuts_by_sequence_even_when_a_replay_kept_an_old_receive_time() {
     let mut replayed = batch("k4", &["e4"]);
     replayed.received_at = Timestamp::from_unix_seconds(50).unwrap();
     store.ingest(replayed).await.unwrap();
-    store.advance_cursor("archive", 4).await.unwrap();
+    store.set_position("archive", 4).await.unwrap();
     let cursor = store
         .rewind("archive", Timestamp::from_unix_seconds(200).unwrap())
         .await
@@ -785,4 +713,142 @@ async fn rewind_cuts_by_sequence_even_when_a_replay_kept_an_old_receive_time() {
         cursor, 1,
         "events 2 and 3 (and the replay after them) are sent again"
     );
+}
+
+pub async fn a_lease_is_held_by_one_holder_until_it_expires(harness: &dyn Harness) {
+    let store = harness.open().await;
+    let t0 = Timestamp::from_unix_seconds(1_800_000_000).unwrap();
+    let at = |seconds: i64| Timestamp::from_unix_millis(t0.unix_millis() + seconds * 1000).unwrap();
+    let ttl = Duration::from_secs(30);
+    let first = store
+        .acquire_lease("crm", "a", ttl, t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.holder.as_str(), first.position), ("a", 0));
+    // Another holder is refused while the lease runs.
+    assert_eq!(store.acquire_lease("crm", "b", ttl, at(29)).await.unwrap(), None);
+    // The holder renews: same token, later expiry.
+    let renewed = store.acquire_lease("crm", "a", ttl, at(20)).await.unwrap().unwrap();
+    assert_eq!(renewed.token, first.token);
+    assert!(renewed.expires_at > first.expires_at);
+    // Not renewed in time: another holder takes it over with a new fencing token.
+    let taken = store.acquire_lease("crm", "b", ttl, at(51)).await.unwrap().unwrap();
+    assert_eq!(taken.holder, "b");
+    assert!(taken.token > first.token);
+    // Leases are per sink.
+    assert!(store.acquire_lease("other", "a", ttl, at(51)).await.unwrap().is_some());
+}
+
+pub async fn a_lost_lease_cannot_move_the_position(harness: &dyn Harness) {
+    let store = harness.open().await;
+    for n in 1..=3 {
+        store
+            .ingest(batch(&format!("k{n}"), &[&format!("e{n}")]))
+            .await
+            .unwrap();
+    }
+    let t0 = Timestamp::now();
+    let later = Timestamp::from_unix_millis(t0.unix_millis() + 120_000).unwrap();
+    let ttl = Duration::from_secs(60);
+    let stale = store.acquire_lease("crm", "a", ttl, t0).await.unwrap().unwrap();
+    assert_eq!(store.advance(&stale, 0, 1).await.unwrap(), Advance::Moved);
+    // `a` stalls past its expiry; `b` takes over and delivers from where `a` left off.
+    let current = store.acquire_lease("crm", "b", ttl, later).await.unwrap().unwrap();
+    assert_eq!(current.position, 1);
+    // `a` wakes up and tries to record its progress: fenced off, nothing moves.
+    assert!(matches!(
+        store.advance(&stale, 1, 3).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    let entry = store.journal_entry(2).await.unwrap();
+    assert!(matches!(
+        store.dead_letter(&stale, &entry, 1, "x", 1).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
+    assert_eq!(store.position("crm").await.unwrap(), 1);
+    assert_eq!(store.advance(&current, 1, 3).await.unwrap(), Advance::Moved);
+    assert_eq!(store.position("crm").await.unwrap(), 3);
+}
+
+pub async fn a_released_lease_is_free_at_once(harness: &dyn Harness) {
+    let store = harness.open().await;
+    let t0 = Timestamp::now();
+    let ttl = Duration::from_secs(60);
+    let first = store.acquire_lease("crm", "a", ttl, t0).await.unwrap().unwrap();
+    store.release_lease(&first).await.unwrap();
+    let next = store.acquire_lease("crm", "b", ttl, t0).await.unwrap().unwrap();
+    assert!(next.token > first.token);
+    // Releasing a lease one no longer holds changes nothing.
+    store.release_lease(&first).await.unwrap();
+    assert_eq!(store.acquire_lease("crm", "c", ttl, t0).await.unwrap(), None);
+}
+
+pub async fn the_directory_follows_many_events_of_one_user_in_one_delivery(harness: &dyn Harness) {
+    let store = harness.open().await;
+    let mut delivery = batch("k1", &[]);
+    delivery.events = (1..=5)
+        .map(|n| {
+            user_event(
+                &format!("e{n}"),
+                if n == 1 { EventType::Created } else { EventType::Updated },
+                User {
+                    name: Some(format!("Name {n}")),
+                    ..User::with_id("7")
+                },
+            )
+        })
+        .collect();
+    store.ingest(delivery).await.unwrap();
+    let journal = store.journal_after(0, 10).await.unwrap();
+    assert_eq!(journal.len(), 5);
+    for (n, entry) in journal.iter().enumerate().skip(1) {
+        let event = entry.decode().unwrap();
+        assert_eq!(
+            event.previous.and_then(|user| user.name),
+            Some(format!("Name {n}")),
+            "event {}",
+            n + 1
+        );
+    }
+    assert_eq!(store.user("src", "7").await.unwrap().version, 5);
+}
+
+pub async fn large_events_read_back_exactly(harness: &dyn Harness) {
+    let store = harness.open().await;
+    let remote: serde_json::Map<String, serde_json::Value> = (0..200)
+        .map(|n| (format!("field_{n}"), serde_json::json!(format!("value {n} \u{e9}\u{1F600}"))))
+        .collect();
+    let user = User {
+        remote_data: Some(serde_json::Value::Object(remote)),
+        ..User::with_id("7")
+    };
+    let mut delivery = batch("k1", &[]);
+    delivery.events = vec![user_event("e1", EventType::Created, user.clone())];
+    store.ingest(delivery).await.unwrap();
+    let entry = store.journal_entry(1).await.unwrap();
+    assert_eq!(entry.decode().unwrap().user, user);
+    assert_eq!(store.user("src", "7").await.unwrap().user, user);
+    let (listed, _) = store
+        .users(UserQuery {
+            limit: 10,
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed[0].user, user);
+}
+
+pub async fn states_parse_from_their_names(_harness: &dyn Harness) {
+    for state in QuarantineState::ALL {
+        assert_eq!(state.as_str().parse::<QuarantineState>().unwrap(), *state);
+    }
+    for state in DeadLetterState::ALL {
+        assert_eq!(state.as_str().parse::<DeadLetterState>().unwrap(), *state);
+    }
+    assert!(matches!(
+        "gone".parse::<DeadLetterState>(),
+        Err(StoreError::Invalid(_))
+    ));
 }

@@ -1,0 +1,275 @@
+//! The user directory on SQLite: the latest unified user per (source, user id), with a
+//! version and a tombstone, updated in the journal's transaction.
+//!
+//! The writer keeps the most recently written users in a bounded in-memory cache, so an
+//! event for a user seen lately costs no read and no decoding of the stored user. The cache
+//! is the writer's alone and follows its transactions: what a rolled-back transaction put
+//! there is taken out again.
+
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+use rollcall_core::directory::{apply, KnownUser};
+use rollcall_core::{Timestamp, User, UserEvent};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::writer::WriteError;
+use super::{db_error, SqliteBackend};
+use crate::{codec, DirectoryEntry, Result, StoreError, UserQuery};
+
+/// Users the writer keeps in memory. At a few KB each, about 20-40 MB at most.
+const CACHED_USERS: usize = 10_000;
+
+type UserKey = (String, String);
+
+/// The writer's cache of current users, with an undo log for the open transaction.
+pub(crate) struct DirectoryCache {
+    users: LruCache<UserKey, KnownUser>,
+    /// What each key held before the open transaction first changed it.
+    undo: Vec<(UserKey, Option<KnownUser>)>,
+}
+
+impl DirectoryCache {
+    pub(crate) fn new() -> Self {
+        Self::with_capacity(CACHED_USERS)
+    }
+
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            users: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)),
+            undo: Vec::new(),
+        }
+    }
+
+    /// The open transaction committed: its changes stay.
+    pub(crate) fn commit(&mut self) {
+        self.undo.clear();
+    }
+
+    /// The open transaction rolled back: put back what it changed, newest change first.
+    pub(crate) fn rollback(&mut self) {
+        while let Some((key, before)) = self.undo.pop() {
+            match before {
+                Some(user) => {
+                    self.users.put(key, user);
+                }
+                None => {
+                    self.users.pop(&key);
+                }
+            }
+        }
+    }
+}
+
+/// Completes `event` from the directory and records the user's new state.
+pub(crate) fn apply_event(
+    tx: &Connection,
+    cache: &mut DirectoryCache,
+    source: &str,
+    event: &mut UserEvent,
+    received_at: i64,
+) -> std::result::Result<(), WriteError> {
+    let key = (source.to_owned(), event.user.id.clone());
+    let known = match cache.users.pop(&key) {
+        Some(known) => Some(known),
+        None => read_known(tx, source, &event.user.id)?,
+    };
+    let record = apply(known.as_ref(), event);
+    let json = serde_json::to_vec(&record.user)
+        .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
+    tx.prepare_cached(
+        "INSERT INTO users (source, user_id, version, deleted, partial, status, username, email, updated_at, user) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT (source, user_id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, \
+         partial = excluded.partial, status = excluded.status, username = excluded.username, \
+         email = excluded.email, updated_at = excluded.updated_at, user = excluded.user",
+    )?
+    .execute(params![
+        source,
+        record.user.id,
+        record.version,
+        record.deleted,
+        record.partial,
+        record.user.status.as_ref().map(|status| status.as_str()),
+        record.user.username,
+        primary_email(&record.user),
+        received_at,
+        codec::pack(json)
+    ])?;
+    // Before the first change in this transaction the cache held nothing for the key (it was
+    // popped above); record that, or the older state, for a rollback.
+    cache.undo.push((key.clone(), known));
+    cache.users.put(key, record);
+    Ok(())
+}
+
+fn read_known(
+    tx: &Connection,
+    source: &str,
+    user_id: &str,
+) -> std::result::Result<Option<KnownUser>, WriteError> {
+    let row = tx
+        .prepare_cached(
+            "SELECT version, deleted, partial, user FROM users WHERE source = ?1 AND user_id = ?2",
+        )?
+        .query_row(params![source, user_id], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, bool>(1)?,
+                row.get::<_, bool>(2)?,
+                row.get::<_, Vec<u8>>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((version, deleted, partial, user)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(KnownUser {
+        user: decode_user(user)?,
+        version,
+        deleted,
+        partial,
+    }))
+}
+
+fn decode_user(stored: Vec<u8>) -> Result<User> {
+    Ok(serde_json::from_slice(&codec::unpack(stored)?)?)
+}
+
+fn primary_email(user: &User) -> Option<String> {
+    let emails = user.emails.as_ref()?;
+    emails
+        .iter()
+        .find(|email| email.is_primary == Some(true))
+        .or_else(|| emails.first())
+        .map(|email| email.email.to_ascii_lowercase())
+}
+
+type EntryRow = (String, i64, bool, bool, i64, Vec<u8>);
+
+fn entry_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EntryRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn decode(row: EntryRow) -> Result<DirectoryEntry> {
+    let (source, version, deleted, partial, updated_at, user) = row;
+    Ok(DirectoryEntry {
+        source,
+        version,
+        deleted,
+        partial,
+        updated_at: Timestamp::from_unix_millis(updated_at)
+            .map_err(|error| StoreError::Corrupt(format!("directory timestamp: {error}")))?,
+        user: decode_user(user)?,
+    })
+}
+
+impl SqliteBackend {
+    pub(crate) async fn read_user(&self, source: &str, user_id: &str) -> Result<DirectoryEntry> {
+        let (source, user_id) = (source.to_owned(), user_id.to_owned());
+        self.read(move |db| {
+            let row = db
+                .prepare_cached(
+                    "SELECT source, version, deleted, partial, updated_at, user FROM users \
+                     WHERE source = ?1 AND user_id = ?2",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![source, user_id], entry_row)
+                        .optional()
+                })
+                .map_err(db_error)?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "user",
+                    id: format!("{source}/{user_id}"),
+                })?;
+            decode(row)
+        })
+        .await
+    }
+
+    pub(crate) async fn read_users(
+        &self,
+        query: UserQuery,
+    ) -> Result<(Vec<DirectoryEntry>, u64)> {
+        self.read(move |db| {
+            let user_name = query.user_name.as_ref().map(|name| name.to_ascii_lowercase());
+            let filter = "(?1 IS NULL OR source = ?1) AND (?2 IS NULL OR status = ?2) \
+                 AND (?3 IS NULL OR lower(username) = ?3 OR (username IS NULL AND email = ?3)) \
+                 AND (?4 OR deleted = 0)";
+            let total: i64 = db
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM users WHERE {filter}"),
+                    params![query.source, query.status, user_name, query.include_deleted],
+                    |row| row.get(0),
+                )
+                .map_err(db_error)?;
+            let rows = db
+                .prepare_cached(&format!(
+                    "SELECT source, version, deleted, partial, updated_at, user FROM users WHERE {filter} \
+                     ORDER BY source, user_id LIMIT ?5 OFFSET ?6"
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(
+                            params![
+                                query.source,
+                                query.status,
+                                user_name,
+                                query.include_deleted,
+                                query.limit,
+                                query.offset
+                            ],
+                            entry_row,
+                        )?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(db_error)?;
+            let entries = rows.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
+            Ok((entries, u64::try_from(total).unwrap_or(0)))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(version: i64) -> KnownUser {
+        KnownUser {
+            user: User::with_id("7"),
+            version,
+            deleted: false,
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn a_rollback_restores_what_the_transaction_changed() {
+        let mut cache = DirectoryCache::with_capacity(4);
+        let key = ("s".to_owned(), "7".to_owned());
+        cache.users.put(key.clone(), known(1));
+        cache.commit();
+        // Two changes to one user and a new user in one transaction, then a rollback.
+        let before = cache.users.pop(&key);
+        cache.undo.push((key.clone(), before));
+        cache.users.put(key.clone(), known(2));
+        let before = cache.users.pop(&key);
+        cache.undo.push((key.clone(), before));
+        cache.users.put(key.clone(), known(3));
+        let new = ("s".to_owned(), "8".to_owned());
+        cache.undo.push((new.clone(), None));
+        cache.users.put(new.clone(), known(1));
+        cache.rollback();
+        assert_eq!(cache.users.get(&key).map(|user| user.version), Some(1));
+        assert!(cache.users.get(&new).is_none());
+    }
+}
