@@ -58,7 +58,12 @@ mod tests {
         .unwrap();
         let packed = pack(json.clone());
         assert!(packed.starts_with(&ZSTD_MAGIC));
-        assert!(packed.len() * 3 < json.len(), "{} -> {}", json.len(), packed.len());
+        assert!(
+            packed.len() * 3 < json.len(),
+            "{} -> {}",
+            json.len(),
+            packed.len()
+        );
         assert_eq!(unpack(packed).unwrap(), json);
     }
 

@@ -147,8 +147,6 @@ pub async fn committed_events_survive_a_reopen(harness: &dyn Harness) {
     ));
 }
 
-
-
 pub async fn subscribers_see_the_latest_committed_sequence(harness: &dyn Harness) {
     let store = harness.open().await;
     let mut committed = store.subscribe();
@@ -222,7 +220,10 @@ pub async fn quarantine_keeps_the_delivery_and_replay_commits_its_events(harness
         })
         .await
         .unwrap();
-    let open_entries = store.quarantined(Some(QuarantineState::Open), 10).await.unwrap();
+    let open_entries = store
+        .quarantined(Some(QuarantineState::Open), 10)
+        .await
+        .unwrap();
     assert_eq!(open_entries.len(), 1);
     assert_eq!(open_entries[0].delivery.body, b"{}");
     let outcome = store
@@ -230,8 +231,10 @@ pub async fn quarantine_keeps_the_delivery_and_replay_commits_its_events(harness
         .await
         .unwrap();
     assert!(matches!(outcome, IngestOutcome::Accepted { .. }));
-    assert_eq!(store.quarantined_by_id(id).await.unwrap().state,
-        QuarantineState::Replayed);
+    assert_eq!(
+        store.quarantined_by_id(id).await.unwrap().state,
+        QuarantineState::Replayed
+    );
     // A second replay of the same entry is refused and commits nothing.
     assert!(store
         .resolve_quarantine(id, batch("k9", &["e9"]))
@@ -387,7 +390,9 @@ async fn journal_seqs(store: &Store) -> Vec<i64> {
         .collect()
 }
 
-pub async fn old_delivered_events_are_pruned_and_undelivered_ones_kept_even_when_old(harness: &dyn Harness) {
+pub async fn old_delivered_events_are_pruned_and_undelivered_ones_kept_even_when_old(
+    harness: &dyn Harness,
+) {
     let store = harness.open().await;
     for n in 1..=3 {
         store
@@ -466,7 +471,13 @@ pub async fn dead_lettered_events_are_kept_until_replayed(harness: &dyn Harness)
         .await
         .unwrap();
     let second_letter = store
-        .dead_letter(&lease(&store, "crm").await, &second, 8, "HTTP 400", first.seq)
+        .dead_letter(
+            &lease(&store, "crm").await,
+            &second,
+            8,
+            "HTTP 400",
+            first.seq,
+        )
         .await
         .unwrap()
         .expect("the cursor was where the worker saw it");
@@ -514,7 +525,9 @@ pub async fn dead_lettered_events_are_kept_until_replayed(harness: &dyn Harness)
     assert_eq!(journal_seqs(&store).await, [1]);
 }
 
-pub async fn dedup_keys_older_than_their_window_are_pruned_and_the_key_is_accepted_again(harness: &dyn Harness) {
+pub async fn dedup_keys_older_than_their_window_are_pruned_and_the_key_is_accepted_again(
+    harness: &dyn Harness,
+) {
     let store = harness.open().await;
     store
         .ingest(batch_at("old", &["e1"], hours_ago(800)))
@@ -575,6 +588,7 @@ pub async fn the_directory_and_sequence_numbers_survive_pruning(harness: &dyn Ha
     assert_eq!(*store.subscribe().borrow(), 2);
     assert_eq!(store.counts().await.unwrap().last_seq, 2);
     store.close().await;
+    drop(store);
     let store = harness.open().await;
     assert_eq!(*store.subscribe().borrow(), 2);
     store.ingest(batch("k3", &["e3"])).await.unwrap();
@@ -663,8 +677,6 @@ pub async fn a_big_backlog_is_pruned_in_batches_each_its_own_commit(harness: &dy
     assert_eq!(store.counts().await.unwrap().journal_events, 0);
 }
 
-
-
 pub async fn a_position_moves_only_from_where_the_worker_saw_it(harness: &dyn Harness) {
     let store = harness.open().await;
     for n in 1..=3 {
@@ -687,13 +699,18 @@ pub async fn a_position_moves_only_from_where_the_worker_saw_it(harness: &dyn Ha
     assert_eq!(store.position("crm").await.unwrap(), 0);
     let entry = store.journal_entry(3).await.unwrap();
     assert_eq!(
-        store.dead_letter(&lease(&store, "crm").await, &entry, 1, "x", 2).await.unwrap(),
+        store
+            .dead_letter(&lease(&store, "crm").await, &entry, 1, "x", 2)
+            .await
+            .unwrap(),
         None
     );
     assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
 }
 
-pub async fn rewind_cuts_by_sequence_even_when_a_replay_kept_an_old_receive_time(harness: &dyn Harness) {
+pub async fn rewind_cuts_by_sequence_even_when_a_replay_kept_an_old_receive_time(
+    harness: &dyn Harness,
+) {
     let store = harness.open().await;
     for (n, seconds) in [(1, 100), (2, 200), (3, 300)] {
         let mut b = batch(&format!("k{n}"), &[&format!("e{n}")]);
@@ -727,17 +744,32 @@ pub async fn a_lease_is_held_by_one_holder_until_it_expires(harness: &dyn Harnes
         .unwrap();
     assert_eq!((first.holder.as_str(), first.position), ("a", 0));
     // Another holder is refused while the lease runs.
-    assert_eq!(store.acquire_lease("crm", "b", ttl, at(29)).await.unwrap(), None);
+    assert_eq!(
+        store.acquire_lease("crm", "b", ttl, at(29)).await.unwrap(),
+        None
+    );
     // The holder renews: same token, later expiry.
-    let renewed = store.acquire_lease("crm", "a", ttl, at(20)).await.unwrap().unwrap();
+    let renewed = store
+        .acquire_lease("crm", "a", ttl, at(20))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(renewed.token, first.token);
     assert!(renewed.expires_at > first.expires_at);
     // Not renewed in time: another holder takes it over with a new fencing token.
-    let taken = store.acquire_lease("crm", "b", ttl, at(51)).await.unwrap().unwrap();
+    let taken = store
+        .acquire_lease("crm", "b", ttl, at(51))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(taken.holder, "b");
     assert!(taken.token > first.token);
     // Leases are per sink.
-    assert!(store.acquire_lease("other", "a", ttl, at(51)).await.unwrap().is_some());
+    assert!(store
+        .acquire_lease("other", "a", ttl, at(51))
+        .await
+        .unwrap()
+        .is_some());
 }
 
 pub async fn a_lost_lease_cannot_move_the_position(harness: &dyn Harness) {
@@ -751,10 +783,18 @@ pub async fn a_lost_lease_cannot_move_the_position(harness: &dyn Harness) {
     let t0 = Timestamp::now();
     let later = Timestamp::from_unix_millis(t0.unix_millis() + 120_000).unwrap();
     let ttl = Duration::from_secs(60);
-    let stale = store.acquire_lease("crm", "a", ttl, t0).await.unwrap().unwrap();
+    let stale = store
+        .acquire_lease("crm", "a", ttl, t0)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(store.advance(&stale, 0, 1).await.unwrap(), Advance::Moved);
     // `a` stalls past its expiry; `b` takes over and delivers from where `a` left off.
-    let current = store.acquire_lease("crm", "b", ttl, later).await.unwrap().unwrap();
+    let current = store
+        .acquire_lease("crm", "b", ttl, later)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(current.position, 1);
     // `a` wakes up and tries to record its progress: fenced off, nothing moves.
     assert!(matches!(
@@ -776,13 +816,24 @@ pub async fn a_released_lease_is_free_at_once(harness: &dyn Harness) {
     let store = harness.open().await;
     let t0 = Timestamp::now();
     let ttl = Duration::from_secs(60);
-    let first = store.acquire_lease("crm", "a", ttl, t0).await.unwrap().unwrap();
+    let first = store
+        .acquire_lease("crm", "a", ttl, t0)
+        .await
+        .unwrap()
+        .unwrap();
     store.release_lease(&first).await.unwrap();
-    let next = store.acquire_lease("crm", "b", ttl, t0).await.unwrap().unwrap();
+    let next = store
+        .acquire_lease("crm", "b", ttl, t0)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(next.token > first.token);
     // Releasing a lease one no longer holds changes nothing.
     store.release_lease(&first).await.unwrap();
-    assert_eq!(store.acquire_lease("crm", "c", ttl, t0).await.unwrap(), None);
+    assert_eq!(
+        store.acquire_lease("crm", "c", ttl, t0).await.unwrap(),
+        None
+    );
 }
 
 pub async fn the_directory_follows_many_events_of_one_user_in_one_delivery(harness: &dyn Harness) {
@@ -792,7 +843,11 @@ pub async fn the_directory_follows_many_events_of_one_user_in_one_delivery(harne
         .map(|n| {
             user_event(
                 &format!("e{n}"),
-                if n == 1 { EventType::Created } else { EventType::Updated },
+                if n == 1 {
+                    EventType::Created
+                } else {
+                    EventType::Updated
+                },
                 User {
                     name: Some(format!("Name {n}")),
                     ..User::with_id("7")
@@ -818,7 +873,12 @@ pub async fn the_directory_follows_many_events_of_one_user_in_one_delivery(harne
 pub async fn large_events_read_back_exactly(harness: &dyn Harness) {
     let store = harness.open().await;
     let remote: serde_json::Map<String, serde_json::Value> = (0..200)
-        .map(|n| (format!("field_{n}"), serde_json::json!(format!("value {n} \u{e9}\u{1F600}"))))
+        .map(|n| {
+            (
+                format!("field_{n}"),
+                serde_json::json!(format!("value {n} \u{e9}\u{1F600}")),
+            )
+        })
         .collect();
     let user = User {
         remote_data: Some(serde_json::Value::Object(remote)),

@@ -8,9 +8,9 @@ use rollcall_core::Timestamp;
 use tokio::sync::watch;
 
 use crate::{
-    Advance, CommitStats, DeadLetter, DeadLetterState, DirectoryEntry, IngestBatch,
-    IngestOutcome, JournalEntry, Lease, PrunePolicy, PruneReport, QuarantineState,
-    QuarantinedDelivery, RejectedDelivery, Result, StoreCounts, UserQuery,
+    Advance, CommitStats, DeadLetter, DeadLetterState, DirectoryEntry, IngestBatch, IngestOutcome,
+    JournalEntry, Lease, PrunePolicy, PruneReport, QuarantineState, QuarantinedDelivery,
+    RejectedDelivery, Result, StoreCounts, UserQuery,
 };
 
 /// The ingest path: durable commits of verified deliveries, and quarantine of the ones that

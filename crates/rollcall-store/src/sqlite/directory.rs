@@ -195,10 +195,7 @@ impl SqliteBackend {
         .await
     }
 
-    pub(crate) async fn read_users(
-        &self,
-        query: UserQuery,
-    ) -> Result<(Vec<DirectoryEntry>, u64)> {
+    pub(crate) async fn read_users(&self, query: UserQuery) -> Result<(Vec<DirectoryEntry>, u64)> {
         self.read(move |db| {
             let user_name = query.user_name.as_ref().map(|name| name.to_ascii_lowercase());
             let filter = "(?1 IS NULL OR source = ?1) AND (?2 IS NULL OR status = ?2) \

@@ -9,9 +9,12 @@
 //!
 //! # Leases
 //!
-//! One process owns the file, so a sink's lease is only ever contended by workers of that
+//! One process owns the file (an exclusive lock on `<path>.lock`, taken at open and held
+//! until the process ends), so a sink's lease is only ever contended by workers of that
 //! process; it is still a real row (holder, fencing token, expiry) with the semantics of the
-//! contract, so the delivery code is the same for every backend.
+//! contract, so the delivery code is the same for every backend. Because no other process
+//! can hold a lease on a file this process has locked, opening the store clears the leases a
+//! crashed predecessor left: delivery resumes at once instead of after their expiry.
 
 mod directory;
 mod retention;
@@ -51,6 +54,8 @@ pub struct SqliteBackend {
     reader: Arc<Mutex<Connection>>,
     committed: watch::Receiver<i64>,
     path: PathBuf,
+    /// Held open for the backend's life: the file's exclusive lock is the process's claim.
+    _lock: Arc<std::fs::File>,
 }
 
 impl SqliteBackend {
@@ -65,8 +70,12 @@ impl SqliteBackend {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_private_dir(parent).map_err(|error| open_error(error.to_string()))?;
         }
+        let lock = lock_exclusively(&path)?;
         let write_connection = schema::open_connection(&path)?;
         schema::migrate(&write_connection)?;
+        write_connection
+            .execute("UPDATE cursors SET holder = NULL, expires_at = 0", [])
+            .map_err(db_error)?;
         restrict_files(&path).map_err(|error| open_error(error.to_string()))?;
         let last_seq = schema::last_seq(&write_connection).map_err(db_error)?;
         let reader = schema::open_connection(&path)?;
@@ -77,6 +86,7 @@ impl SqliteBackend {
             reader: Arc::new(Mutex::new(reader)),
             committed,
             path,
+            _lock: Arc::new(lock),
         })
     }
 
@@ -113,6 +123,35 @@ impl SqliteBackend {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Takes the store's process lock, or says which file another process holds.
+fn lock_exclusively(path: &Path) -> Result<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&lock_path).map_err(|error| StoreError::Open {
+        location: lock_path.display().to_string(),
+        message: error.to_string(),
+    })?;
+    file.try_lock().map_err(|error| StoreError::Open {
+        location: path.display().to_string(),
+        message: match error {
+            std::fs::TryLockError::WouldBlock => {
+                "another rollcall process has this store open (SQLite serves one process; \
+                 run replicas on the PostgreSQL store)"
+                    .to_owned()
+            }
+            std::fs::TryLockError::Error(error) => {
+                format!("cannot lock {}: {error}", lock_path.display())
+            }
+        },
+    })?;
+    Ok(file)
 }
 
 #[cfg(unix)]
@@ -171,13 +210,7 @@ fn insert_batch(
     let received_at = batch.received_at.unix_millis();
     let mut event_ids = Vec::with_capacity(batch.events.len());
     for event in &mut batch.events {
-        directory::apply_event(
-            tx,
-            context.directory,
-            &batch.source,
-            event,
-            received_at,
-        )?;
+        directory::apply_event(tx, context.directory, &batch.source, event, received_at)?;
         let json = serde_json::to_vec(event)
             .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
         *context.last_seq += 1;
@@ -256,7 +289,11 @@ fn check_lease(tx: &Connection, lease: &Lease) -> std::result::Result<i64, Write
 
 fn timestamp_from_millis(millis: i64) -> rusqlite::Result<Timestamp> {
     Timestamp::from_unix_millis(millis).map_err(|error| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(error))
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Integer,
+            Box::new(error),
+        )
     })
 }
 
@@ -265,7 +302,11 @@ where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
     text.parse().map_err(|error| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(error))
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(error),
+        )
     })
 }
 
@@ -449,10 +490,8 @@ impl JournalStore for SqliteBackend {
                 last_seq: schema::last_seq(db).map_err(db_error)?,
                 quarantined_open: count("SELECT COUNT(*) FROM quarantine WHERE state = 'open'")
                     .map_err(db_error)?,
-                dead_letters: count(
-                    "SELECT COUNT(*) FROM dead_letters WHERE state != 'replayed'",
-                )
-                .map_err(db_error)?,
+                dead_letters: count("SELECT COUNT(*) FROM dead_letters WHERE state != 'replayed'")
+                    .map_err(db_error)?,
             })
         })
         .await
@@ -470,8 +509,7 @@ impl DeliveryStore for SqliteBackend {
     ) -> Result<Option<Lease>> {
         let (sink, holder) = (sink.to_owned(), holder.to_owned());
         let now_ms = now.unix_millis();
-        let expires_ms =
-            now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let expires_ms = now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         let expires_at = Timestamp::from_unix_millis(expires_ms)
             .map_err(|error| StoreError::Invalid(format!("lease expiry: {error}")))?;
         self.writer

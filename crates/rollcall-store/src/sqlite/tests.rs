@@ -197,7 +197,9 @@ async fn a_database_failure_mid_write_rolls_back_the_whole_transaction_and_the_c
                 .writer()
                 .write(|context| -> Result<(), WriteError> {
                     // What a full disk looks like to a write: a database error.
-                    context.tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                    context
+                        .tx
+                        .execute("INSERT INTO no_such_table VALUES (1)", [])?;
                     Ok(())
                 })
                 .await
@@ -299,7 +301,12 @@ async fn pruning_queries_use_the_age_indexes() {
 async fn large_events_are_stored_compressed() {
     let (_dir, store) = open();
     let remote: serde_json::Map<String, serde_json::Value> = (0..100)
-        .map(|n| (format!("custom_field_{n}"), serde_json::json!(format!("value number {n}"))))
+        .map(|n| {
+            (
+                format!("custom_field_{n}"),
+                serde_json::json!(format!("value number {n}")),
+            )
+        })
         .collect();
     let mut delivery = batch("k1", &[]);
     delivery.events = vec![UserEvent {
@@ -390,11 +397,55 @@ fn the_database_and_its_directory_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let harness = SqliteHarness::new();
     let store = SqliteBackend::open(&harness.path()).unwrap();
-    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(harness.path().parent().unwrap()), 0o700);
     assert_eq!(mode(&harness.path()), 0o600);
     let mut wal = harness.path().into_os_string();
     wal.push("-wal");
     assert_eq!(mode(std::path::Path::new(&wal)), 0o600);
     drop(store);
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_store() {
+    let harness = SqliteHarness::new();
+    let first = SqliteBackend::open(&harness.path()).unwrap();
+    let error = SqliteBackend::open(&harness.path()).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Open { message, .. } if message.contains("another rollcall process")),
+        "{error}"
+    );
+    drop(first);
+    SqliteBackend::open(&harness.path()).unwrap();
+}
+
+#[tokio::test]
+async fn leases_left_by_a_crashed_process_are_cleared_at_open() {
+    let harness = SqliteHarness::new();
+    {
+        let store = SqliteBackend::open(&harness.path()).unwrap();
+        store
+            .acquire_lease(
+                "crm",
+                "crashed",
+                std::time::Duration::from_secs(3600),
+                Timestamp::now(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        store.close().await;
+    }
+    let store = SqliteBackend::open(&harness.path()).unwrap();
+    assert!(store
+        .acquire_lease(
+            "crm",
+            "restarted",
+            std::time::Duration::from_secs(30),
+            Timestamp::now()
+        )
+        .await
+        .unwrap()
+        .is_some());
 }

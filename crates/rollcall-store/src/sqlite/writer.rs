@@ -270,10 +270,7 @@ impl WriterState {
 
     /// Applies `batch` in one transaction and commits it. On failure everything is rolled
     /// back (database, directory cache, sequence counter) and the reason returned.
-    fn commit(
-        &mut self,
-        batch: &mut [Box<dyn PendingWrite>],
-    ) -> std::result::Result<(), String> {
+    fn commit(&mut self, batch: &mut [Box<dyn PendingWrite>]) -> std::result::Result<(), String> {
         let seq_before = self.last_seq;
         let result = self.apply_and_commit(batch, seq_before);
         if let Err(reason) = &result {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rollcall_core::{ErrorCode, Timestamp};
-use rollcall_store::{DirectoryEntry, IngestBatch, IngestOutcome, UserQuery};
+use rollcall_store::{DirectoryEntry, IngestBatch, IngestOutcome, QuarantineState, UserQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -95,15 +95,30 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut text = state.metrics.render();
     // Group commit at work: writes per commit is the batching factor.
-    let stats = state.store.writer_stats();
+    let stats = state.store.commit_stats();
     text.push_str(&format!(
         "# HELP rollcall_store_commits_total Transactions the store's writer committed.\n\
          # TYPE rollcall_store_commits_total counter\nrollcall_store_commits_total {}\n\
          # HELP rollcall_store_writes_total Writes committed (several share one commit).\n\
          # TYPE rollcall_store_writes_total counter\nrollcall_store_writes_total {}\n",
-        stats.commits, stats.jobs
+        stats.commits, stats.writes
     ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// A `state` query parameter as the store's state enum; an unknown name is a 400 that lists
+/// the known ones.
+fn parse_state<T>(state: Option<String>) -> Result<Option<T>, ApiError>
+where
+    T: std::str::FromStr<Err = rollcall_store::StoreError>,
+{
+    state
+        .filter(|state| !state.is_empty())
+        .map(|state| state.parse())
+        .transpose()
+        .map_err(|error: rollcall_store::StoreError| {
+            ApiError::new(ErrorCode::ConfigInvalid, error.to_string())
+        })
 }
 
 async fn connectors() -> Json<Value> {
@@ -167,7 +182,7 @@ async fn dead_letters(
 ) -> Result<Json<Value>, ApiError> {
     let letters = state
         .store
-        .dead_letters(query.sink, query.state, query.limit.min(1000))
+        .dead_letters(query.sink, parse_state(query.state)?, query.limit.min(1000))
         .await?;
     Ok(Json(json!({ "dead_letters": letters })))
 }
@@ -213,7 +228,7 @@ async fn quarantine_list(
 ) -> Result<Json<Value>, ApiError> {
     let entries = state
         .store
-        .quarantined(query.state, query.limit.min(1000))
+        .quarantined(parse_state(query.state)?, query.limit.min(1000))
         .await?;
     Ok(Json(json!({ "quarantine": entries })))
 }
@@ -235,7 +250,7 @@ async fn quarantine_replay(
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     let entry = state.store.quarantined_by_id(id).await?;
-    if entry.state != "open" {
+    if entry.state != QuarantineState::Open {
         return Err(ApiError::new(
             ErrorCode::NotFound,
             format!("quarantined delivery {id} was already replayed"),

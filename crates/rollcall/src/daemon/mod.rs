@@ -75,6 +75,12 @@ pub async fn serve(config: Config) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
     let sources = build_sources(&config)?;
 
+    // Unique per process: the store's leases tell this process's workers from another's.
+    let holder = format!(
+        "rollcall-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    );
     let mut workers = Vec::new();
     for sink_config in &config.sinks {
         let Some(registration) = rollcall_core::sink_registration(&sink_config.kind) else {
@@ -91,6 +97,7 @@ pub async fn serve(config: Config) -> Result<()> {
             store: store.clone(),
             metrics: Arc::clone(&metrics),
             delivery: config.delivery.clone(),
+            holder: holder.clone(),
         });
     }
 
@@ -378,7 +385,7 @@ mod tests {
         ingest(&store, "k1", "e1", hours_ago(800)).await;
         ingest(&store, "k2", "e2", hours_ago(200)).await;
         ingest(&store, "k3", "e3", hours_ago(1)).await;
-        store.advance_cursor("archive", 3).await.unwrap();
+        store.set_position("archive", 3).await.unwrap();
         let pruner = pruner(&store, &["archive"]);
 
         let report = pruner.prune_once(Timestamp::now()).await.unwrap();
@@ -410,7 +417,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("rollcall.db")).unwrap();
         ingest(&store, "k1", "e1", hours_ago(200)).await;
-        store.advance_cursor("archive", 1).await.unwrap();
+        store.set_position("archive", 1).await.unwrap();
         let pruner = pruner(&store, &["archive"]);
         let metrics = Arc::clone(&pruner.metrics);
         let (stop, shutdown) = watch::channel(false);

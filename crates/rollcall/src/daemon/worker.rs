@@ -4,14 +4,19 @@
 //! accepts, and retries transient failures with exponential backoff and full jitter (or the
 //! sink's `Retry-After`). A permanent failure, or a transient one that outlasts the
 //! schedule, makes the event a dead letter and the worker moves on. After each batch it
-//! flushes the sink and then advances the cursor, so an event is only forgotten once the
-//! sink has it: a crash re-sends at most one batch.
+//! flushes the sink and then advances the sink's position, so an event is only forgotten
+//! once the sink has it: a crash re-sends at most one batch.
+//!
+//! Every round runs under the sink's lease (taken or renewed at the start of the round, for
+//! [`LEASE_TTL`]): only its holder moves the position, and a worker whose lease was taken
+//! over is fenced off by the store and starts over, so at-least-once holds across a
+//! hand-over.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rollcall_core::{Format, OutboundEvent, Sink, SinkError};
-use rollcall_store::{JournalEntry, Store};
+use rollcall_core::{Format, OutboundEvent, Sink, SinkError, Timestamp};
+use rollcall_store::{Advance, JournalEntry, Lease, Store};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -21,6 +26,9 @@ use crate::metrics::Metrics;
 /// How often an idle worker looks for requested replays.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
+/// How long a sink's lease lasts unless renewed (every round renews it).
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+
 /// One sink's delivery loop.
 #[derive(Debug)]
 pub struct Worker {
@@ -29,6 +37,8 @@ pub struct Worker {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub delivery: DeliveryConfig,
+    /// Who this worker is to the store's leases: unique per process.
+    pub holder: String,
 }
 
 /// Why a send loop gave up on an event.
@@ -83,13 +93,32 @@ impl Worker {
         if let Err(error) = self.sink.flush().await {
             tracing::warn!(sink = %sink_id, error = %error, "flush at shutdown failed");
         }
+        // Hand the lease back so another replica need not wait for it to expire.
+        if let Ok(Some(lease)) = self.lease().await {
+            if let Err(error) = self.store.release_lease(&lease).await {
+                tracing::warn!(sink = %sink_id, error = %error, "cannot release the lease");
+            }
+        }
         tracing::info!(sink = %sink_id, "delivery worker stopped");
     }
 
-    /// Delivers one batch after the cursor. Returns whether there was anything to do.
+    /// Takes or renews the sink's lease; `None` while another holder has it.
+    async fn lease(&self) -> anyhow::Result<Option<Lease>> {
+        Ok(self
+            .store
+            .acquire_lease(&self.config.id, &self.holder, LEASE_TTL, Timestamp::now())
+            .await?)
+    }
+
+    /// Delivers one batch after the sink's position. Returns whether there was anything to
+    /// do.
     async fn deliver_batch(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<bool> {
         let sink_id = &self.config.id;
-        let cursor = self.store.cursor(sink_id).await?;
+        let Some(lease) = self.lease().await? else {
+            tracing::debug!(sink = %sink_id, "another holder delivers this sink");
+            return Ok(false);
+        };
+        let cursor = lease.position;
         let entries = self
             .store
             .journal_after(cursor, self.delivery.batch_size)
@@ -128,12 +157,12 @@ impl Worker {
                 Err(Failure::Dead { attempts, error }) => {
                     // Everything before this event is sent; make it durable, then record the
                     // dead letter and move the cursor past it in one commit.
-                    if !self.flush_and_advance(&mut recorded, done).await? {
+                    if !self.flush_and_advance(&lease, &mut recorded, done).await? {
                         return Ok(true);
                     }
                     let Some(_) = self
                         .store
-                        .dead_letter(sink_id, entry, attempts, &error, recorded)
+                        .dead_letter(&lease, entry, attempts, &error, recorded)
                         .await?
                     else {
                         tracing::info!(sink = %sink_id, "cursor moved by an operator; starting over from it");
@@ -147,13 +176,18 @@ impl Worker {
                 }
             }
         }
-        self.flush_and_advance(&mut recorded, done).await?;
+        self.flush_and_advance(&lease, &mut recorded, done).await?;
         Ok(done > cursor)
     }
 
     /// Flushes the sink and moves the cursor from `recorded` to `done`. Returns false (and
     /// moves nothing) when the cursor is no longer at `recorded`: someone rewound it.
-    async fn flush_and_advance(&self, recorded: &mut i64, done: i64) -> anyhow::Result<bool> {
+    async fn flush_and_advance(
+        &self,
+        lease: &Lease,
+        recorded: &mut i64,
+        done: i64,
+    ) -> anyhow::Result<bool> {
         if done <= *recorded {
             return Ok(true);
         }
@@ -161,11 +195,7 @@ impl Worker {
             .flush()
             .await
             .map_err(|error| anyhow::anyhow!("flush failed: {error}"))?;
-        if !self
-            .store
-            .move_cursor(&self.config.id, *recorded, done)
-            .await?
-        {
+        if self.store.advance(lease, *recorded, done).await? == Advance::PositionChanged {
             tracing::info!(sink = %self.config.id, "cursor moved by an operator; starting over from it");
             return Ok(false);
         }
@@ -412,10 +442,11 @@ mod tests {
             store: store.clone(),
             metrics: Arc::new(Metrics::default()),
             delivery: DeliveryConfig::default(),
+            holder: "test-worker".into(),
         };
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(worker.run(shutdown));
-        while store.cursor("crm").await.unwrap() < 3 {
+        while store.position("crm").await.unwrap() < 3 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         *gate.hold.lock().unwrap() = Some("e04".into());
@@ -427,7 +458,7 @@ mod tests {
         let since = rollcall_core::Timestamp::from_unix_seconds(1_800_000_000).unwrap();
         assert_eq!(store.rewind("crm", since).await.unwrap(), 0);
         gate.release.notify_one();
-        while store.cursor("crm").await.unwrap() < 6 {
+        while store.position("crm").await.unwrap() < 6 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         stop.send(true).unwrap();
