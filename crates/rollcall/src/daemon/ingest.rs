@@ -718,7 +718,7 @@ mod tests {
 
     #[cfg(feature = "freshservice")]
     #[tokio::test]
-    async fn freshservice_is_answered_inside_the_host_timeout_when_enrichment_hangs() {
+    async fn freshservice_is_answered_inside_the_forwarders_15_s_timeout_when_enrichment_hangs() {
         answers_inside_the_deadline_of("freshservice").await;
     }
 
