@@ -383,11 +383,17 @@ fn the_manifest_follows_the_platform_3_0_rules() {
     // them).
     let events = modules["service_user"]["events"].as_object().unwrap();
     let event_names: Vec<&str> = events.keys().map(String::as_str).collect();
-    assert_eq!(event_names, ["onUserCreate", "onUserDelete", "onUserUpdate"]);
+    assert_eq!(
+        event_names,
+        ["onUserCreate", "onUserDelete", "onUserUpdate"]
+    );
     let server = std::fs::read_to_string(app_dir().join("server/server.js")).unwrap();
     for event in events.values() {
         let handler = event["handler"].as_str().unwrap();
-        assert!(server.contains(&format!("{handler}:")), "{handler} is exported");
+        assert!(
+            server.contains(&format!("{handler}:")),
+            "{handler} is exported"
+        );
     }
 
     // The template: https to a bare host from a non-secure iparam (Freshworks substitutes

@@ -42,8 +42,9 @@ pub const TOLERANCE_SECONDS: i64 = rollcall_core::verify::DEFAULT_TOLERANCE_SECO
 /// (the same `timestamp`) for about 70 minutes, so the window is that horizon plus the clock
 /// tolerance. Inside it, the dedup key (`webhookId`) stops a replay of a committed delivery.
 pub fn replay_window_seconds() -> i64 {
-    let window = crate::retry_contract()
-        .replay_window(std::time::Duration::from_secs(TOLERANCE_SECONDS.unsigned_abs()));
+    let window = crate::retry_contract().replay_window(std::time::Duration::from_secs(
+        TOLERANCE_SECONDS.unsigned_abs(),
+    ));
     i64::try_from(window.as_secs()).unwrap_or(i64::MAX)
 }
 

@@ -45,7 +45,10 @@ pub fn check_header_name(name: &str) -> Result<(), String> {
         return Err(format!("{name:?} is not an HTTP header name"));
     }
     let lower = name.to_ascii_lowercase();
-    if lower == "authorization" || CREDENTIAL_HEADER_WORDS.iter().any(|word| lower.contains(word))
+    if lower == "authorization"
+        || CREDENTIAL_HEADER_WORDS
+            .iter()
+            .any(|word| lower.contains(word))
     {
         Ok(())
     } else {

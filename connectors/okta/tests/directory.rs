@@ -1,6 +1,8 @@
 //! Membership and privilege events are deltas: the directory applies them to the groups and
 //! roles it already knows for the user, instead of replacing them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use rollcall_connector_okta as _;
 use rollcall_core::directory::{apply, KnownUser};
 use rollcall_core::{Delivery, Group, Role, SourceOptions, Timestamp, User, UserEvent};
@@ -67,7 +69,10 @@ fn a_membership_removed_leaves_the_other_known_groups() {
     ]);
     let mut event = normalize("group.user_membership.remove");
     let record = apply(Some(&known), &mut event);
-    assert_eq!(record.user.groups, Some(vec![group("00g0support", "Support")]));
+    assert_eq!(
+        record.user.groups,
+        Some(vec![group("00g0support", "Support")])
+    );
     // The roles the event does not mention stay as known.
     assert_eq!(record.user.roles, Some(vec![role("Report administrator")]));
 }
@@ -93,5 +98,8 @@ fn privileges_granted_and_revoked_change_only_those_roles() {
             role("Super administrator")
         ])
     );
-    assert_eq!(record.user.groups, Some(vec![group("00g0support", "Support")]));
+    assert_eq!(
+        record.user.groups,
+        Some(vec![group("00g0support", "Support")])
+    );
 }

@@ -177,15 +177,18 @@ fn the_secret_is_read_from_the_configured_header_instead_of_authorization() {
 #[test]
 fn a_header_name_the_quarantine_would_keep_or_no_header_name_is_refused() {
     for header in ["X-Okta-Hook", "", "Bad Header", "x-secret\n"] {
-        let error =
-            build(json!({"authorization_secret": SECRET, "authorization_header": header}))
-                .unwrap_err();
+        let error = build(json!({"authorization_secret": SECRET, "authorization_header": header}))
+            .unwrap_err();
         assert_eq!(error.key, "authorization_header", "{header:?}");
     }
-    for header in ["authorization", "X-Api-Key", "X-Hook-Token", "X-Okta-Secret"] {
+    for header in [
+        "authorization",
+        "X-Api-Key",
+        "X-Hook-Token",
+        "X-Okta-Secret",
+    ] {
         assert!(
-            build(json!({"authorization_secret": SECRET, "authorization_header": header}))
-                .is_ok(),
+            build(json!({"authorization_secret": SECRET, "authorization_header": header})).is_ok(),
             "{header:?}"
         );
     }

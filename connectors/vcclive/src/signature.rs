@@ -25,8 +25,15 @@ pub const SECRET_QUERY_PARAMETER: &str = "secret-key";
 /// The words the host's quarantine recognises a credential query parameter by (it drops any
 /// parameter whose name contains one before keeping a request). A custom name must contain
 /// one, or the secret would be kept with quarantined deliveries.
-pub const CREDENTIAL_PARAMETER_WORDS: &[&str] =
-    &["secret", "token", "key", "password", "signature", "sig", "auth"];
+pub const CREDENTIAL_PARAMETER_WORDS: &[&str] = &[
+    "secret",
+    "token",
+    "key",
+    "password",
+    "signature",
+    "sig",
+    "auth",
+];
 
 /// Checks a configured parameter name: not blank, and one the host keeps out of quarantine.
 pub fn check_parameter_name(name: &str) -> Result<(), String> {

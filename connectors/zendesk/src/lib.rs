@@ -38,11 +38,11 @@ pub mod payload;
 pub mod signature;
 
 use rollcall_core::verify::{encode_base64, DEFAULT_TOLERANCE_SECONDS};
-use rollcall_core::{RetriedAnswers, RetryContract};
 use rollcall_core::{
     ConfigError, Connector, ConnectorRegistration, Delivery, EnrichError, NormalizeError, Secret,
     SignError, SourceOptions, UserEvent, VerifyError,
 };
+use rollcall_core::{RetriedAnswers, RetryContract};
 use serde::Deserialize;
 
 /// Every Zendesk user event type the connector handles, as Zendesk spells them (the `/`

@@ -149,8 +149,7 @@ fn known_member() -> rollcall_core::directory::KnownUser {
 
 fn fixture_event(name: &str) -> UserEvent {
     let path = format!("{}/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let body: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     normalize(&body).unwrap().remove(0)
 }
 

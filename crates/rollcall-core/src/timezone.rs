@@ -259,9 +259,7 @@ mod tests {
 
     #[test]
     fn astana_is_on_kazakhstan_time_utc_plus_5() {
-        let zone = jiff::tz::db()
-            .get(to_iana("Astana").unwrap())
-            .unwrap();
+        let zone = jiff::tz::db().get(to_iana("Astana").unwrap()).unwrap();
         let at = jiff::Timestamp::from_second(1_767_225_600).unwrap(); // 2026-01-01
         assert_eq!(zone.to_offset(at), jiff::tz::offset(5));
         assert_eq!(to_iana("Greenland"), Some("America/Nuuk"));

@@ -100,10 +100,9 @@ fn error_response(source: &Source, error: ApiError) -> Response {
         *response.status_mut() = status;
     }
     if let Some(interval) = contract.retry_interval() {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(interval.as_secs()),
-        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(interval.as_secs()));
     }
     response
 }
@@ -695,7 +694,10 @@ mod tests {
         let (status, _) = post(state, b"{}").await;
         let elapsed = started.elapsed();
         assert_eq!(status, StatusCode::ACCEPTED, "{name}");
-        assert!(elapsed < limit, "{name}: answered after {elapsed:?}, limit {limit:?}");
+        assert!(
+            elapsed < limit,
+            "{name}: answered after {elapsed:?}, limit {limit:?}"
+        );
     }
 
     #[cfg(feature = "okta")]
@@ -736,7 +738,11 @@ mod tests {
         let contract = rollcall_core::RetryContract::default()
             .with_retried(rollcall_core::RetriedAnswers::Only(&[429]))
             .with_retry_interval(Duration::from_secs(600));
-        let state = state_with(store, Box::new(HangsUnder(contract)), Duration::from_secs(5));
+        let state = state_with(
+            store,
+            Box::new(HangsUnder(contract)),
+            Duration::from_secs(5),
+        );
         let response = router(state)
             .oneshot(Request::post("/hooks/s").body(Body::from("{}")).unwrap())
             .await
