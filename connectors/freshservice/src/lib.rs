@@ -105,6 +105,19 @@ impl Connector for FreshserviceConnector {
         signature::sign(scheme, delivery);
         Ok(())
     }
+
+    fn retry_contract(&self) -> rollcall_core::RetryContract {
+        retry_contract()
+    }
+}
+
+/// The forwarder app's contract: Freshworks' request method waits 15 s for an answer (its
+/// default request timeout), and the `forwardToRollcall` template retries network errors,
+/// `429` and `5xx` up to 3 times, one second apart (`config/requests.json`).
+pub fn retry_contract() -> rollcall_core::RetryContract {
+    rollcall_core::RetryContract::default()
+        .with_answer_deadline(std::time::Duration::from_secs(15))
+        .with_horizon(std::time::Duration::from_secs(3))
 }
 
 fn build(options: &SourceOptions) -> Result<Box<dyn Connector>, ConfigError> {

@@ -276,7 +276,7 @@ fn template_headers(context: &Value) -> Value {
 #[test]
 fn each_handler_posts_the_whole_payload_signed_through_the_request_template() {
     let manifest = read_json("manifest.json");
-    let events = manifest["product"]["freshservice"]["events"]
+    let events = manifest["modules"]["service_user"]["events"]
         .as_object()
         .unwrap();
     assert_eq!(events.len(), 3);
@@ -347,23 +347,85 @@ fn a_missing_signing_secret_fails_the_handler_before_anything_is_sent() {
     assert_eq!(run["calls"], json!([]));
 }
 
+/// The Marketplace Platform 3.0 rules the app's configuration can be checked against
+/// (developers.freshworks.com, app-sdk v3.0: the `service_user` module's product events,
+/// "Declaring App Manifest", and the request method): the platform version is `3.0`; the
+/// app is declared per module under `modules`, with no 2.x `product` block and no
+/// `whitelisted-domains`; request templates are declared in `modules.common.requests` and
+/// defined in `config/requests.json`; Freshservice user events belong to the
+/// `service_user` module; a template's host is a bare host name (no scheme, path or encoded
+/// characters) over `https`; the engines name Node.js and an `fdk` of the 9.x line or later,
+/// the first to build 3.0 apps.
 #[test]
-fn the_app_configuration_declares_what_the_handlers_use() {
+fn the_manifest_follows_the_platform_3_0_rules() {
     let manifest = read_json("manifest.json");
-    assert_eq!(manifest["platform-version"], "2.3");
-    let product = &manifest["product"]["freshservice"];
-    assert!(product["requests"]["forwardToRollcall"].is_object());
+    assert_eq!(manifest["platform-version"], "3.0");
+    assert!(manifest.get("product").is_none(), "2.x `product` block");
+    assert!(manifest.get("whitelisted-domains").is_none());
+    let modules = manifest["modules"].as_object().unwrap();
+    let names: Vec<&str> = modules.keys().map(String::as_str).collect();
+    assert_eq!(names, ["common", "service_user"]);
 
+    // Requests: declared in `common`, each defined as a template, and every template
+    // declared.
+    let declared: Vec<&String> = modules["common"]["requests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    let requests = read_json("config/requests.json");
+    let defined: Vec<&String> = requests.as_object().unwrap().keys().collect();
+    assert_eq!(declared, defined);
+    assert!(modules["common"].get("events").is_none());
+
+    // Events: the three user events of `service_user`, each with a handler that server.js
+    // exports (each_handler_posts_the_whole_payload_signed_through_the_request_template runs
+    // them).
+    let events = modules["service_user"]["events"].as_object().unwrap();
+    let event_names: Vec<&str> = events.keys().map(String::as_str).collect();
+    assert_eq!(
+        event_names,
+        ["onUserCreate", "onUserDelete", "onUserUpdate"]
+    );
+    let server = std::fs::read_to_string(app_dir().join("server/server.js")).unwrap();
+    for event in events.values() {
+        let handler = event["handler"].as_str().unwrap();
+        assert!(
+            server.contains(&format!("{handler}:")),
+            "{handler} is exported"
+        );
+    }
+
+    // The template: https to a bare host from a non-secure iparam (Freshworks substitutes
+    // only non-secure iparams in a template's host and path), the secret never in it.
+    let schema = &requests["forwardToRollcall"]["schema"];
+    assert_eq!(schema["method"], "POST");
+    assert_eq!(schema["protocol"], "https");
+    let host = schema["host"].as_str().unwrap();
+    assert_eq!(host, "<%= iparam.rollcall_host %>");
+    // Outside the placeholder, nothing; the iparam's own regex holds the installer to a
+    // bare host name.
+    let literal = host.replace("<%= iparam.rollcall_host %>", "");
+    assert!(!literal.contains("://") && !literal.contains('/') && !literal.contains('%'));
+    assert!(iparams_regex("rollcall_host").starts_with('^'));
+    assert_eq!(schema["path"], "<%= iparam.rollcall_path %>");
+    let template = serde_json::to_string(&requests).unwrap();
+    fn iparams_regex(name: &str) -> String {
+        let iparams = read_json("config/iparams.json");
+        let regex = iparams[name]["regex"].as_object().unwrap();
+        regex.values().next().unwrap().as_str().unwrap().to_owned()
+    }
+    assert!(!template.contains("signing_secret"));
     let iparams = read_json("config/iparams.json");
     assert_eq!(iparams["signing_secret"]["secure"], true);
-    // Freshworks substitutes only non-secure iparams in a template's host and path.
     for name in ["rollcall_host", "rollcall_path"] {
         assert!(iparams[name].is_object(), "{name} is declared");
         assert_ne!(iparams[name]["secure"], true, "{name} must not be secure");
     }
-    let schema = &read_json("config/requests.json")["forwardToRollcall"]["schema"];
-    assert_eq!(schema["method"], "POST");
-    assert_eq!(schema["protocol"], "https");
-    assert_eq!(schema["host"], "<%= iparam.rollcall_host %>");
-    assert_eq!(schema["path"], "<%= iparam.rollcall_path %>");
+
+    // Engines: Node.js, and an FDK that builds 3.0 apps.
+    assert!(manifest["engines"]["node"].is_string());
+    let fdk = manifest["engines"]["fdk"].as_str().unwrap();
+    let major: u32 = fdk.split('.').next().unwrap().parse().unwrap();
+    assert!(major >= 9, "fdk {fdk}");
 }

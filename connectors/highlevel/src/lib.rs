@@ -20,7 +20,15 @@
 //! * `X-WH-Signature`: base64 RSASSA-PKCS1-v1_5 SHA-256 signature (legacy).
 //!
 //! A request with neither header is `signature_missing`. After the signature, a body
-//! `timestamp` more than five minutes from the receive time is `timestamp_out_of_tolerance`.
+//! `timestamp` more than five minutes ahead of the receive time, or older than the retry
+//! horizon plus five minutes (75 minutes), is `timestamp_out_of_tolerance`.
+//!
+//! # How HighLevel retries
+//!
+//! HighLevel retries a delivery only when the answer is `429`: the same payload, up to six
+//! more times, about ten minutes apart (about 70 minutes in all); every other status, `5xx`
+//! included, is final. [`retry_contract`] says so, and the host answers a transient failure
+//! (the store cannot commit) with `429` and `Retry-After: 600` instead of `503`.
 //! The keys are the options `ed25519_public_key` and `rsa_public_key` (PEM), defaulting to
 //! HighLevel's published keys (`keys/`), so a source needs no option at all. As no secret is
 //! involved, a connector built for offline normalizing verifies too, with those keys.
@@ -43,8 +51,10 @@ use rollcall_core::{
     ConfigError, Connector, ConnectorRegistration, Delivery, NormalizeError, Secret, SignError,
     SourceOptions, UserEvent, VerifyError,
 };
+use rollcall_core::{RetriedAnswers, RetryContract};
 use serde::Deserialize;
 use serde_json::Value;
+use std::time::Duration;
 
 use crate::payload::UserPayload;
 use crate::signature::{
@@ -81,6 +91,16 @@ pub struct HighLevelOptions {
     /// `ed25519_public_key`.
     #[serde(default)]
     pub signing_key: Option<Secret>,
+}
+
+/// HighLevel's retry contract ("Automated Webhook Retries", HighLevel help center): only
+/// `429` is retried, about every 10 minutes, six times, so for about 1 h 10 min. HighLevel
+/// publishes no answer deadline.
+pub fn retry_contract() -> RetryContract {
+    RetryContract::default()
+        .with_retried(RetriedAnswers::Only(&[429]))
+        .with_retry_interval(Duration::from_secs(10 * 60))
+        .with_horizon(Duration::from_secs(70 * 60))
 }
 
 /// The HighLevel connector for one source.
@@ -202,6 +222,10 @@ impl Connector for HighLevel {
         };
         signing_key.sign(delivery);
         Ok(())
+    }
+
+    fn retry_contract(&self) -> RetryContract {
+        retry_contract()
     }
 }
 

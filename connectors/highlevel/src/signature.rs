@@ -5,7 +5,9 @@
 //!
 //! When `X-GHL-Signature` is present it alone decides; `X-WH-Signature` is checked only
 //! when it is absent. A request with neither is rejected. After the signature, the body's
-//! `timestamp` (when it has one) must be within five minutes of the receive time.
+//! `timestamp` (when it has one) may be at most five minutes ahead of the receive time and at
+//! most the retry horizon plus five minutes (75 minutes) behind it: HighLevel retries with
+//! the same payload for about 70 minutes.
 //!
 //! Only HighLevel holds the private keys of its published public keys. For demos and tests a
 //! source may be given its own Ed25519 [`SigningKey`] (option `signing_key`): it then signs
@@ -18,7 +20,7 @@ use ed25519_dalek::Signer as _;
 use rollcall_core::verify::{
     check_timestamp, decode_base64, encode_base64, Ed25519PublicKey, RsaPublicKey,
 };
-use rollcall_core::{Delivery, Secret, VerifyError};
+use rollcall_core::{Delivery, Secret, Timestamp, VerifyError};
 use serde_json::Value;
 
 use crate::payload;
@@ -32,8 +34,19 @@ pub const DEFAULT_ED25519_PUBLIC_KEY: &str =
 /// HighLevel's published RSA key (4096-bit) for the legacy `X-WH-Signature`.
 pub const DEFAULT_RSA_PUBLIC_KEY: &str = include_str!("../keys/x-wh-signature-rsa-public-key.pem");
 
-/// The replay window around the body's `timestamp`: what HighLevel's guide suggests.
+/// The clock tolerance around the body's `timestamp`: what HighLevel's guide suggests. A
+/// timestamp ahead of the receive time may be this far ahead, no more.
 pub const TOLERANCE_SECONDS: i64 = rollcall_core::verify::DEFAULT_TOLERANCE_SECONDS;
+
+/// How old the body's `timestamp` may be: HighLevel retries a `429` with the same payload
+/// (the same `timestamp`) for about 70 minutes, so the window is that horizon plus the clock
+/// tolerance. Inside it, the dedup key (`webhookId`) stops a replay of a committed delivery.
+pub fn replay_window_seconds() -> i64 {
+    let window = crate::retry_contract().replay_window(std::time::Duration::from_secs(
+        TOLERANCE_SECONDS.unsigned_abs(),
+    ));
+    i64::try_from(window.as_secs()).unwrap_or(i64::MAX)
+}
 
 /// The two public keys a source verifies with.
 #[derive(Debug, Clone)]
@@ -134,9 +147,25 @@ fn check_body_timestamp(delivery: &Delivery) -> Result<(), VerifyError> {
         return Ok(());
     };
     match payload::read_timestamp(object.get("timestamp")) {
-        Ok(Some(sent_at)) => check_timestamp(sent_at, delivery.received_at, TOLERANCE_SECONDS),
+        Ok(Some(sent_at)) => check_sent_at(sent_at, delivery.received_at),
         Ok(None) | Err(_) => Ok(()),
     }
+}
+
+/// A `timestamp` up to [`replay_window_seconds`] old, or up to [`TOLERANCE_SECONDS`] ahead.
+fn check_sent_at(sent_at: Timestamp, received_at: Timestamp) -> Result<(), VerifyError> {
+    let age = sent_at.seconds_until(received_at);
+    if age < 0 {
+        return check_timestamp(sent_at, received_at, TOLERANCE_SECONDS);
+    }
+    let window = replay_window_seconds();
+    if age > window {
+        return Err(VerifyError::TimestampOutOfTolerance {
+            skew_seconds: age,
+            tolerance_seconds: window,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -148,7 +148,9 @@ fn rejects_a_request_with_no_signature_header() {
 
 #[test]
 fn rejects_a_validly_signed_body_whose_timestamp_is_stale_or_ahead() {
-    for offset in [-301, -3600, 301] {
+    // Older than the retry horizon (70 min) plus the tolerance (5 min), or ahead by more
+    // than the tolerance.
+    for offset in [-(75 * 60 + 1), -3 * 3600, 301] {
         let body = body_sent(offset);
         let signature = ed25519_sign(&ed25519_key(1), &body);
         let delivery = delivery(&body, &[("X-GHL-Signature", &signature)]);
@@ -162,7 +164,23 @@ fn rejects_a_validly_signed_body_whose_timestamp_is_stale_or_ahead() {
 
 #[test]
 fn accepts_a_timestamp_within_five_minutes_either_way() {
-    for offset in [-300, -60, 0, 299] {
+    for offset in [-300, -60, 0, 299, 300] {
+        let body = body_sent(offset);
+        let signature = ed25519_sign(&ed25519_key(1), &body);
+        let delivery = delivery(&body, &[("X-GHL-Signature", &signature)]);
+        assert_eq!(
+            ed25519_connector().verify(&delivery),
+            Ok(()),
+            "offset {offset}"
+        );
+    }
+}
+
+#[test]
+fn accepts_a_retry_of_the_same_payload_until_the_retry_horizon_has_passed() {
+    // HighLevel retries a 429 with the same body (the same `timestamp`) about every 10
+    // minutes, six times: the last retry arrives about 70 minutes after the first attempt.
+    for offset in [-11 * 60, -60 * 60, -70 * 60, -75 * 60] {
         let body = body_sent(offset);
         let signature = ed25519_sign(&ed25519_key(1), &body);
         let delivery = delivery(&body, &[("X-GHL-Signature", &signature)]);
@@ -176,7 +194,7 @@ fn accepts_a_timestamp_within_five_minutes_either_way() {
 
 #[test]
 fn reads_epoch_second_and_millisecond_timestamps_for_the_replay_window() {
-    let stale = received_at().unix_seconds() - 600;
+    let stale = received_at().unix_seconds() - 76 * 60;
     for timestamp in [json!(stale), json!(stale.to_string()), json!(stale * 1000)] {
         let body =
             serde_json::to_vec(&json!({"type": "UserUpdate", "id": "u", "timestamp": timestamp}))
@@ -294,7 +312,8 @@ fn rejects_a_legacy_rsa_signed_body_with_one_byte_changed() {
 
 #[test]
 fn rejects_a_legacy_rsa_signed_body_whose_timestamp_is_stale() {
-    let body = body_sent(-301);
+    // Older than the retry horizon plus the tolerance (75 minutes).
+    let body = body_sent(-(75 * 60 + 1));
     let signature = rsa_sign(&rsa_keys()[0], &body);
     let delivery = delivery(&body, &[("X-WH-Signature", &signature)]);
     assert_eq!(

@@ -12,15 +12,19 @@
 //! its position in `data.events`: `user.lifecycle.create` is `user.created`;
 //! `user.lifecycle.activate` and `user.lifecycle.unsuspend` are `user.updated` with status
 //! `active`; `user.lifecycle.deactivate` and `user.lifecycle.suspend` are `user.updated`
-//! with status `inactive`; `user.lifecycle.delete.initiated` is `user.deleted`;
-//! `user.account.update_profile` is `user.updated`. Events of other types and events that
+//! with status `inactive`; `user.lifecycle.delete.initiated` and
+//! `user.lifecycle.delete.completed` are `user.deleted`; `user.lifecycle.reactivate` is
+//! `user.updated` with status `invited`; `user.account.lock` and `unlock` are `user.updated`
+//! with status `inactive` and `active`; `user.account.update_profile` is `user.updated`;
+//! `user.account.privilege.grant` / `revoke` and `group.user_membership.add` / `remove` are
+//! `user.updated` carrying a delta of `roles` or `groups`. Events of other types and events that
 //! did not succeed are skipped; a delivery left with none is `event_unsupported`. The user
 //! is partial: events carry the id, login and display name only. See [`mapping`].
 //!
 //! # How it is verified
 //!
-//! Okta signs nothing: it sends the secret configured on the hook in the `Authorization`
-//! header, which [`signature`] compares in constant time with `authorization_secret`. There
+//! Okta signs nothing: it sends the secret configured on the hook in a header
+//! (`Authorization` unless the option `authorization_header` names another), which [`signature`] compares in constant time with `authorization_secret`. There
 //! is no signed timestamp and so no replay window. Deliveries are deduplicated on their
 //! events' `uuid`s: `okta:<uuid>` for one event, `okta:sha256:<hex>` of the sorted `uuid`s
 //! for several, else the SHA-256 of the body.
@@ -35,6 +39,7 @@ pub mod payload;
 pub mod signature;
 
 use rollcall_core::verify::encode_base64;
+use rollcall_core::RetryContract;
 use rollcall_core::{
     ConfigError, Connector, ConnectorRegistration, Delivery, HandshakeResponse, NormalizeError,
     Secret, SignError, SourceOptions, UserEvent, VerifyError,
@@ -58,11 +63,22 @@ pub const EVENT_TYPES: &[&str] = &[
     "user.lifecycle.suspend",
     "user.lifecycle.unsuspend",
     "user.lifecycle.delete.initiated",
+    "user.lifecycle.delete.completed",
+    "user.lifecycle.reactivate",
     "user.account.update_profile",
+    "user.account.lock",
+    "user.account.unlock",
+    "user.account.privilege.grant",
+    "user.account.privilege.revoke",
+    "group.user_membership.add",
+    "group.user_membership.remove",
 ];
 
 /// The option holding the secret Okta sends in the `Authorization` header.
 pub const SECRET_OPTION: &str = "authorization_secret";
+
+/// The option naming the header the secret arrives in.
+pub const HEADER_OPTION: &str = "authorization_header";
 
 /// A source's options.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -73,6 +89,10 @@ pub struct OktaOptions {
     /// offline.
     #[serde(default)]
     pub authorization_secret: Option<Secret>,
+    /// The header Okta sends the secret in: the hook's authentication field
+    /// (`authScheme.key`). Default `Authorization`.
+    #[serde(default)]
+    pub authorization_header: Option<String>,
 }
 
 /// The Okta connector for one source.
@@ -82,16 +102,26 @@ pub struct Okta {
     check: Option<AuthorizationCheck>,
     /// The same secret, which test requests carry.
     secret: Option<Secret>,
+    /// The header the secret arrives in.
+    header: String,
 }
 
 impl Okta {
     /// Builds the connector from a source's options.
     pub fn from_options(options: &SourceOptions) -> Result<Self, ConfigError> {
         let parsed: OktaOptions = options.parse()?;
+        let header = parsed
+            .authorization_header
+            .unwrap_or_else(|| signature::AUTHORIZATION_HEADER.to_owned());
+        signature::check_header_name(&header)
+            .map_err(|message| ConfigError::new(HEADER_OPTION, message))?;
         let secret = options.require_secret(parsed.authorization_secret, SECRET_OPTION)?;
         Ok(Self {
-            check: secret.as_ref().map(AuthorizationCheck::new),
+            check: secret
+                .as_ref()
+                .map(|secret| AuthorizationCheck::new(&header, secret)),
             secret,
+            header,
         })
     }
 }
@@ -126,14 +156,14 @@ impl Connector for Okta {
         }
     }
 
-    /// Sets the `Authorization` header to the source's secret, as Okta does.
+    /// Sets the configured header to the source's secret, as Okta does.
     fn sign(&self, delivery: &mut Delivery) -> Result<(), SignError> {
         let Some(secret) = &self.secret else {
             return Err(SignError::MissingKey(format!(
                 "the source has no {SECRET_OPTION} (built offline)"
             )));
         };
-        signature::sign(secret, delivery);
+        signature::sign(&self.header, secret, delivery);
         Ok(())
     }
 
@@ -141,6 +171,17 @@ impl Connector for Okta {
     fn handshake(&self, delivery: &Delivery) -> Option<HandshakeResponse> {
         handshake::answer(delivery)
     }
+
+    fn retry_contract(&self) -> RetryContract {
+        retry_contract()
+    }
+}
+
+/// Okta's event hook contract (developer.okta.com, event hooks, "Timeout and retry"): an
+/// answer within 3 seconds, else the delivery failed; a timeout or a `5xx` is retried once,
+/// a `4xx` never.
+pub fn retry_contract() -> RetryContract {
+    RetryContract::default().with_answer_deadline(std::time::Duration::from_secs(3))
 }
 
 fn build(options: &SourceOptions) -> Result<Box<dyn Connector>, ConfigError> {
@@ -166,6 +207,10 @@ connector = "okta"
 # https://<rollcall>/hooks/okta, the authentication field `Authorization`, and the
 # authentication secret this value, exactly as typed there.
 authorization_secret = "${OKTA_EVENT_HOOK_SECRET}"
+# When the hook's authentication field is not `Authorization` (authScheme.key in the API).
+# The name must be Authorization or contain secret, token, signature, api-key, apikey or
+# password, so quarantined deliveries never keep the secret.
+# authorization_header = "X-Okta-Hook-Secret"
 "#,
         demo_options,
     }

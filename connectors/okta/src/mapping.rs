@@ -3,7 +3,8 @@
 //! Plain functions; every decision is written in `docs/connectors/okta.md`.
 
 use rollcall_core::{
-    Actor, Delivery, EventType, NormalizeError, User, UserEvent, UserStatus, VendorEvent,
+    diff_users, Actor, Delivery, EventType, FieldChange, Group, NormalizeError, Role, User,
+    UserEvent, UserStatus, VendorEvent,
 };
 use serde_json::Value;
 
@@ -15,14 +16,43 @@ use crate::NAME;
 pub fn unified_for(vendor_type: &str) -> Option<(EventType, Option<UserStatus>)> {
     match vendor_type {
         "user.lifecycle.create" => Some((EventType::Created, None)),
-        "user.lifecycle.activate" | "user.lifecycle.unsuspend" => {
+        "user.lifecycle.activate" | "user.lifecycle.unsuspend" | "user.account.unlock" => {
             Some((EventType::Updated, Some(UserStatus::Active)))
         }
-        "user.lifecycle.deactivate" | "user.lifecycle.suspend" => {
+        "user.lifecycle.deactivate" | "user.lifecycle.suspend" | "user.account.lock" => {
             Some((EventType::Updated, Some(UserStatus::Inactive)))
         }
-        "user.lifecycle.delete.initiated" => Some((EventType::Deleted, Some(UserStatus::Deleted))),
-        "user.account.update_profile" => Some((EventType::Updated, None)),
+        // Reactivation restarts activation: the user is PROVISIONED again, invited to
+        // activate, until a `user.lifecycle.activate` follows.
+        "user.lifecycle.reactivate" => Some((EventType::Updated, Some(UserStatus::Invited))),
+        "user.lifecycle.delete.initiated" | "user.lifecycle.delete.completed" => {
+            Some((EventType::Deleted, Some(UserStatus::Deleted)))
+        }
+        "user.account.update_profile"
+        | "user.account.privilege.grant"
+        | "user.account.privilege.revoke"
+        | "group.user_membership.add"
+        | "group.user_membership.remove" => Some((EventType::Updated, None)),
+        _ => None,
+    }
+}
+
+/// A change to one of the user's lists that an event type carries as a delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delta {
+    GroupAdded,
+    GroupRemoved,
+    RolesGranted,
+    RolesRevoked,
+}
+
+/// The list delta an event type carries, if any.
+pub fn delta_for(vendor_type: &str) -> Option<Delta> {
+    match vendor_type {
+        "group.user_membership.add" => Some(Delta::GroupAdded),
+        "group.user_membership.remove" => Some(Delta::GroupRemoved),
+        "user.account.privilege.grant" => Some(Delta::RolesGranted),
+        "user.account.privilege.revoke" => Some(Delta::RolesRevoked),
         _ => None,
     }
 }
@@ -55,7 +85,13 @@ pub fn events(delivery: &Delivery, body: &Value) -> Result<Vec<UserEvent>, Norma
         }
         let user = user(&event, status).map_err(|error| error.within(&at))?;
         let vendor_event = vendor_event(&event).map_err(|error| error.within(&at))?;
+        let mut user = user;
+        let changes = match delta_for(vendor_type) {
+            Some(delta) => apply_delta(delta, raw, &mut user).map_err(|error| error.within(&at))?,
+            None => None,
+        };
         let mut unified_event = delivery.new_event(NAME, index, event_type, vendor_event, user);
+        unified_event.changes = changes;
         unified_event.actor = event.actor.as_ref().and_then(actor);
         // The target carries the user's id, login and display name only.
         unified_event.partial = true;
@@ -108,6 +144,110 @@ pub fn user(event: &LogEvent, status: Option<UserStatus>) -> Result<User, Normal
     })
 }
 
+/// Puts a membership or privilege delta on `user` and returns the changes that say what was
+/// added or removed, so the directory applies it to the groups or roles it knows rather than
+/// replacing them (as it does Zendesk's membership deltas).
+///
+/// An addition lists the added item (`groups: [the group]`); a removal lists none
+/// (`groups: []`) with `changes` naming the removed item: the directory then drops exactly
+/// that item. A privilege event without the privilege names in `debugContext.debugData`
+/// changes nothing that can be told, so `changes` stays absent.
+pub fn apply_delta(
+    delta: Delta,
+    raw: &Value,
+    user: &mut User,
+) -> Result<Option<Vec<FieldChange>>, NormalizeError> {
+    let mut before = User::with_id(user.id.clone());
+    let mut after = User::with_id(user.id.clone());
+    match delta {
+        Delta::GroupAdded | Delta::GroupRemoved => {
+            let group = group_target(raw)?;
+            if delta == Delta::GroupAdded {
+                after.groups = Some(vec![group]);
+                user.groups = after.groups.clone();
+            } else {
+                before.groups = Some(vec![group]);
+                user.groups = Some(Vec::new());
+            }
+        }
+        Delta::RolesGranted | Delta::RolesRevoked => {
+            let key = if delta == Delta::RolesGranted {
+                PRIVILEGE_GRANTED
+            } else {
+                PRIVILEGE_REVOKED
+            };
+            let Some(roles) = privileges(raw, key) else {
+                return Ok(None);
+            };
+            if delta == Delta::RolesGranted {
+                after.roles = Some(roles);
+                user.roles = after.roles.clone();
+            } else {
+                before.roles = Some(roles);
+                user.roles = Some(Vec::new());
+            }
+        }
+    }
+    Ok(Some(diff_users(&before, &after)))
+}
+
+/// `debugContext.debugData` key naming the admin roles a grant gave.
+pub const PRIVILEGE_GRANTED: &str = "privilegeGranted";
+/// `debugContext.debugData` key naming the admin roles a revocation took.
+pub const PRIVILEGE_REVOKED: &str = "privilegeRevoked";
+
+/// The admin roles a privilege event names: `debugContext.debugData.<key>`, a
+/// comma-separated list of role names (`Super administrator, Help Desk administrator`).
+/// `None` when the event does not say.
+pub fn privileges(raw: &Value, key: &str) -> Option<Vec<Role>> {
+    let text = raw
+        .get("debugContext")?
+        .get("debugData")?
+        .get(key)?
+        .as_str()?;
+    let roles: Vec<Role> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| Role {
+            name: Some(name.to_owned()),
+            ..Role::default()
+        })
+        .collect();
+    (!roles.is_empty()).then_some(roles)
+}
+
+/// The group a membership event is about: its `UserGroup` target's `id` and
+/// `displayName` (the group's name).
+pub fn group_target(raw: &Value) -> Result<Group, NormalizeError> {
+    let targets = raw
+        .get("target")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let Some((position, target)) = payload::target_of_type(targets, payload::GROUP_TARGET_TYPE)
+    else {
+        return Err(NormalizeError::invalid(
+            "target",
+            "no target of type `UserGroup`: the event names no group",
+        ));
+    };
+    let at = format!("target[{position}]");
+    let target: LogTarget =
+        rollcall_core::json::from_value(target).map_err(|error| error.within(&at))?;
+    let Some(id) = target.id else {
+        return Err(NormalizeError::invalid(
+            format!("{at}.id"),
+            "missing group id",
+        ));
+    };
+    Ok(Group {
+        id: Some(id),
+        name: target.display_name,
+        organization: None,
+    })
+}
+
 /// `actor.id` and `actor.displayName`; `None` when the event names neither.
 pub fn actor(actor: &LogActor) -> Option<Actor> {
     (actor.id.is_some() || actor.display_name.is_some()).then(|| Actor {
@@ -144,15 +284,40 @@ mod tests {
         );
         assert_eq!(status("user.lifecycle.create"), None);
         assert_eq!(status("user.account.update_profile"), None);
+        assert_eq!(
+            status("user.lifecycle.delete.completed"),
+            Some(UserStatus::Deleted)
+        );
+        assert_eq!(
+            status("user.lifecycle.reactivate"),
+            Some(UserStatus::Invited)
+        );
+        assert_eq!(status("user.account.lock"), Some(UserStatus::Inactive));
+        assert_eq!(status("user.account.unlock"), Some(UserStatus::Active));
+        assert_eq!(status("user.account.privilege.grant"), None);
+        assert_eq!(status("group.user_membership.remove"), None);
+    }
+
+    #[test]
+    fn privilege_names_are_split_on_commas() {
+        let raw = json!({"debugContext": {"debugData": {
+            "privilegeGranted": "Super administrator, Help Desk administrator ,"
+        }}});
+        let names: Vec<_> = privileges(&raw, PRIVILEGE_GRANTED)
+            .unwrap()
+            .into_iter()
+            .map(|role| role.name.unwrap())
+            .collect();
+        assert_eq!(names, ["Super administrator", "Help Desk administrator"]);
+        assert_eq!(privileges(&raw, PRIVILEGE_REVOKED), None);
     }
 
     #[test]
     fn other_user_event_types_are_not_mapped() {
         for vendor_type in [
             "user.session.start",
-            "user.lifecycle.reactivate",
-            "user.lifecycle.delete.completed",
-            "group.user_membership.add",
+            "group.user_membership.change",
+            "user.account.reset_password",
             "User.Lifecycle.Create",
         ] {
             assert_eq!(unified_for(vendor_type), None, "{vendor_type}");

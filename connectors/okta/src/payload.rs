@@ -154,11 +154,19 @@ pub struct LogTarget {
 
 /// The position and raw value of the first `target[]` entry whose `type` is `User`.
 pub fn user_target(targets: &[Value]) -> Option<(usize, &Value)> {
+    target_of_type(targets, USER_TARGET_TYPE)
+}
+
+/// The `type` of the group target of `group.user_membership.*` events.
+pub const GROUP_TARGET_TYPE: &str = "UserGroup";
+
+/// The position and raw value of the first `target[]` entry of type `wanted`.
+pub fn target_of_type<'a>(targets: &'a [Value], wanted: &str) -> Option<(usize, &'a Value)> {
     targets.iter().enumerate().find(|(_, target)| {
         target
             .get("type")
             .and_then(Value::as_str)
-            .is_some_and(|target_type| target_type == USER_TARGET_TYPE)
+            .is_some_and(|target_type| target_type == wanted)
     })
 }
 

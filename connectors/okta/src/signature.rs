@@ -1,10 +1,12 @@
-//! How Okta authenticates a delivery: the `Authorization` header secret.
+//! How Okta authenticates a delivery: a header secret, in `Authorization` by default.
 //!
 //! Okta signs nothing. An event hook is configured with an authentication field (the header
-//! name, `Authorization`) and an authentication secret (any string the admin chooses), and
-//! Okta sends that secret, verbatim, in the header of every request. rollcall compares the
-//! header with the `authorization_secret` option in constant time: both are first reduced
-//! to a keyed SHA-256 digest, so the comparison does not even depend on their lengths.
+//! name, `authScheme.key` in the API: `Authorization` unless the admin chose another) and an
+//! authentication secret (any string the admin chooses), and Okta sends that secret,
+//! verbatim, in that header of every request. rollcall compares the header named by the
+//! `authorization_header` option with the `authorization_secret` option in constant time:
+//! both are first reduced to a keyed SHA-256 digest, so the comparison does not even depend
+//! on their lengths.
 //!
 //! The secret authenticates the sender, not the bytes: there is no body signature and no
 //! signed timestamp, so no replay window. Repeats are caught by the dedup key (the events'
@@ -17,47 +19,89 @@ use std::fmt;
 use rollcall_core::verify::{constant_time_eq, hmac_sha256};
 use rollcall_core::{Delivery, Secret, VerifyError};
 
-/// The header Okta sends the secret in. rollcall reads this one only: the host keeps
-/// `Authorization` out of quarantined requests, a custom header name it would not know.
+/// The header Okta sends the secret in unless the hook names another.
 pub const AUTHORIZATION_HEADER: &str = "Authorization";
+
+/// The words the host's quarantine recognises a credential header by (it strips
+/// `Authorization` and any header whose name contains one of these before keeping a
+/// request). A custom header name must contain one, or the secret would be kept.
+pub const CREDENTIAL_HEADER_WORDS: &[&str] = &[
+    "signature",
+    "secret",
+    "token",
+    "api-key",
+    "apikey",
+    "password",
+];
+
+/// Checks a configured header name: a valid HTTP header name that the host keeps out of
+/// quarantine. The error says why, for the option's `ConfigError`.
+pub fn check_header_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
+    if !valid {
+        return Err(format!("{name:?} is not an HTTP header name"));
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower == "authorization"
+        || CREDENTIAL_HEADER_WORDS
+            .iter()
+            .any(|word| lower.contains(word))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} would be kept with quarantined deliveries: use Authorization, or a name \
+             containing one of {}",
+            CREDENTIAL_HEADER_WORDS.join(", ")
+        ))
+    }
+}
 
 /// Fixed key for the digests compared; it only makes both sides the same length.
 const DIGEST_KEY: &[u8] = b"rollcall okta authorization";
 
-/// The configured secret, kept only as a digest. `Debug` never shows it.
+/// The configured secret, kept only as a digest, and the header it arrives in. `Debug`
+/// never shows the secret.
 #[derive(Clone)]
 pub struct AuthorizationCheck {
+    header: String,
     expected: [u8; 32],
 }
 
 impl fmt::Debug for AuthorizationCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthorizationCheck(***)")
+        f.debug_struct("AuthorizationCheck")
+            .field("header", &self.header)
+            .field("expected", &"***")
+            .finish()
     }
 }
 
 impl AuthorizationCheck {
-    pub fn new(secret: &Secret) -> Self {
+    pub fn new(header: &str, secret: &Secret) -> Self {
         Self {
+            header: header.to_owned(),
             expected: digest(secret.expose()),
         }
     }
 
-    /// Passes when the `Authorization` header is exactly the secret.
+    /// Passes when the configured header is exactly the secret.
     pub fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        let header = &self.header;
         let Some(given) = delivery
-            .header(AUTHORIZATION_HEADER)
+            .header(header)
             .filter(|value| !value.trim().is_empty())
         else {
-            return Err(VerifyError::missing(format!(
-                "{AUTHORIZATION_HEADER} header"
-            )));
+            return Err(VerifyError::missing(format!("{header} header")));
         };
         if constant_time_eq(&digest(given), &self.expected) {
             Ok(())
         } else {
             Err(VerifyError::invalid(format!(
-                "the {AUTHORIZATION_HEADER} header is not the configured authorization_secret"
+                "the {header} header is not the configured authorization_secret"
             )))
         }
     }
@@ -67,15 +111,13 @@ fn digest(value: &str) -> [u8; 32] {
     hmac_sha256(DIGEST_KEY, &[value.as_bytes()])
 }
 
-/// Sets the `Authorization` header to the secret, replacing any value it had.
-pub fn sign(secret: &Secret, delivery: &mut Delivery) {
+/// Sets `header` to the secret, replacing any value it had.
+pub fn sign(header: &str, secret: &Secret, delivery: &mut Delivery) {
     delivery.headers = delivery
         .headers
         .iter()
-        .filter(|(name, _)| !name.eq_ignore_ascii_case(AUTHORIZATION_HEADER))
+        .filter(|(name, _)| !name.eq_ignore_ascii_case(header))
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect();
-    delivery
-        .headers
-        .insert(AUTHORIZATION_HEADER, secret.expose());
+    delivery.headers.insert(header, secret.expose());
 }

@@ -74,7 +74,7 @@ fn each_event_of_a_delivery_becomes_its_own_event_in_order() {
 
 #[test]
 fn skipped_events_keep_their_place_in_the_numbering() {
-    // [user.session.start, user.lifecycle.suspend, group.user_membership.add]
+    // [user.session.start, user.lifecycle.suspend, user.account.reset_password]
     let body = include_bytes!("../fixtures/other-event-types-are-skipped.json");
     let (delivery, events) = normalize(body);
     let events = events.unwrap();

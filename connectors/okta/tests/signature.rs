@@ -147,9 +147,51 @@ fn building_online_without_the_secret_names_the_option() {
 
 #[test]
 fn unknown_option_keys_are_rejected() {
-    let error =
-        build(json!({"authorization_secret": "s", "authorization_header": "X-Key"})).unwrap_err();
-    assert!(error.message.contains("authorization_header"), "{error}");
+    let error = build(json!({"authorization_secret": "s", "auth_header": "X-Secret"})).unwrap_err();
+    assert!(error.message.contains("auth_header"), "{error}");
+}
+
+// ---- A custom header name (the hook's authScheme.key) ---------------------------------------
+
+#[test]
+fn the_secret_is_read_from_the_configured_header_instead_of_authorization() {
+    let connector = build(json!({
+        "authorization_secret": SECRET,
+        "authorization_header": "X-Okta-Hook-Secret"
+    }))
+    .unwrap();
+    let custom = delivery(&[("x-okta-hook-secret", SECRET)]);
+    assert_eq!(verify_code(connector.as_ref(), &custom), None);
+    // The secret in `Authorization` is not where this hook sends it.
+    let default = delivery(&[("Authorization", SECRET)]);
+    assert_eq!(
+        verify_code(connector.as_ref(), &default),
+        Some(ErrorCode::SignatureMissing)
+    );
+    let mut signed = delivery(&[]);
+    connector.sign(&mut signed).unwrap();
+    assert_eq!(signed.header("X-Okta-Hook-Secret"), Some(SECRET));
+    assert_eq!(signed.header("Authorization"), None);
+}
+
+#[test]
+fn a_header_name_the_quarantine_would_keep_or_no_header_name_is_refused() {
+    for header in ["X-Okta-Hook", "", "Bad Header", "x-secret\n"] {
+        let error = build(json!({"authorization_secret": SECRET, "authorization_header": header}))
+            .unwrap_err();
+        assert_eq!(error.key, "authorization_header", "{header:?}");
+    }
+    for header in [
+        "authorization",
+        "X-Api-Key",
+        "X-Hook-Token",
+        "X-Okta-Secret",
+    ] {
+        assert!(
+            build(json!({"authorization_secret": SECRET, "authorization_header": header})).is_ok(),
+            "{header:?}"
+        );
+    }
 }
 
 // ---- Signing test requests ------------------------------------------------------------------

@@ -57,6 +57,10 @@ pub struct VccLiveOptions {
     /// when only normalizing offline.
     #[serde(default)]
     pub secret_key: Option<Secret>,
+    /// The query parameter the secret is in, when the webhook URL uses another name than
+    /// VCC Live's guide (`secret-key`).
+    #[serde(default)]
+    pub secret_parameter: Option<String>,
     /// The body encryption cipher chosen in VCC Live: `aes-256-ctr` or `aes-256-cbc`. Set it
     /// (with `encryption_key`) only when HTTP body encryption is enabled.
     #[serde(default)]
@@ -73,6 +77,8 @@ pub struct VccLiveConnector {
     secret_key: Option<SecretKeyCheck>,
     /// The same secret, which test requests carry in their query string.
     signing_secret: Option<Secret>,
+    /// The query parameter the secret is in.
+    secret_parameter: String,
     decryption: Option<BodyDecryption>,
 }
 
@@ -80,6 +86,11 @@ impl VccLiveConnector {
     /// Builds the connector from a source's options.
     pub fn from_options(options: &SourceOptions) -> Result<Self, ConfigError> {
         let parsed: VccLiveOptions = options.parse()?;
+        let secret_parameter = parsed
+            .secret_parameter
+            .unwrap_or_else(|| SECRET_QUERY_PARAMETER.to_owned());
+        signature::check_parameter_name(&secret_parameter)
+            .map_err(|message| ConfigError::new("secret_parameter", message))?;
         let secret_key = options.require_secret(parsed.secret_key, "secret_key")?;
         let decryption = match (parsed.cipher, parsed.encryption_key) {
             (None, None) => None,
@@ -101,8 +112,11 @@ impl VccLiveConnector {
             (Some(cipher), Some(key)) => Some(BodyDecryption::new(cipher, &key)),
         };
         Ok(Self {
-            secret_key: secret_key.as_ref().map(SecretKeyCheck::new),
+            secret_key: secret_key
+                .as_ref()
+                .map(|secret| SecretKeyCheck::new(&secret_parameter, secret)),
             signing_secret: secret_key,
+            secret_parameter,
             decryption,
         })
     }
@@ -151,7 +165,7 @@ impl Connector for VccLiveConnector {
         delivery.body_dedup_key()
     }
 
-    /// Adds `secret-key=<secret_key>` to the query string (keeping its other parameters)
+    /// Adds `<secret_parameter>=<secret_key>` to the query string (keeping its other parameters)
     /// and, with body encryption configured, encrypts the body as VCC Live does, under an IV
     /// derived from the body (passed as the hex `iv` parameter).
     fn sign(&self, delivery: &mut Delivery) -> Result<(), SignError> {
@@ -167,7 +181,7 @@ impl Connector for VccLiveConnector {
             delivery.replace_body(ciphertext);
             iv_hex = Some(hex::encode(iv));
         }
-        let mut parameters = vec![(SECRET_QUERY_PARAMETER, secret.expose())];
+        let mut parameters = vec![(self.secret_parameter.as_str(), secret.expose())];
         if let Some(iv_hex) = &iv_hex {
             parameters.push((IV_QUERY_PARAMETER, iv_hex));
         }
@@ -191,6 +205,9 @@ connector = "vcclive"
 # The secret in the webhook URL set up in VCC Live:
 #   https://rollcall.example.com/hooks/vcclive?secret-key=<secret_key>
 secret_key = "${VCCLIVE_SECRET_KEY}"
+# When the URL names the parameter otherwise (default secret-key). The name must contain
+# secret, token, key, password, signature, sig or auth, so quarantine never keeps it.
+# secret_parameter = "rollcall-secret"
 # Only when HTTP body encryption is enabled in VCC Live (add an `iv` query parameter to the
 # URL when the random initialization vector is on):
 # cipher = "aes-256-ctr"          # or "aes-256-cbc"

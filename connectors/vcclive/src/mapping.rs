@@ -110,11 +110,16 @@ fn user_id(vcc: &VccUser, path: &str) -> Result<String, NormalizeError> {
     }
 }
 
-/// `extension`, `contactPhone`, `outboundPhone` and `mobilePhone`, in that order, each typed
-/// after the field it came from; unset ones are left out.
+/// `contactPhone`, `outboundPhone` and `mobilePhone`, in that order, each typed after the
+/// field it came from; unset ones are left out.
+///
+/// `extension` is the user's extension on the VCC Live phone system, not a number anyone can
+/// dial, so it is no phone of its own: it goes in `extension` beside the number that reaches
+/// the phone system, the `outbound` phone (what VCC Live gives agents) or else the `contact`
+/// phone (what it gives admins and supervisors). A user with neither has no number to put
+/// it beside; it is then only in `remote_data`.
 fn phones(vcc: &VccUser) -> Option<Vec<Phone>> {
-    let phones: Vec<Phone> = [
-        (&vcc.extension, "extension"),
+    let mut phones: Vec<Phone> = [
         (&vcc.contact_phone, "contact"),
         (&vcc.outbound_phone, "outbound"),
         (&vcc.mobile_phone, "mobile"),
@@ -128,6 +133,16 @@ fn phones(vcc: &VccUser) -> Option<Vec<Phone>> {
         })
     })
     .collect();
+    if let Some(extension) = &vcc.extension {
+        let line = ["outbound", "contact"].into_iter().find_map(|wanted| {
+            phones
+                .iter()
+                .position(|phone| phone.phone_type.as_deref() == Some(wanted))
+        });
+        if let Some(line) = line {
+            phones[line].extension = Some(extension.clone());
+        }
+    }
     (!phones.is_empty()).then_some(phones)
 }
 

@@ -18,43 +18,83 @@ use std::fmt::Write as _;
 use rollcall_core::verify::{constant_time_eq, hmac_sha256};
 use rollcall_core::{Delivery, Secret, VerifyError};
 
-/// The query parameter VCC Live's guide puts the secret in.
+/// The query parameter VCC Live's guide puts the secret in: the default of the
+/// `secret_parameter` option.
 pub const SECRET_QUERY_PARAMETER: &str = "secret-key";
+
+/// The words the host's quarantine recognises a credential query parameter by (it drops any
+/// parameter whose name contains one before keeping a request). A custom name must contain
+/// one, or the secret would be kept with quarantined deliveries.
+pub const CREDENTIAL_PARAMETER_WORDS: &[&str] = &[
+    "secret",
+    "token",
+    "key",
+    "password",
+    "signature",
+    "sig",
+    "auth",
+];
+
+/// Checks a configured parameter name: not blank, and one the host keeps out of quarantine.
+pub fn check_parameter_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() || name.contains(['&', '=', '#']) {
+        return Err(format!("{name:?} is not a query parameter name"));
+    }
+    let lower = name.to_ascii_lowercase();
+    if CREDENTIAL_PARAMETER_WORDS
+        .iter()
+        .any(|word| lower.contains(word))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} would be kept with quarantined deliveries: use a name containing one of {}",
+            CREDENTIAL_PARAMETER_WORDS.join(", ")
+        ))
+    }
+}
 
 /// Fixed key for the digests compared; it only makes both sides the same length.
 const DIGEST_KEY: &[u8] = b"rollcall vcclive secret-key";
 
-/// The configured secret, kept only as a digest. `Debug` never shows it.
+/// The configured secret, kept only as a digest, and the query parameter it arrives in.
+/// `Debug` never shows the secret.
 #[derive(Clone)]
 pub struct SecretKeyCheck {
+    parameter: String,
     expected: [u8; 32],
 }
 
 impl fmt::Debug for SecretKeyCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretKeyCheck(***)")
+        f.debug_struct("SecretKeyCheck")
+            .field("parameter", &self.parameter)
+            .field("expected", &"***")
+            .finish()
     }
 }
 
 impl SecretKeyCheck {
-    pub fn new(secret_key: &Secret) -> Self {
+    pub fn new(parameter: &str, secret_key: &Secret) -> Self {
         Self {
+            parameter: parameter.to_owned(),
             expected: digest(secret_key.expose()),
         }
     }
 
-    /// Passes when the delivery's `secret-key` query parameter equals the secret.
+    /// Passes when the delivery's secret query parameter equals the secret.
     pub fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
-        let Some(given) = delivery.query_param(SECRET_QUERY_PARAMETER) else {
+        let parameter = &self.parameter;
+        let Some(given) = delivery.query_param(parameter) else {
             return Err(VerifyError::missing(format!(
-                "`{SECRET_QUERY_PARAMETER}` query parameter"
+                "`{parameter}` query parameter"
             )));
         };
         if constant_time_eq(&digest(&given), &self.expected) {
             Ok(())
         } else {
             Err(VerifyError::invalid(format!(
-                "the `{SECRET_QUERY_PARAMETER}` query parameter does not match the configured secret_key"
+                "the `{parameter}` query parameter does not match the configured secret_key"
             )))
         }
     }

@@ -188,12 +188,28 @@ fn each_phone_keeps_the_vcc_field_it_came_from_as_its_type() {
     assert_eq!(
         phones,
         json!([
-            {"number": "189", "type": "extension"},
             {"number": "3618888888", "type": "contact"},
-            {"number": "3617777777", "type": "outbound"},
+            {"number": "3617777777", "extension": "189", "type": "outbound"},
             {"number": "36709876543", "type": "mobile"}
         ])
     );
+}
+
+#[test]
+fn the_extension_is_never_a_phone_number_of_its_own() {
+    // An admin or supervisor: a contact phone, no outbound phone.
+    let event = only(normalize(
+        br#"{"new": {"userId": 9, "extension": "201", "contactPhone": "3618888888"}}"#,
+    ));
+    let phones = serde_json::to_value(&event.user.phones).unwrap();
+    assert_eq!(
+        phones,
+        json!([{"number": "3618888888", "extension": "201", "type": "contact"}])
+    );
+    // No number to put it beside: no phone at all, the extension stays in remote_data.
+    let event = only(normalize(br#"{"new": {"userId": 9, "extension": "201"}}"#));
+    assert_eq!(event.user.phones, None);
+    assert_eq!(event.user.remote_data.unwrap()["extension"], "201");
 }
 
 #[test]

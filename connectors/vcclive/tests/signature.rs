@@ -293,3 +293,37 @@ fn with_body_encryption_signing_encrypts_the_body_reproducibly() {
         }
     }
 }
+
+// ---- A custom secret parameter name ---------------------------------------------------------
+
+#[test]
+fn the_secret_is_read_from_the_configured_query_parameter() {
+    let connector = VccLiveConnector::from_options(&SourceOptions::new(
+        "vcclive-test",
+        json!({"secret_key": SECRET, "secret_parameter": "rollcall-token"}),
+    ))
+    .unwrap();
+    let default = delivery(&secret_query(SECRET));
+    let custom = delivery(&secret_query(SECRET).replacen("secret-key", "rollcall-token", 1));
+    assert!(connector.verify(&custom).is_ok());
+    assert_eq!(
+        connector.verify(&default).unwrap_err().code(),
+        ErrorCode::SignatureMissing
+    );
+    let mut signed = delivery("");
+    connector.sign(&mut signed).unwrap();
+    assert_eq!(
+        signed.query_param("rollcall-token").as_deref(),
+        Some(SECRET)
+    );
+    assert_eq!(signed.query_param("secret-key"), None);
+}
+
+#[test]
+fn a_parameter_name_the_quarantine_would_keep_is_refused() {
+    for name in ["rc", "", "a=b", "project"] {
+        let options = json!({"secret_key": SECRET, "secret_parameter": name});
+        let error = VccLiveConnector::from_options(&SourceOptions::new("s", options)).unwrap_err();
+        assert_eq!(error.key, "secret_parameter", "{name:?}");
+    }
+}

@@ -42,6 +42,7 @@ use rollcall_core::{
     ConfigError, Connector, ConnectorRegistration, Delivery, EnrichError, NormalizeError, Secret,
     SignError, SourceOptions, UserEvent, VerifyError,
 };
+use rollcall_core::{RetriedAnswers, RetryContract};
 use serde::Deserialize;
 
 /// Every Zendesk user event type the connector handles, as Zendesk spells them (the `/`
@@ -193,6 +194,21 @@ impl Connector for ZendeskConnector {
             None => Ok(()),
         }
     }
+
+    fn retry_contract(&self) -> RetryContract {
+        retry_contract()
+    }
+}
+
+/// Zendesk's webhook retry contract (Webhooks API reference, "Webhook retries"; see
+/// `docs/connectors/zendesk.md`): `409`, `429` and `503` are retried (`429`/`503` when
+/// `Retry-After` is under a minute), other statuses are final, and a request that gets no
+/// answer in time fails. The deadline is the shorter of the figures published, 10 s.
+pub fn retry_contract() -> RetryContract {
+    RetryContract::default()
+        .with_retried(RetriedAnswers::Only(&[409, 429, 503]))
+        .with_retry_interval(std::time::Duration::from_secs(30))
+        .with_answer_deadline(std::time::Duration::from_secs(10))
 }
 
 /// The `id` of a webhook envelope (an object with `type`), when the body is one.

@@ -149,7 +149,7 @@ fn webhook_event(delivery: &Delivery, event: &WebhookEvent) -> Result<UserEvent,
         .clone()
         .or_else(|| event.subject_user_id())
         .ok_or_else(|| NormalizeError::invalid("detail.id", "missing user id"))?;
-    let mut user = user_from_support(detail, id, event.raw_detail.clone());
+    let mut user = user_from_support(detail, id, remote_data(event));
 
     let (event_type, changes) = apply_event(kind, &event.event, &mut user)?;
     let vendor_event = VendorEvent {
@@ -163,6 +163,23 @@ fn webhook_event(delivery: &Delivery, event: &WebhookEvent) -> Result<UserEvent,
     Ok(unified)
 }
 
+/// Key of `remote_data` holding the webhook's raw `event` object.
+pub const REMOTE_EVENT_KEY: &str = "event";
+
+/// `detail` as received, with the webhook's `event` object as received under
+/// [`REMOTE_EVENT_KEY`]: what `event` alone carries (tags, custom fields, notes, the other
+/// user of a merge) is then not lost, whatever the event type.
+fn remote_data(event: &WebhookEvent) -> Value {
+    let mut remote = match &event.raw_detail {
+        Value::Object(detail) => detail.clone(),
+        _ => serde_json::Map::new(),
+    };
+    if !event.event.is_null() {
+        remote.insert(REMOTE_EVENT_KEY.to_owned(), event.event.clone());
+    }
+    Value::Object(remote)
+}
+
 /// Applies what `event` says changed to `user`; returns the unified event type and the
 /// changes (`None` when the event does not say enough to know them).
 fn apply_event(
@@ -173,7 +190,14 @@ fn apply_event(
     let mut before = User::with_id(user.id.clone());
     let mut after = User::with_id(user.id.clone());
     match kind {
-        Kind::Created => return Ok((EventType::Created, None)),
+        Kind::Created => {
+            // Zendesk creates users active; suspension is a flag of its own, which `detail`
+            // states when it is set (and `user_from_support` has read).
+            if user.status.is_none() {
+                user.status = Some(UserStatus::Active);
+            }
+            return Ok((EventType::Created, None));
+        }
         Kind::Deleted => {
             user.status = Some(UserStatus::Deleted);
             return Ok((EventType::Deleted, None));
@@ -279,6 +303,11 @@ fn apply_event(
             let (without, with) = membership_lists(known, &id);
             before.groups = non_empty(if added { &without } else { &with }, group);
             after.groups = non_empty(if added { &with } else { &without }, group);
+            if !added {
+                // `detail` may still name the removed group (as the default group); the user
+                // states what is left, even nothing, so the directory removes it.
+                user.groups = Some(without.into_iter().map(group).collect());
+            }
         }
         Kind::OrganizationMembershipCreated | Kind::OrganizationMembershipDeleted => {
             let membership: OrganizationMembership = payload::parse_event(event)?;
@@ -293,6 +322,10 @@ fn apply_event(
             let (without, with) = membership_lists(known, &id);
             before.organizations = non_empty(if added { &without } else { &with }, organization);
             after.organizations = non_empty(if added { &with } else { &without }, organization);
+            if !added {
+                // As for groups: `detail.organization_id` may still be the removed one.
+                user.organizations = Some(without.into_iter().map(organization).collect());
+            }
         }
     }
     let changes = diff_users(&before, &after);

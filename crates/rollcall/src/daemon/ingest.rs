@@ -4,7 +4,9 @@
 //! connector's handshake (answered directly), verification (401, nothing kept),
 //! normalization (400, the delivery kept in quarantine), enrichment of partial events from
 //! the vendor's API (best effort, bounded in time), dedup and the durable commit (202 once on
-//! disk, 200 for a repeat, 503 when the store cannot commit).
+//! disk, 200 for a repeat, 503 when the store cannot commit, or whatever status the source's
+//! vendor retries: 429 for HighLevel). The whole answer is bounded by the request timeout or
+//! the vendor's answer deadline, whichever is shorter.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,11 +48,17 @@ async fn ingest(
         )
         .into_response();
     };
+    // The vendor's deadline, when it is shorter than the host's: an answer it never sees
+    // counts as a failure, and a retry of something already committed.
+    let answer_budget = source
+        .connector
+        .retry_contract()
+        .answer_budget(state.request_timeout);
     let outcome =
         // One span per delivery: every log line of the pipeline carries the source and
         // connector (never the body, emails or secrets).
         match tokio::time::timeout(
-            state.request_timeout,
+            answer_budget,
             handle(&state, &source, request).instrument(tracing::info_span!(
                 "delivery",
                 source = %source.id,
@@ -73,10 +81,36 @@ async fn ingest(
         }
         Err(error) => {
             record(&state, &source.id, Err(error.code), started);
-            error.into_response()
+            error_response(&source, error)
         }
     }
 }
+
+/// The answer to a failed delivery. A transient failure (the store could not commit, the
+/// answer budget ran out) gets the status the source's vendor retries, with `Retry-After`
+/// when the vendor's retry interval is known: HighLevel treats a 503 as final and retries
+/// only 429.
+fn error_response(source: &Source, error: ApiError) -> Response {
+    if error.code != ErrorCode::StoreUnavailable {
+        return error.into_response();
+    }
+    let contract = source.connector.retry_contract();
+    let mut response = error.into_response();
+    if let Ok(status) = StatusCode::from_u16(contract.transient_status()) {
+        *response.status_mut() = status;
+    }
+    if let Some(interval) = contract.retry_interval() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(interval.as_secs()));
+    }
+    response
+}
+
+/// The receive time of a request: now, unless a test set it (request extensions never come
+/// from the wire), so replay windows can be tested without waiting.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReceivedAt(pub(crate) Timestamp);
 
 struct Answer {
     outcome: &'static str,
@@ -155,8 +189,12 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
     })?
     .to_bytes();
 
+    let received_at = parts
+        .extensions
+        .get::<ReceivedAt>()
+        .map_or_else(Timestamp::now, |at| at.0);
     let mut delivery =
-        Delivery::new(source.id.clone(), body, Timestamp::now()).with_method(parts.method.as_str());
+        Delivery::new(source.id.clone(), body, received_at).with_method(parts.method.as_str());
     for (name, value) in &parts.headers {
         if let Ok(value) = value.to_str() {
             delivery.headers.insert(name.as_str(), value);
@@ -240,10 +278,14 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
 }
 
 /// How much of a request's time enrichment may take, for all of its events together: half
-/// of the request timeout, so the commit keeps the other half. Connectors bound each API call
-/// themselves (Zendesk's `api_timeout_ms`, 3 s by default); this is the host's backstop.
-fn enrich_budget(state: &AppState) -> Duration {
-    state.request_timeout / 2
+/// of the answer budget (the request timeout, or less when the vendor's answer deadline is
+/// shorter), so the commit keeps the other half. Connectors bound each API call themselves
+/// (Zendesk's `api_timeout_ms`, 3 s by default); this is the host's backstop.
+fn enrich_budget(state: &AppState, source: &Source) -> Duration {
+    source
+        .connector
+        .retry_contract()
+        .enrich_budget(state.request_timeout)
 }
 
 /// Completes partial events from the vendor's API before they are committed. Never fails
@@ -255,7 +297,7 @@ fn enrich_budget(state: &AppState) -> Duration {
 /// answered `Ok` and left the event partial: no enrichment configured, a deleted user, a rate
 /// limit or an open circuit breaker). Logs carry ids and reasons, never the user's data.
 pub(super) async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
-    let deadline = Instant::now() + enrich_budget(state);
+    let deadline = Instant::now() + enrich_budget(state, source);
     for event in events.iter_mut().filter(|event| event.partial) {
         let remaining = deadline.saturating_duration_since(Instant::now());
         // The connector works on a copy: an error or a timeout (which drops its future
@@ -284,7 +326,7 @@ pub(super) async fn enrich(state: &AppState, source: &Source, events: &mut [User
                 tracing::info!(
                     source = %source.id,
                     event_id = %event.id,
-                    budget_ms = enrich_budget(state).as_millis() as u64,
+                    budget_ms = enrich_budget(state, source).as_millis() as u64,
                     "enrichment timed out; the event goes out partial"
                 );
                 "failed"
@@ -614,6 +656,207 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    /// One partial event per delivery whose enrichment never finishes, under a vendor's
+    /// retry contract.
+    #[derive(Debug)]
+    struct HangsUnder(rollcall_core::RetryContract);
+
+    #[rollcall_core::async_trait]
+    impl Connector for HangsUnder {
+        fn verify(&self, _delivery: &Delivery) -> Result<(), VerifyError> {
+            Ok(())
+        }
+
+        fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
+            PartialEvents(Enrich::Hang).normalize(delivery)
+        }
+
+        async fn enrich(&self, _event: &mut UserEvent) -> Result<(), EnrichError> {
+            std::future::pending().await
+        }
+
+        fn retry_contract(&self) -> rollcall_core::RetryContract {
+            self.0.clone()
+        }
+    }
+
+    /// The registered connector `name`, built from its demo options.
+    fn demo_connector(name: &str) -> Box<dyn Connector> {
+        let registration = rollcall_core::registration(name).unwrap();
+        let options = rollcall_core::SourceOptions::new("s", (registration.demo_options)(&[7; 32]));
+        (registration.build)(&options).unwrap()
+    }
+
+    /// Posts to a source that has `name`'s retry contract and whose enrichment hangs, and
+    /// checks the answer comes inside the vendor's deadline. The host's request timeout is
+    /// 30 s, longer than every vendor's deadline, so only the contract can keep it short;
+    /// a vendor without a known deadline gets the host's timeout, here 2 s.
+    async fn answers_inside_the_deadline_of(name: &str) {
+        let contract = demo_connector(name).retry_contract();
+        let (host_timeout, limit) = match contract.answer_deadline() {
+            Some(deadline) => (Duration::from_secs(30), deadline),
+            None => (Duration::from_secs(2), Duration::from_secs(2)),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        let state = state_with(store, Box::new(HangsUnder(contract)), host_timeout);
+        let started = Instant::now();
+        let (status, _) = post(state, b"{}").await;
+        let elapsed = started.elapsed();
+        assert_eq!(status, StatusCode::ACCEPTED, "{name}");
+        assert!(
+            elapsed < limit,
+            "{name}: answered after {elapsed:?}, limit {limit:?}"
+        );
+    }
+
+    #[cfg(feature = "okta")]
+    #[tokio::test]
+    async fn okta_is_answered_inside_its_3_s_deadline_when_enrichment_hangs() {
+        answers_inside_the_deadline_of("okta").await;
+    }
+
+    #[cfg(feature = "zendesk")]
+    #[tokio::test]
+    async fn zendesk_is_answered_inside_its_webhook_timeout_when_enrichment_hangs() {
+        answers_inside_the_deadline_of("zendesk").await;
+    }
+
+    #[cfg(feature = "highlevel")]
+    #[tokio::test]
+    async fn highlevel_is_answered_inside_the_host_timeout_when_enrichment_hangs() {
+        answers_inside_the_deadline_of("highlevel").await;
+    }
+
+    #[cfg(feature = "freshservice")]
+    #[tokio::test]
+    async fn freshservice_is_answered_inside_the_forwarders_15_s_timeout_when_enrichment_hangs() {
+        answers_inside_the_deadline_of("freshservice").await;
+    }
+
+    #[cfg(feature = "vcclive")]
+    #[tokio::test]
+    async fn vcclive_is_answered_inside_the_host_timeout_when_enrichment_hangs() {
+        answers_inside_the_deadline_of("vcclive").await;
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_gets_the_status_the_vendor_retries_with_retry_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        store.close().await;
+        let contract = rollcall_core::RetryContract::default()
+            .with_retried(rollcall_core::RetriedAnswers::Only(&[429]))
+            .with_retry_interval(Duration::from_secs(600));
+        let state = state_with(
+            store,
+            Box::new(HangsUnder(contract)),
+            Duration::from_secs(5),
+        );
+        let response = router(state)
+            .oneshot(Request::post("/hooks/s").body(Body::from("{}")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "600");
+    }
+
+    /// HighLevel retries only 429, with the same body (and so the same signed `timestamp`),
+    /// for about 70 minutes. The clock is the request's [`ReceivedAt`]: nothing sleeps.
+    #[cfg(feature = "highlevel")]
+    mod highlevel_retries {
+        use super::*;
+
+        /// When HighLevel first sends the delivery.
+        const SENT: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+        fn at(seconds_after_sent: i64) -> Timestamp {
+            Timestamp::from_unix_seconds(SENT + seconds_after_sent).unwrap()
+        }
+
+        /// A UserCreate signed with the demo source's key, as HighLevel would send it.
+        fn signed_delivery() -> Delivery {
+            let body = serde_json::to_vec(&json!({
+                "type": "UserCreate",
+                "timestamp": at(0).to_string(),
+                "webhookId": "wh-retried",
+                "locationId": "loc-1",
+                "id": "user-1",
+                "email": "ann@example.com"
+            }))
+            .unwrap();
+            let mut delivery = Delivery::new("s", body, at(0));
+            demo_connector("highlevel").sign(&mut delivery).unwrap();
+            delivery
+        }
+
+        async fn send(
+            state: Arc<AppState>,
+            delivery: &Delivery,
+            received_at: Timestamp,
+        ) -> (StatusCode, Option<String>, serde_json::Value) {
+            let mut request = Request::post("/hooks/s");
+            for (name, value) in delivery.headers.iter() {
+                request = request.header(name, value);
+            }
+            let mut request = request.body(Body::from(delivery.body.clone())).unwrap();
+            request.extensions_mut().insert(ReceivedAt(received_at));
+            let response = router(state).oneshot(request).await.unwrap();
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|value| value.to_str().unwrap().to_owned());
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, retry_after, serde_json::from_slice(&bytes).unwrap())
+        }
+
+        fn highlevel_state(store: Store) -> Arc<AppState> {
+            state_with(store, demo_connector("highlevel"), Duration::from_secs(5))
+        }
+
+        #[tokio::test]
+        async fn a_delivery_answered_429_in_a_store_outage_is_accepted_70_minutes_later() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("db");
+            let delivery = signed_delivery();
+
+            let down = Store::open(&path).unwrap();
+            down.close().await;
+            let (status, retry_after, body) = send(highlevel_state(down), &delivery, at(1)).await;
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+            assert_eq!(retry_after.as_deref(), Some("600"));
+            assert_eq!(body["error"]["code"], "store_unavailable");
+
+            let up = highlevel_state(Store::open(&path).unwrap());
+            let (status, _, body) = send(Arc::clone(&up), &delivery, at(70 * 60)).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            assert_eq!(body["accepted"], 1);
+        }
+
+        #[tokio::test]
+        async fn a_committed_delivery_sent_again_70_minutes_later_is_a_duplicate() {
+            let dir = tempfile::tempdir().unwrap();
+            let state = highlevel_state(Store::open(dir.path().join("db")).unwrap());
+            let delivery = signed_delivery();
+            let (first, _, accepted) = send(Arc::clone(&state), &delivery, at(1)).await;
+            assert_eq!(first, StatusCode::ACCEPTED, "{accepted}");
+            let (again, _, body) = send(Arc::clone(&state), &delivery, at(70 * 60)).await;
+            assert_eq!(again, StatusCode::OK, "{body}");
+            assert_eq!(body["duplicate"], true);
+            assert_eq!(body["event_ids"], accepted["event_ids"]);
+        }
+
+        #[tokio::test]
+        async fn the_same_body_after_the_retry_horizon_is_refused_as_a_replay() {
+            let dir = tempfile::tempdir().unwrap();
+            let state = highlevel_state(Store::open(dir.path().join("db")).unwrap());
+            let (status, _, body) = send(state, &signed_delivery(), at(76 * 60)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(body["error"]["code"], "timestamp_out_of_tolerance");
+        }
     }
 
     fn futures_stream(chunks: Vec<Vec<u8>>) -> Body {
