@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rollcall_core::{ErrorCode, Timestamp};
-use rollcall_store::{DirectoryEntry, IngestBatch, IngestOutcome, QuarantineState, UserQuery};
+use rollcall_store::{DirectoryEntry, IngestOutcome, UserQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -249,45 +249,7 @@ async fn quarantine_replay(
     State(state): State<Arc<AppState>>,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let entry = state.store.quarantined_by_id(id).await?;
-    if entry.state != QuarantineState::Open {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("quarantined delivery {id} was already replayed"),
-        ));
-    }
-    let rejected = &entry.delivery;
-    let Some(source) = state.sources.get(&rejected.source) else {
-        return Err(ApiError::new(
-            ErrorCode::SourceUnknown,
-            format!("source {:?} is no longer configured", rejected.source),
-        ));
-    };
-    let delivery = rejected.to_delivery();
-    let mut events = source
-        .connector
-        .normalize(&delivery)
-        .map_err(|error| ApiError {
-            code: error.code(),
-            message: format!("still failing: {error}"),
-            path: error.path().map(str::to_owned),
-            extra: None,
-        })?;
-    // Replayed deliveries are completed like fresh ones (partial events only).
-    super::ingest::enrich(&state, source, &mut events).await;
-    let outcome = state
-        .store
-        .resolve_quarantine(
-            id,
-            IngestBatch {
-                source: rejected.source.clone(),
-                dedup_key: source.connector.dedup_key(&delivery),
-                received_at: rejected.received_at,
-                events,
-            },
-        )
-        .await?;
-    let body = match outcome {
+    let body = match state.pipeline().replay_quarantined(id).await? {
         IngestOutcome::Accepted { event_ids } => {
             json!({"accepted": event_ids.len(), "event_ids": event_ids})
         }

@@ -1,15 +1,15 @@
-//! `POST /hooks/{source}`: the ingest pipeline.
+//! `POST /hooks/{source}`: the HTTP side of ingest.
 //!
-//! Each request goes through, in order: the source lookup (404), the body limit (413), the
-//! connector's handshake (answered directly), verification (401, nothing kept),
-//! normalization (400, the delivery kept in quarantine), enrichment of partial events from
-//! the vendor's API (best effort, bounded in time), dedup and the durable commit (202 once on
-//! disk, 200 for a repeat, 503 when the store cannot commit, or whatever status the source's
-//! vendor retries: 429 for HighLevel). The whole answer is bounded by the request timeout or
-//! the vendor's answer deadline, whichever is shorter.
+//! Each request goes through, in order: the source lookup (404), the body limit (413) and
+//! deadline (408), the connector's handshake (answered directly), the method (405), then the
+//! [pipeline](super::pipeline) (verification, normalization, enrichment, dedup, commit),
+//! whose outcome becomes the answer: 202 once on disk, 200 for a repeat, 503 when the store
+//! cannot commit, or whatever status the source's vendor retries (429 for HighLevel). The
+//! whole answer is bounded by the request timeout or the vendor's answer deadline, whichever
+//! is shorter.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -18,13 +18,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
 use http_body_util::BodyExt;
-use rollcall_core::{Delivery, ErrorCode, HandshakeResponse, Timestamp, UserEvent};
-use rollcall_store::{IngestBatch, IngestOutcome, RejectedDelivery};
+use rollcall_core::{Delivery, ErrorCode, HandshakeResponse, Timestamp};
+use rollcall_store::IngestOutcome;
 use serde_json::json;
 use tracing::Instrument;
 
 use super::api_error::ApiError;
-use super::redact;
 use super::state::{AppState, Source};
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -215,168 +214,23 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
         ));
     }
 
-    if let Err(error) = source.connector.verify(&delivery) {
-        tracing::info!(source = %source.id, code = error.code().as_str(), "delivery rejected by verification");
-        return Err(ApiError::new(error.code(), error.to_string()));
-    }
-
-    let mut events = match source.connector.normalize(&delivery) {
-        Ok(events) => events,
-        Err(error) => return Err(quarantine(state, source, &delivery, &error).await),
-    };
-    let dedup_key = source.connector.dedup_key(&delivery);
-    // A vendor retry of a delivery already committed is answered as a duplicate below;
-    // enriching it first would spend an API call (and rate budget) on events that are
-    // dropped. The read is a hint only: the commit's own dedup check decides.
-    let partial = events.iter().any(|event| event.partial);
-    if partial
-        && !state
-            .store
-            .dedup_seen(&source.id, &dedup_key)
-            .await
-            .unwrap_or(false)
-    {
-        enrich(state, source, &mut events).await;
-    }
-
-    let batch = IngestBatch {
-        source: source.id.clone(),
-        dedup_key,
-        received_at: delivery.received_at,
-        events,
-    };
-    let count = batch.events.len();
-    match state.store.ingest(batch).await? {
-        IngestOutcome::Accepted { event_ids } => {
-            state.metrics.add(
-                "rollcall_events_accepted_total",
-                &[("source", &source.id)],
-                count as u64,
-            );
-            tracing::info!(source = %source.id, events = count, "delivery accepted");
-            Ok(Answer {
-                outcome: "accepted",
-                response: (
-                    StatusCode::ACCEPTED,
-                    Json(json!({"accepted": event_ids.len(), "event_ids": event_ids})),
-                )
-                    .into_response(),
-            })
-        }
-        IngestOutcome::Duplicate { event_ids } => {
-            tracing::info!(source = %source.id, "duplicate delivery");
-            Ok(Answer {
-                outcome: "duplicate",
-                response: (
-                    StatusCode::OK,
-                    Json(json!({"duplicate": true, "event_ids": event_ids})),
-                )
-                    .into_response(),
-            })
-        }
-    }
-}
-
-/// How much of a request's time enrichment may take, for all of its events together: half
-/// of the answer budget (the request timeout, or less when the vendor's answer deadline is
-/// shorter), so the commit keeps the other half. Connectors bound each API call themselves
-/// (Zendesk's `api_timeout_ms`, 3 s by default); this is the host's backstop.
-fn enrich_budget(state: &AppState, source: &Source) -> Duration {
-    source
-        .connector
-        .retry_contract()
-        .enrich_budget(state.request_timeout)
-}
-
-/// Completes partial events from the vendor's API before they are committed. Never fails
-/// and never holds a delivery back beyond [`enrich_budget`]: an event that cannot be
-/// completed is committed as it is, still saying `partial: true`.
-///
-/// Each partial event counts once in `rollcall_enrich_total` with `outcome`: `ok` (now
-/// complete), `failed` (the connector's error, or out of time), or `skipped` (the connector
-/// answered `Ok` and left the event partial: no enrichment configured, a deleted user, a rate
-/// limit or an open circuit breaker). Logs carry ids and reasons, never the user's data.
-pub(super) async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
-    let deadline = Instant::now() + enrich_budget(state, source);
-    for event in events.iter_mut().filter(|event| event.partial) {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        // The connector works on a copy: an error or a timeout (which drops its future
-        // mid-way) leaves the event exactly as normalized.
-        let mut candidate = event.clone();
-        let outcome = match tokio::time::timeout(remaining, source.connector.enrich(&mut candidate))
-            .await
-        {
-            Ok(Ok(())) => {
-                let outcome = if candidate.partial { "skipped" } else { "ok" };
-                *event = candidate;
-                tracing::debug!(source = %source.id, event_id = %event.id, outcome, "enrichment");
-                outcome
-            }
-            Ok(Err(error)) => {
-                tracing::info!(
-                    source = %source.id,
-                    event_id = %event.id,
-                    retryable = error.retryable,
-                    reason = %error.message,
-                    "enrichment failed; the event goes out partial"
-                );
-                "failed"
-            }
-            Err(_) => {
-                tracing::info!(
-                    source = %source.id,
-                    event_id = %event.id,
-                    budget_ms = enrich_budget(state, source).as_millis() as u64,
-                    "enrichment timed out; the event goes out partial"
-                );
-                "failed"
-            }
-        };
-        state.metrics.increment(
-            "rollcall_enrich_total",
-            &[("source", &source.id), ("outcome", outcome)],
-        );
-    }
-}
-
-/// Keeps a delivery that failed normalization and builds the 400 answer. If it cannot be
-/// kept, the answer is 503 so the vendor sends it again: nothing accepted is lost.
-async fn quarantine(
-    state: &AppState,
-    source: &Source,
-    delivery: &Delivery,
-    error: &rollcall_core::NormalizeError,
-) -> ApiError {
-    let kept = state
-        .store
-        .quarantine(RejectedDelivery {
-            source: source.id.clone(),
-            connector: source.connector_name.to_owned(),
-            received_at: delivery.received_at,
-            code: error.code().as_str().to_owned(),
-            message: error.to_string(),
-            path: error.path().map(str::to_owned),
-            method: delivery.method.clone(),
-            headers: redact::headers(delivery.headers.iter()),
-            query: redact::query(delivery.query.as_deref()),
-            body: delivery.body.to_vec(),
-        })
-        .await;
-    match kept {
-        Ok(id) => {
-            state.metrics.increment(
-                "rollcall_quarantined_total",
-                &[("source", &source.id), ("code", error.code().as_str())],
-            );
-            tracing::warn!(source = %source.id, code = error.code().as_str(), quarantine_id = id, "delivery quarantined");
-            ApiError {
-                code: error.code(),
-                message: error.to_string(),
-                path: error.path().map(str::to_owned),
-                extra: Some(("quarantine_id", json!(id))),
-            }
-        }
-        Err(store_error) => ApiError::from(store_error),
+    match state.pipeline().accept(source, &delivery).await? {
+        IngestOutcome::Accepted { event_ids } => Ok(Answer {
+            outcome: "accepted",
+            response: (
+                StatusCode::ACCEPTED,
+                Json(json!({"accepted": event_ids.len(), "event_ids": event_ids})),
+            )
+                .into_response(),
+        }),
+        IngestOutcome::Duplicate { event_ids } => Ok(Answer {
+            outcome: "duplicate",
+            response: (
+                StatusCode::OK,
+                Json(json!({"duplicate": true, "event_ids": event_ids})),
+            )
+                .into_response(),
+        }),
     }
 }
 

@@ -11,6 +11,7 @@ mod api_error;
 pub mod demo;
 mod http_server;
 mod ingest;
+mod pipeline;
 mod redact;
 mod scim;
 mod state;
