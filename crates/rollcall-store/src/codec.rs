@@ -2,6 +2,8 @@
 //! threshold. The two are told apart by the first bytes (a zstd frame's magic number; JSON
 //! starts with `{`, `[` or `"`), so rows written before compression existed still read.
 
+use std::cell::RefCell;
+
 use crate::{Result, StoreError};
 
 /// Documents shorter than this are stored as they are: compression would save little and
@@ -14,13 +16,31 @@ const LEVEL: i32 = 1;
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
+/// The largest document [`unpack`] will expand: far above any event (bodies are capped at a
+/// few MiB), low enough that a damaged header cannot make it allocate gigabytes.
+const MAX_DOCUMENT: u64 = 256 * 1024 * 1024;
+
+thread_local! {
+    // A compression context costs tens of kilobytes of tables to set up; the profile showed
+    // creating one per document as the store's largest single cost. One per thread, reused.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
 /// Encodes a JSON document for storage.
 pub(crate) fn pack(json: Vec<u8>) -> Vec<u8> {
     if json.len() < COMPRESS_ABOVE {
         return json;
     }
-    match zstd::bulk::compress(&json, LEVEL) {
-        Ok(packed) if packed.len() < json.len() => packed,
+    let packed = COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = zstd::bulk::Compressor::new(LEVEL).ok();
+        }
+        cell.as_mut()?.compress(&json).ok()
+    });
+    match packed {
+        Some(packed) if packed.len() < json.len() => packed,
         // Incompressible (or the compressor failed): the plain document is always readable.
         _ => json,
     }
@@ -31,12 +51,24 @@ pub(crate) fn unpack(stored: Vec<u8>) -> Result<Vec<u8>> {
     if !stored.starts_with(&ZSTD_MAGIC) {
         return Ok(stored);
     }
-    let mut decoder = zstd::stream::Decoder::new(stored.as_slice())
-        .map_err(|error| StoreError::Corrupt(format!("compressed document: {error}")))?;
-    let mut json = Vec::with_capacity(stored.len() * 4);
-    std::io::Read::read_to_end(&mut decoder, &mut json)
-        .map_err(|error| StoreError::Corrupt(format!("compressed document: {error}")))?;
-    Ok(json)
+    let corrupt =
+        |what: &dyn std::fmt::Display| StoreError::Corrupt(format!("compressed document: {what}"));
+    let size = zstd::zstd_safe::get_frame_content_size(&stored)
+        .map_err(|_| corrupt(&"unreadable frame header"))?
+        .ok_or_else(|| corrupt(&"no content size"))?;
+    if size > MAX_DOCUMENT {
+        return Err(corrupt(&format!("claims {size} bytes")));
+    }
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(zstd::bulk::Decompressor::new().map_err(|error| corrupt(&error))?);
+        }
+        let decompressor = cell.as_mut().ok_or_else(|| corrupt(&"no decompressor"))?;
+        decompressor
+            .decompress(&stored, size as usize)
+            .map_err(|error| corrupt(&error))
+    })
 }
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ impl SqliteBackend {
         }
         let lock = lock_exclusively(&path)?;
         let write_connection = schema::open_connection(&path)?;
+        schema::enlarge_cache(&write_connection)?;
         schema::migrate(&write_connection)?;
         write_connection
             .execute("UPDATE cursors SET holder = NULL, expires_at = 0", [])

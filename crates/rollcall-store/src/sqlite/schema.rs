@@ -33,10 +33,18 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     connection.pragma_update(None, "foreign_keys", "ON")?;
     // After a checkpoint the WAL is cut back to this size instead of keeping its peak.
     connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
-    // 32 MiB of page cache: the hot end of the journal, the users table and the indexes.
-    connection.pragma_update(None, "cache_size", -32 * 1024)?;
     connection.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+/// The writer's page cache: the hot end of the journal, the users table and the indexes.
+/// Only the writer gets a large one: a reader's cache is discarded whenever the writer has
+/// committed since its last read, and discarding walks the whole cache (the profile showed
+/// it), so readers keep SQLite's small default.
+pub(crate) fn enlarge_cache(connection: &Connection) -> Result<()> {
+    connection
+        .pragma_update(None, "cache_size", -32 * 1024)
+        .map_err(db_error)
 }
 
 pub(crate) const MIGRATIONS: &[&str] = &[

@@ -99,6 +99,7 @@ pub async fn serve(config: Config) -> Result<()> {
             metrics: Arc::clone(&metrics),
             delivery: config.delivery.clone(),
             holder: holder.clone(),
+            held: Default::default(),
         });
     }
 

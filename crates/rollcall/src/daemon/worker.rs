@@ -39,6 +39,8 @@ pub struct Worker {
     pub delivery: DeliveryConfig,
     /// Who this worker is to the store's leases: unique per process.
     pub holder: String,
+    /// The lease this worker last took or renewed.
+    pub held: std::sync::Mutex<Option<Lease>>,
 }
 
 /// Why a send loop gave up on an event.
@@ -67,6 +69,8 @@ impl Worker {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(error) => {
+                    // The lease may be what failed (taken over): ask the store next round.
+                    self.forget_lease_unless(None);
                     tracing::error!(sink = %sink_id, error = %error, "delivery round failed");
                 }
             }
@@ -102,12 +106,40 @@ impl Worker {
         tracing::info!(sink = %sink_id, "delivery worker stopped");
     }
 
-    /// Takes or renews the sink's lease; `None` while another holder has it.
+    /// The sink's lease, with the current position; `None` while another holder has it.
+    ///
+    /// A lease with more than half its time left is reused (the position read afresh, since
+    /// an operator may have rewound it); only then is it renewed, because a renewal is a
+    /// commit of its own and rounds come as often as ingest commits.
     async fn lease(&self) -> anyhow::Result<Option<Lease>> {
-        Ok(self
+        let now = Timestamp::now();
+        let reusable = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .filter(|lease| {
+                let left = lease.expires_at.unix_millis() - now.unix_millis();
+                u128::try_from(left).unwrap_or(0) > LEASE_TTL.as_millis() / 2
+            });
+        if let Some(mut lease) = reusable {
+            lease.position = self.store.position(&self.config.id).await?;
+            return Ok(Some(lease));
+        }
+        let lease = self
             .store
-            .acquire_lease(&self.config.id, &self.holder, LEASE_TTL, Timestamp::now())
-            .await?)
+            .acquire_lease(&self.config.id, &self.holder, LEASE_TTL, now)
+            .await?;
+        self.forget_lease_unless(lease.clone());
+        Ok(lease)
+    }
+
+    /// Replaces the lease this worker believes it holds (`None`: it must ask the store).
+    fn forget_lease_unless(&self, lease: Option<Lease>) {
+        *self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = lease;
     }
 
     /// Delivers one batch after the sink's position. Returns whether there was anything to
@@ -443,6 +475,7 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             delivery: DeliveryConfig::default(),
             holder: "test-worker".into(),
+            held: Default::default(),
         };
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(worker.run(shutdown));
