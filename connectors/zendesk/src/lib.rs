@@ -195,6 +195,10 @@ impl Connector for ZendeskConnector {
         }
     }
 
+    fn enriches(&self) -> bool {
+        self.enricher.is_some()
+    }
+
     fn retry_contract(&self) -> RetryContract {
         retry_contract()
     }

@@ -47,6 +47,13 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// Whether [`Connector::enrich`] can do anything for this source (an API is configured).
+    /// When it cannot, the host skips the work around it (a dedup read per partial delivery).
+    /// Defaults to `true`, the safe answer for a connector that enriches.
+    fn enriches(&self) -> bool {
+        true
+    }
+
     /// Answers a vendor's endpoint check (a challenge GET, a validation token) instead of
     /// treating the request as an event. Optional.
     fn handshake(&self, _delivery: &Delivery) -> Option<HandshakeResponse> {

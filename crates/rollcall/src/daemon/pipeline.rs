@@ -101,13 +101,16 @@ impl Pipeline<'_> {
         let dedup_key = source.connector.dedup_key(delivery);
         // A vendor retry of a delivery already committed is answered as a duplicate below;
         // enriching it first would spend an API call (and rate budget) on events that are
-        // dropped. The read is a hint only: the commit's own dedup check decides.
+        // dropped. The read is a hint only: the commit's own dedup check decides. Without an
+        // API to call there is nothing to save, and the read (a hop to a reader thread per
+        // delivery) is skipped.
         if events.iter().any(|event| event.partial)
-            && !state
-                .store
-                .dedup_seen(&source.id, &dedup_key)
-                .await
-                .unwrap_or(false)
+            && !(source.connector.enriches()
+                && state
+                    .store
+                    .dedup_seen(&source.id, &dedup_key)
+                    .await
+                    .unwrap_or(false))
         {
             enrich(state, source, &mut events).await;
         }
