@@ -154,7 +154,8 @@ function text(value) {
 // RFC 3339 time, re-encoded; undefined when absent or unreadable.
 function time(value) {
   const parsed = typeof value === 'string' && value.trim() !== '' ? Date.parse(value) : NaN;
-  return Number.isNaN(parsed) ? undefined : new Date(parsed).toISOString();
+  // Whole seconds as Zendesk and rollcall write them, milliseconds when there are some.
+  return Number.isNaN(parsed) ? undefined : new Date(parsed).toISOString().replace('.000Z', 'Z');
 }
 
 // The unified event of a webhook envelope, or a string saying why there is none.
