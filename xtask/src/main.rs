@@ -5,6 +5,9 @@
 //! * `new-connector NAME --vendor "Display Name"`: a new connector crate, wired into the
 //!   workspace and the host (see `scaffold` and `docs/connectors.md`).
 //! * `bench normalize`: the criterion benchmark of every connector's `normalize`.
+//! * `bench ingest [--compare | --history N]`: bounded load runs of the release daemon over
+//!   loopback (the `ingest_load` example); `--compare` also builds the axum + SQLite baseline
+//!   and installs the fastify baseline from the npm registry (`benches/baselines/`).
 #![forbid(unsafe_code)]
 
 mod scaffold;
@@ -42,7 +45,11 @@ fn main() -> Result<()> {
                  a new connector crate, wired into the workspace and the host\n  \
                  bench normalize     criterion benchmark of every connector's normalize\n  \
                  bench ingest [--seconds N] [--concurrency N]\n                      \
-                 bounded load run of the release daemon over loopback"
+                 bounded load run of the release daemon over loopback\n  \
+                 bench ingest --compare [--seconds N] [--concurrency N]\n                      \
+                 rollcall, an axum + SQLite receiver and fastify, side by side\n  \
+                 bench ingest --history N [--minutes M] [--concurrency N]\n                      \
+                 N events into rollcall; throughput per tenth of the run"
             );
             bail!("unknown task {:?}", args)
         }
@@ -135,8 +142,19 @@ fn new_connector(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// `--compare` and `--history` also need the axum + SQLite baseline (a server, and the tool
+/// that checkpoints a stopped server's database); `--compare` the fastify baseline too.
 fn bench_ingest(extra: &[&str]) -> Result<()> {
-    let extra = extra.strip_prefix(&["--"]).unwrap_or(extra);
+    // `cargo xtask bench ingest -- --seconds 3` and `... --compare -- --seconds 3` both work.
+    let extra: Vec<&str> = extra.iter().copied().filter(|arg| *arg != "--").collect();
+    let compare = extra.contains(&"--compare");
+    let history = extra.contains(&"--history");
     cargo(&[
         "build",
         "--release",
@@ -145,9 +163,8 @@ fn bench_ingest(extra: &[&str]) -> Result<()> {
         "--bin",
         "rollcall",
     ])?;
-    let binary = workspace_root().join("target/release/rollcall");
-    let binary = binary.to_string_lossy().into_owned();
-    let mut args = vec![
+    let release = target_dir().join("release");
+    let mut args: Vec<String> = [
         "run",
         "--release",
         "--package",
@@ -156,10 +173,70 @@ fn bench_ingest(extra: &[&str]) -> Result<()> {
         "ingest_load",
         "--",
         "--binary",
-        &binary,
-    ];
-    args.extend_from_slice(extra);
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(release.join("rollcall").to_string_lossy().into_owned());
+    if compare || history {
+        cargo(&["build", "--release", "--package", "baseline-axum-sqlite"])?;
+        args.push("--axum-sqlite".to_owned());
+        args.push(
+            release
+                .join("baseline-axum-sqlite")
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    if compare {
+        let fastify = workspace_root().join("benches/baselines/fastify");
+        install_fastify(&fastify)?;
+        args.push("--fastify".to_owned());
+        args.push(fastify.to_string_lossy().into_owned());
+    }
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     cargo(&args)
+}
+
+/// `npm ci` in the fastify baseline when its node_modules is missing or older than its
+/// lockfile; Node 20 or later.
+fn install_fastify(dir: &Path) -> Result<()> {
+    let version = Command::new("node")
+        .arg("--version")
+        .output()
+        .context("the fastify baseline needs Node.js 20 or later (`node` on PATH)")?;
+    let version = String::from_utf8_lossy(&version.stdout);
+    let major: u32 = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|major| major.parse().ok())
+        .with_context(|| format!("cannot read node --version: {version}"))?;
+    if major < 20 {
+        bail!("the fastify baseline needs Node.js 20 or later, found {version}");
+    }
+    let modified = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|meta| meta.modified())
+            .ok()
+    };
+    let installed = modified(&dir.join("node_modules/.package-lock.json"));
+    let locked = modified(&dir.join("package-lock.json"));
+    if installed.is_some() && installed >= locked {
+        eprintln!("==> fastify baseline: node_modules up to date");
+        return Ok(());
+    }
+    eprintln!("==> npm ci (benches/baselines/fastify)");
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .context("cannot run npm")?;
+    if !status.success() {
+        bail!("npm ci in {} failed ({status})", dir.display());
+    }
+    Ok(())
 }
 
 fn bench_normalize(extra: &[&str]) -> Result<()> {
