@@ -371,7 +371,9 @@ async fn a_version_3_database_is_migrated_with_its_sequence_and_cursors() {
                  INSERT INTO journal (event_id, source, event_type, user_id, received_at, event) VALUES \
                  ('e3', 'src', 'user.created', '9', 3, CAST('{\"id\":\"e3\"}' AS BLOB));
                  DELETE FROM journal WHERE seq = 3;
-                 INSERT INTO cursors (sink, seq) VALUES ('crm', 2);",
+                 INSERT INTO cursors (sink, seq) VALUES ('crm', 2);
+                 INSERT INTO users (source, user_id, version, deleted, partial, status, updated_at, user) \
+                 VALUES ('src', '8', 3, 0, 0, 'active', 2, CAST('{\"id\":\"8\",\"name\":\"Ann\"}' AS BLOB));",
             )
             .unwrap();
     }
@@ -380,6 +382,8 @@ async fn a_version_3_database_is_migrated_with_its_sequence_and_cursors() {
     assert_eq!(*store.subscribe().borrow(), 3);
     assert_eq!(store.position("crm").await.unwrap(), 2);
     assert_eq!(journal_ids(&store).await, ["e2"]);
+    let user = store.user("src", "8").await.unwrap();
+    assert_eq!((user.version, user.user.name.as_deref()), (3, Some("Ann")));
     store.ingest(batch("k", &["e4"])).await.unwrap();
     let seqs: Vec<i64> = store
         .journal_after(0, 10)
