@@ -204,12 +204,21 @@ pub enum EventType {
 }
 
 impl EventType {
+    pub const ALL: [EventType; 3] = [Self::Created, Self::Updated, Self::Deleted];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Created => "user.created",
             Self::Updated => "user.updated",
             Self::Deleted => "user.deleted",
         }
+    }
+
+    /// The type named `name` (`user.created`, ...), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|event_type| event_type.as_str() == name)
     }
 }
 

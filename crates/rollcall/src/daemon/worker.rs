@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rollcall_core::{Format, OutboundEvent, Sink, SinkError, Timestamp};
+use rollcall_core::{EventType, Format, OutboundEvent, Sink, SinkError, Timestamp};
 use rollcall_store::{Advance, JournalEntry, Lease, Store};
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -236,20 +236,27 @@ impl Worker {
     }
 
     fn render(&self, entry: &JournalEntry) -> Result<OutboundEvent, String> {
-        let event = entry
-            .decode()
-            .map_err(|error| format!("journal entry {} is unreadable: {error}", entry.seq))?;
+        let unreadable = |error: &dyn std::fmt::Display| {
+            format!("journal entry {} is unreadable: {error}", entry.seq)
+        };
         match self.config.format {
-            // The journal already holds the native rendering; reuse its bytes.
+            // The journal already holds the native rendering: reuse its bytes, and take the
+            // envelope fields from the entry's columns instead of parsing the event again
+            // (the profile showed that parse as a tenth of the daemon's work).
             Format::Native => Ok(OutboundEvent {
-                event_id: event.id,
-                event_type: event.event_type,
-                source: event.source,
-                received_at: event.received_at,
+                event_id: entry.event_id.clone(),
+                event_type: EventType::from_name(&entry.event_type)
+                    .ok_or_else(|| unreadable(&format!("event type {:?}", entry.event_type)))?,
+                source: entry.source.clone(),
+                received_at: Timestamp::from_unix_millis(entry.received_at_ms)
+                    .map_err(|error| unreadable(&error))?,
                 content_type: "application/json",
                 body: entry.event.clone().into(),
             }),
-            format => OutboundEvent::render(&event, format).map_err(|error| error.to_string()),
+            format => {
+                let event = entry.decode().map_err(|error| unreadable(&error))?;
+                OutboundEvent::render(&event, format).map_err(|error| error.to_string())
+            }
         }
     }
 
