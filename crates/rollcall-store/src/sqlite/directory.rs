@@ -13,9 +13,12 @@ use rollcall_core::directory::{apply, KnownUser};
 use rollcall_core::{Timestamp, User, UserEvent};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::writer::WriteError;
+use std::sync::Arc;
+
+use super::writer::{WriteContext, WriteError};
 use super::{db_error, SqliteBackend};
-use crate::{codec, DirectoryEntry, Result, StoreError, UserQuery};
+use crate::codec::Codec;
+use crate::{DirectoryEntry, Result, StoreError, UserQuery};
 
 /// Users the writer keeps in memory. At a few KB each, about 20-40 MB at most.
 const CACHED_USERS: usize = 10_000;
@@ -63,16 +66,16 @@ impl DirectoryCache {
 
 /// Completes `event` from the directory and records the user's new state.
 pub(crate) fn apply_event(
-    tx: &Connection,
-    cache: &mut DirectoryCache,
+    context: &mut WriteContext<'_>,
     source: &str,
     event: &mut UserEvent,
     received_at: i64,
 ) -> std::result::Result<(), WriteError> {
+    let tx = context.tx;
     let key = (source.to_owned(), event.user.id.clone());
-    let known = match cache.users.pop(&key) {
+    let known = match context.directory.users.pop(&key) {
         Some(known) => Some(known),
-        None => read_known(tx, source, &event.user.id)?,
+        None => read_known(tx, context.codec, source, &event.user.id)?,
     };
     let record = apply(known.as_ref(), event);
     let json = serde_json::to_vec(&record.user)
@@ -94,17 +97,18 @@ pub(crate) fn apply_event(
         record.user.username,
         primary_email(&record.user),
         received_at,
-        codec::pack(json)
+        context.encoder.pack(json)
     ])?;
     // Before the first change in this transaction the cache held nothing for the key (it was
     // popped above); record that, or the older state, for a rollback.
-    cache.undo.push((key.clone(), known));
-    cache.users.put(key, record);
+    context.directory.undo.push((key.clone(), known));
+    context.directory.users.put(key, record);
     Ok(())
 }
 
 fn read_known(
     tx: &Connection,
+    codec: &Codec,
     source: &str,
     user_id: &str,
 ) -> std::result::Result<Option<KnownUser>, WriteError> {
@@ -125,15 +129,15 @@ fn read_known(
         return Ok(None);
     };
     Ok(Some(KnownUser {
-        user: decode_user(user)?,
+        user: decode_user(codec, user)?,
         version,
         deleted,
         partial,
     }))
 }
 
-fn decode_user(stored: Vec<u8>) -> Result<User> {
-    Ok(serde_json::from_slice(&codec::unpack(stored)?)?)
+fn decode_user(codec: &Codec, stored: Vec<u8>) -> Result<User> {
+    Ok(serde_json::from_slice(&codec.unpack(stored)?)?)
 }
 
 fn primary_email(user: &User) -> Option<String> {
@@ -158,7 +162,7 @@ fn entry_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EntryRow> {
     ))
 }
 
-fn decode(row: EntryRow) -> Result<DirectoryEntry> {
+fn decode(codec: &Codec, row: EntryRow) -> Result<DirectoryEntry> {
     let (source, version, deleted, partial, updated_at, user) = row;
     Ok(DirectoryEntry {
         source,
@@ -167,13 +171,14 @@ fn decode(row: EntryRow) -> Result<DirectoryEntry> {
         partial,
         updated_at: Timestamp::from_unix_millis(updated_at)
             .map_err(|error| StoreError::Corrupt(format!("directory timestamp: {error}")))?,
-        user: decode_user(user)?,
+        user: decode_user(codec, user)?,
     })
 }
 
 impl SqliteBackend {
     pub(crate) async fn read_user(&self, source: &str, user_id: &str) -> Result<DirectoryEntry> {
         let (source, user_id) = (source.to_owned(), user_id.to_owned());
+        let codec = Arc::clone(&self.codec);
         self.read(move |db| {
             let row = db
                 .prepare_cached(
@@ -190,12 +195,13 @@ impl SqliteBackend {
                     what: "user",
                     id: format!("{source}/{user_id}"),
                 })?;
-            decode(row)
+            decode(&codec, row)
         })
         .await
     }
 
     pub(crate) async fn read_users(&self, query: UserQuery) -> Result<(Vec<DirectoryEntry>, u64)> {
+        let codec = Arc::clone(&self.codec);
         self.read(move |db| {
             let user_name = query.user_name.as_ref().map(|name| name.to_ascii_lowercase());
             let filter = "(?1 IS NULL OR source = ?1) AND (?2 IS NULL OR status = ?2) \
@@ -229,7 +235,10 @@ impl SqliteBackend {
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(db_error)?;
-            let entries = rows.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
+            let entries = rows
+                .into_iter()
+                .map(|row| decode(&codec, row))
+                .collect::<Result<Vec<_>>>()?;
             Ok((entries, u64::try_from(total).unwrap_or(0)))
         })
         .await

@@ -32,14 +32,15 @@ use tokio::sync::watch;
 
 use self::directory::DirectoryCache;
 use self::writer::{WriteContext, WriteError, Writer};
+use crate::codec::{Codec, Encoder, TrainingPlan};
 use crate::contract::{
     Backend, DeliveryStore, DirectoryStore, IngestStore, JournalStore, OperatorStore,
     RetentionStore,
 };
 use crate::{
-    codec, Advance, CommitStats, DeadLetter, DeadLetterState, DirectoryEntry, IngestBatch,
-    IngestOutcome, JournalEntry, Lease, PrunePolicy, PruneReport, QuarantineState,
-    QuarantinedDelivery, RejectedDelivery, Result, StoreCounts, StoreError, UserQuery,
+    Advance, CommitStats, DeadLetter, DeadLetterState, DirectoryEntry, IngestBatch, IngestOutcome,
+    JournalEntry, Lease, PrunePolicy, PruneReport, QuarantineState, QuarantinedDelivery,
+    RejectedDelivery, Result, StoreCounts, StoreError, UserQuery,
 };
 
 /// A database error as the contract's neutral error.
@@ -54,6 +55,8 @@ pub struct SqliteBackend {
     reader: Arc<Mutex<Connection>>,
     committed: watch::Receiver<i64>,
     path: PathBuf,
+    /// Every compression dictionary of the store, for reading.
+    codec: Arc<Codec>,
     /// Held open for the backend's life: the file's exclusive lock is the process's claim.
     _lock: Arc<std::fs::File>,
 }
@@ -62,6 +65,10 @@ impl SqliteBackend {
     /// Opens (creating if needed) the store at `path`, and starts its writer thread. The
     /// directory is created 0700 and the database files 0600, whatever the umask.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, TrainingPlan::default())
+    }
+
+    pub(crate) fn open_with(path: &Path, plan: TrainingPlan) -> Result<Self> {
         let path = path.to_path_buf();
         let open_error = |message: String| StoreError::Open {
             location: path.display().to_string(),
@@ -80,13 +87,23 @@ impl SqliteBackend {
         restrict_files(&path).map_err(|error| open_error(error.to_string()))?;
         let last_seq = schema::last_seq(&write_connection).map_err(db_error)?;
         let reader = schema::open_connection(&path)?;
+        let codec = Arc::new(Codec::default());
+        let latest = load_dictionaries(&write_connection, &codec).map_err(db_error)?;
+        let encoder = Encoder::new(plan, latest.as_deref());
         let (committed_tx, committed) = watch::channel(last_seq);
-        let writer = Writer::start(write_connection, DirectoryCache::new(), committed_tx)?;
+        let writer = Writer::start(
+            write_connection,
+            DirectoryCache::new(),
+            encoder,
+            Arc::clone(&codec),
+            committed_tx,
+        )?;
         Ok(Self {
             writer,
             reader: Arc::new(Mutex::new(reader)),
             committed,
             path,
+            codec,
             _lock: Arc::new(lock),
         })
     }
@@ -124,6 +141,19 @@ impl SqliteBackend {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Makes every stored dictionary known to `codec`; returns the newest (the one to pack with).
+fn load_dictionaries(connection: &Connection, codec: &Codec) -> rusqlite::Result<Option<Vec<u8>>> {
+    let mut statement =
+        connection.prepare("SELECT dict FROM dictionaries ORDER BY created_at, rowid")?;
+    let dictionaries = statement
+        .query_map([], |row| row.get::<_, Vec<u8>>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for dictionary in &dictionaries {
+        codec.add_dictionary(dictionary.clone().into());
+    }
+    Ok(dictionaries.into_iter().last())
 }
 
 /// Takes the store's process lock, or says which file another process holds.
@@ -211,7 +241,7 @@ fn insert_batch(
     let received_at = batch.received_at.unix_millis();
     let mut event_ids = Vec::with_capacity(batch.events.len());
     for event in &mut batch.events {
-        directory::apply_event(tx, context.directory, &batch.source, event, received_at)?;
+        directory::apply_event(context, &batch.source, event, received_at)?;
         let json = serde_json::to_vec(event)
             .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
         *context.last_seq += 1;
@@ -225,7 +255,7 @@ fn insert_batch(
             batch.source,
             event.event_type.as_str(),
             event.id,
-            codec::pack(json)
+            context.encoder.pack(json)
         ])?;
         event_ids.push(std::mem::take(&mut event.id));
     }
@@ -323,8 +353,8 @@ fn journal_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
     })
 }
 
-fn unpack_entry(mut entry: JournalEntry) -> Result<JournalEntry> {
-    entry.event = codec::unpack(std::mem::take(&mut entry.event))?;
+fn unpack_entry(codec: &Codec, mut entry: JournalEntry) -> Result<JournalEntry> {
+    entry.event = codec.unpack(std::mem::take(&mut entry.event))?;
     Ok(entry)
 }
 
@@ -459,7 +489,9 @@ impl JournalStore for SqliteBackend {
             })
             .await?;
         // Decompressed here, on the caller's thread, not in the shared reader's.
-        rows.into_iter().map(unpack_entry).collect()
+        rows.into_iter()
+            .map(|entry| unpack_entry(&self.codec, entry))
+            .collect()
     }
 
     async fn journal_entry(&self, seq: i64) -> Result<JournalEntry> {
@@ -476,7 +508,7 @@ impl JournalStore for SqliteBackend {
                 })
             })
             .await?;
-        unpack_entry(row)
+        unpack_entry(&self.codec, row)
     }
 
     fn subscribe(&self) -> watch::Receiver<i64> {
@@ -650,7 +682,7 @@ impl DeliveryStore for SqliteBackend {
             })
             .await?;
         rows.into_iter()
-            .map(|(letter, entry)| Ok((letter, unpack_entry(entry)?)))
+            .map(|(letter, entry)| Ok((letter, unpack_entry(&self.codec, entry)?)))
             .collect()
     }
 

@@ -181,6 +181,14 @@ CREATE INDEX users_status ON users (source, status);
 CREATE INDEX users_username ON users (username);
 CREATE INDEX users_email ON users (email);
 
+-- Compression dictionaries (codec.rs), by zstd dictionary id: a frame names the one it
+-- needs, so none is ever deleted.
+CREATE TABLE dictionaries (
+    id         INTEGER PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    dict       BLOB    NOT NULL
+);
+
 -- Delivery positions are held under leases: a holder, a fencing token, an expiry.
 ALTER TABLE cursors ADD COLUMN holder TEXT;
 ALTER TABLE cursors ADD COLUMN token INTEGER NOT NULL DEFAULT 0;

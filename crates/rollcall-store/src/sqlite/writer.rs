@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::directory::DirectoryCache;
 use super::{db_error, schema};
+use crate::codec::{Codec, Encoder};
 use crate::{CommitStats, Result, StoreError};
 
 /// How many queued writes one transaction takes at most.
@@ -28,6 +29,10 @@ const MAX_BATCH: usize = 1024;
 pub(crate) struct WriteContext<'a> {
     pub(crate) tx: &'a Connection,
     pub(crate) directory: &'a mut DirectoryCache,
+    /// Packs documents for storage (with the current compression dictionary).
+    pub(crate) encoder: &'a mut Encoder,
+    /// Unpacks stored documents (knows every dictionary).
+    pub(crate) codec: &'a Codec,
     /// The last sequence number assigned; a write that appends to the journal takes the
     /// next ones.
     pub(crate) last_seq: &'a mut i64,
@@ -129,6 +134,8 @@ impl Writer {
     pub(crate) fn start(
         connection: Connection,
         directory: DirectoryCache,
+        encoder: Encoder,
+        codec: Arc<Codec>,
         committed: watch::Sender<i64>,
     ) -> Result<Self> {
         let last_seq = schema::last_seq(&connection).map_err(db_error)?;
@@ -142,6 +149,8 @@ impl Writer {
                 let mut state = WriterState {
                     connection,
                     directory,
+                    encoder,
+                    codec,
                     last_seq,
                 };
                 state.run(receiver, &committed, &thread_counters);
@@ -211,6 +220,8 @@ impl Writer {
 struct WriterState {
     connection: Connection,
     directory: DirectoryCache,
+    encoder: Encoder,
+    codec: Arc<Codec>,
     last_seq: i64,
 }
 
@@ -258,12 +269,48 @@ impl WriterState {
                 *current = last_seq;
                 changed
             });
+            self.train_dictionary_if_due();
         }
         receiver.close();
         // Answer anything that raced in after Stop.
         while let Ok(message) = receiver.try_recv() {
             if let Message::Write(pending) = message {
                 pending.finish(Err(StoreError::Closed));
+            }
+        }
+    }
+
+    /// Trains a compression dictionary when one is due, stores it in a commit of its own,
+    /// and only then packs with it: no row can name a dictionary that is not durable. Runs
+    /// between transactions (training takes a few tens of milliseconds, once in a long while).
+    fn train_dictionary_if_due(&mut self) {
+        let Some(dictionary) = self.encoder.train_if_due() else {
+            return;
+        };
+        let Some(id) = zstd::zstd_safe::get_dict_id(&dictionary).map(|id| id.get()) else {
+            return;
+        };
+        let stored = self.connection.execute(
+            "INSERT OR IGNORE INTO dictionaries (id, created_at, dict) VALUES (?1, ?2, ?3)",
+            rusqlite::params![
+                id,
+                rollcall_core::Timestamp::now().unix_millis(),
+                dictionary
+            ],
+        );
+        match stored {
+            Ok(1) => {
+                self.codec.add_dictionary(dictionary.clone().into());
+                self.encoder.use_dictionary(&dictionary);
+                tracing::info!(
+                    dictionary = id,
+                    "store: packing with a new compression dictionary"
+                );
+            }
+            // An id already taken (a 32-bit collision): keep the current dictionary.
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = %error, "store: cannot keep a compression dictionary; packing without it");
             }
         }
     }
@@ -299,6 +346,8 @@ impl WriterState {
         let mut context = WriteContext {
             tx: connection,
             directory: &mut self.directory,
+            encoder: &mut self.encoder,
+            codec: &self.codec,
             last_seq: &mut self.last_seq,
         };
         for pending in batch.iter_mut() {
