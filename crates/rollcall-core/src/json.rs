@@ -25,27 +25,53 @@ fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> Normalize
     NormalizeError::invalid(path, error.into_inner().to_string())
 }
 
-/// Checks that no object in `bytes` repeats a key. Parsers disagree on duplicates (first
-/// wins, last wins, error), so a body that has them could give one id to the dedup key and
-/// another to the events; the host refuses it before either looks at it. A body that is not
-/// JSON passes: the connector reports that itself (and may decrypt it first).
-pub fn check_unique_keys(bytes: &[u8]) -> Result<(), NormalizeError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    match serde::de::DeserializeSeed::deserialize(UniqueKeys { path: "" }, &mut deserializer) {
-        Ok(()) => Ok(()),
-        Err(error) => match error.to_string().split_once(DUPLICATE_MARKER) {
-            Some((_, rest)) => {
-                let path = rest.split(" at line").next().unwrap_or(".");
-                Err(NormalizeError::invalid(
-                    if path.is_empty() { "." } else { path },
-                    "the key appears more than once in its object",
-                ))
-            }
-            None => Ok(()),
-        },
-    }
+/// What [`check_body`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyCheck {
+    /// JSON with unique keys and no NUL in any string.
+    Clean,
+    /// Not JSON (an encrypted body, say): the connector decides, and its events are checked.
+    NotJson,
 }
 
+/// Checks a body before any connector parses it: no object may repeat a key, and no string
+/// (value or key) may contain NUL.
+///
+/// Parsers disagree on duplicate keys (first wins, last wins, error), so a body that has
+/// them could give one id to the dedup key and another to the events. NUL (`\u0000`) is
+/// valid JSON that PostgreSQL's `jsonb` and `text` cannot store: accepted, such an event
+/// would dead-letter at that sink forever. Both are refused here, for every sink alike.
+pub fn check_body(bytes: &[u8]) -> Result<BodyCheck, NormalizeError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let outcome =
+        serde::de::DeserializeSeed::deserialize(UniqueKeys { path: "" }, &mut deserializer)
+            .and_then(|()| deserializer.end());
+    let Err(error) = outcome else {
+        return Ok(BodyCheck::Clean);
+    };
+    let text = error.to_string();
+    for (marker, message) in [
+        (
+            DUPLICATE_MARKER,
+            "the key appears more than once in its object",
+        ),
+        (
+            NUL_MARKER,
+            "contains NUL (\\u0000), which rollcall does not accept",
+        ),
+    ] {
+        if let Some((_, rest)) = text.split_once(marker) {
+            let path = rest.split(" at line").next().unwrap_or("");
+            return Err(NormalizeError::invalid(
+                if path.is_empty() { "." } else { path },
+                message,
+            ));
+        }
+    }
+    Ok(BodyCheck::NotJson)
+}
+
+const NUL_MARKER: &str = "rollcall-nul:";
 const DUPLICATE_MARKER: &str = "rollcall-duplicate-key:";
 
 /// Walks a JSON document, failing at the first object that repeats a key.
@@ -80,7 +106,10 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
     fn visit_f64<E>(self, _: f64) -> Result<(), E> {
         Ok(())
     }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<(), E> {
+        if text.contains('\0') {
+            return Err(E::custom(format!("{NUL_MARKER}{}", self.path)));
+        }
         Ok(())
     }
     fn visit_unit<E>(self) -> Result<(), E> {
@@ -106,6 +135,9 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
             } else {
                 format!("{}.{key}", self.path)
             };
+            if key.contains('\0') {
+                return Err(serde::de::Error::custom(format!("{NUL_MARKER}{path}")));
+            }
             if !seen.insert(key) {
                 return Err(serde::de::Error::custom(format!(
                     "{DUPLICATE_MARKER}{path}"
@@ -182,16 +214,23 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_found_with_their_path() {
-        assert!(check_unique_keys(br#"{"a": 1, "b": {"a": 2}}"#).is_ok());
-        let error = check_unique_keys(br#"{"id": "x", "id": "y"}"#).unwrap_err();
+    fn duplicate_keys_and_nul_are_found_with_their_path() {
+        assert_eq!(
+            check_body(br#"{"a": 1, "b": {"a": 2}}"#).unwrap(),
+            BodyCheck::Clean
+        );
+        let error = check_body(br#"{"id": "x", "id": "y"}"#).unwrap_err();
         assert_eq!(error.path(), Some("id"));
-        let error = check_unique_keys(br#"{"data": [{"u": 1}, {"u": 1, "u": 2}]}"#).unwrap_err();
+        let error = check_body(br#"{"data": [{"u": 1}, {"u": 1, "u": 2}]}"#).unwrap_err();
         assert_eq!(error.path(), Some("data[1].u"));
         // Escapes that spell the same key are the same key.
-        assert!(check_unique_keys(br#"{"id": 1, "\u0069d": 2}"#).is_err());
-        // Not JSON: left to the connector.
-        assert!(check_unique_keys(b"bm90IGpzb24=").is_ok());
+        assert!(check_body(br#"{"id": 1, "\u0069d": 2}"#).is_err());
+        let error = check_body(br#"{"user": {"name": "a\u0000b"}}"#).unwrap_err();
+        assert_eq!(error.path(), Some("user.name"));
+        assert!(error.to_string().contains("NUL"));
+        // Not JSON (or JSON followed by more): left to the connector.
+        assert_eq!(check_body(b"bm90IGpzb24=").unwrap(), BodyCheck::NotJson);
+        assert_eq!(check_body(b"{} x").unwrap(), BodyCheck::NotJson);
     }
 
     #[test]

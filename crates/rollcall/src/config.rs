@@ -54,6 +54,15 @@ pub struct IngestConfig {
     /// Connections open at once; beyond it new connections wait to be accepted.
     #[serde(default = "default_ingest_max_connections")]
     pub max_connections: usize,
+    /// Body bytes all ingest requests together may hold before they are verified and
+    /// committed (each reserves its `Content-Length`, or `max_body_bytes` when it has none);
+    /// beyond it requests wait briefly, then get the vendor's retry status (`ingest_busy`).
+    #[serde(default = "default_max_body_bytes_in_flight")]
+    pub max_body_bytes_in_flight: usize,
+    /// Requests one source may have in flight at once (reading, verifying, committing);
+    /// beyond it requests wait briefly, then get the vendor's retry status (`ingest_busy`).
+    #[serde(default = "default_max_requests_per_source")]
+    pub max_requests_per_source: usize,
 }
 
 impl Default for IngestConfig {
@@ -65,6 +74,8 @@ impl Default for IngestConfig {
             body_timeout_seconds: default_body_timeout_seconds(),
             header_read_timeout_seconds: default_header_read_timeout_seconds(),
             max_connections: default_ingest_max_connections(),
+            max_body_bytes_in_flight: default_max_body_bytes_in_flight(),
+            max_requests_per_source: default_max_requests_per_source(),
         }
     }
 }
@@ -111,6 +122,11 @@ pub struct AdminConfig {
     /// Connections open at once on the admin listener.
     #[serde(default = "default_admin_max_connections")]
     pub max_connections: usize,
+    /// Host names (without port) the admin listener answers to when it has no token, besides
+    /// its bind address, `localhost` and the loopback addresses; other `Host` headers get 403
+    /// `host_not_allowed` (a page rebinding its DNS name to 127.0.0.1 cannot read the API).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
@@ -120,6 +136,7 @@ impl Default for AdminConfig {
             token: None,
             header_read_timeout_seconds: default_header_read_timeout_seconds(),
             max_connections: default_admin_max_connections(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -363,6 +380,13 @@ fn default_header_read_timeout_seconds() -> u64 {
 fn default_ingest_max_connections() -> usize {
     1024
 }
+fn default_max_body_bytes_in_flight() -> usize {
+    // 64 bodies of the default maximum size.
+    64 * 1024 * 1024
+}
+fn default_max_requests_per_source() -> usize {
+    256
+}
 fn default_admin_max_connections() -> usize {
     64
 }
@@ -597,10 +621,30 @@ impl Config {
             ),
             ("max_connections", self.ingest.max_connections as u64),
             ("max_body_bytes", self.ingest.max_body_bytes as u64),
+            (
+                "max_requests_per_source",
+                self.ingest.max_requests_per_source as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(ingest_at(key, "must be at least 1".to_owned()));
             }
+        }
+        if self.ingest.max_body_bytes_in_flight < self.ingest.max_body_bytes {
+            return Err(ingest_at(
+                "max_body_bytes_in_flight",
+                format!(
+                    "must be at least ingest.max_body_bytes ({}), or a body of the largest \
+                     accepted size could never be read",
+                    self.ingest.max_body_bytes
+                ),
+            ));
+        }
+        if u32::try_from(self.ingest.max_body_bytes).is_err() {
+            return Err(ingest_at(
+                "max_body_bytes",
+                "must be less than 4 GiB".to_owned(),
+            ));
         }
         if self.ingest.body_timeout_seconds >= self.ingest.request_timeout_seconds {
             return Err(ingest_at(
@@ -812,7 +856,8 @@ pub fn example() -> String {
         "# rollcall configuration. `${NAME}` is replaced by the environment variable NAME.\n\n\
          [ingest]\nlisten = \"127.0.0.1:8080\"\nmax_body_bytes = 1048576\n\
          request_timeout_seconds = 30\nbody_timeout_seconds = 20\n\
-         header_read_timeout_seconds = 10\nmax_connections = 1024\n\n\
+         header_read_timeout_seconds = 10\nmax_connections = 1024\n\
+         max_body_bytes_in_flight = 67108864\nmax_requests_per_source = 256\n\n\
          [admin]\nlisten = \"127.0.0.1:9090\"\nheader_read_timeout_seconds = 10\nmax_connections = 64\n\
          # token = \"${ROLLCALL_ADMIN_TOKEN}\"   # required when admin listens beyond loopback\n\n\
          [store]\ntype = \"sqlite\"\npath = \"rollcall-data/rollcall.db\"\n\
@@ -860,7 +905,9 @@ pub fn schema() -> serde_json::Value {
                     "request_timeout_seconds": {"type": "integer", "minimum": 1, "default": 30},
                     "body_timeout_seconds": {"type": "integer", "minimum": 1, "default": 20, "description": "less than request_timeout_seconds; a slower body is answered 408 body_timeout"},
                     "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10, "description": "time to send a complete request head, from connect or the end of the previous request (also the idle keep-alive timeout)"},
-                    "max_connections": {"type": "integer", "minimum": 1, "default": 1024}
+                    "max_connections": {"type": "integer", "minimum": 1, "default": 1024},
+                    "max_body_bytes_in_flight": {"type": "integer", "minimum": 1, "default": 67108864, "description": "body bytes all unanswered ingest requests may hold together; at least max_body_bytes; beyond it 503/429 ingest_busy with Retry-After"},
+                    "max_requests_per_source": {"type": "integer", "minimum": 1, "default": 256, "description": "requests one source may have in flight; beyond it 503/429 ingest_busy with Retry-After"}
                 }
             },
             "admin": {
@@ -869,7 +916,8 @@ pub fn schema() -> serde_json::Value {
                     "listen": {"type": "string", "default": "127.0.0.1:9090"},
                     "token": {"type": "string", "minLength": 1, "description": "bearer token; required when listen is not loopback; never empty"},
                     "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10},
-                    "max_connections": {"type": "integer", "minimum": 1, "default": 64}
+                    "max_connections": {"type": "integer", "minimum": 1, "default": 64},
+                    "allowed_hosts": {"type": "array", "items": {"type": "string"}, "default": [], "description": "host names the token-less admin listener answers to besides its bind address, localhost and loopback"}
                 }
             },
             "store": {
