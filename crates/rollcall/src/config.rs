@@ -630,12 +630,14 @@ impl Config {
                 return Err(ingest_at(key, "must be at least 1".to_owned()));
             }
         }
-        if self.ingest.max_body_bytes_in_flight < self.ingest.max_body_bytes {
+        let in_flight = self.ingest.max_body_bytes_in_flight;
+        // An eighth is reserved for small bodies; the rest must hold the largest one.
+        if in_flight - in_flight / 8 < self.ingest.max_body_bytes {
             return Err(ingest_at(
                 "max_body_bytes_in_flight",
                 format!(
-                    "must be at least ingest.max_body_bytes ({}), or a body of the largest \
-                     accepted size could never be read",
+                    "must be at least 8/7 of ingest.max_body_bytes ({}): an eighth is kept \
+                     for small bodies, and the rest must hold a body of the largest accepted size",
                     self.ingest.max_body_bytes
                 ),
             ));

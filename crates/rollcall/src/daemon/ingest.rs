@@ -218,18 +218,14 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
     let reserved = declared
         .and_then(|length| u32::try_from(length).ok())
         .unwrap_or(u32::try_from(state.max_body_bytes).unwrap_or(u32::MAX));
-    let _body_bytes = if reserved > 0 {
-        Some(
-            wait_for(
-                limits.wait,
-                Arc::clone(&limits.body_bytes).acquire_many_owned(reserved),
-            )
-            .await
-            .ok_or_else(|| busy("too many request bodies are in flight; retry later".to_owned()))?,
-        )
-    } else {
-        None
-    };
+    let _body_bytes =
+        if reserved > 0 {
+            Some(reserve_body(limits, reserved).await.ok_or_else(|| {
+                busy("too many request bodies are in flight; retry later".to_owned())
+            })?)
+        } else {
+            None
+        };
 
     let body = tokio::time::timeout(
         state.body_timeout,
@@ -294,6 +290,26 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
 /// `ingest_busy`, counted in `rollcall_ingest_busy_total` by the caller's `record`.
 fn busy(message: String) -> ApiError {
     ApiError::new(ErrorCode::IngestBusy, message)
+}
+
+/// Reserves `bytes` of the body budget, waiting up to the limits' wait. A small body may
+/// take its room from the reserved share as well, whichever frees first.
+async fn reserve_body(
+    limits: &super::state::IngestLimits,
+    bytes: u32,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let main = Arc::clone(&limits.body_bytes);
+    if bytes > super::state::SMALL_BODY_BYTES {
+        return wait_for(limits.wait, main.acquire_many_owned(bytes)).await;
+    }
+    let small = Arc::clone(&limits.small_body_bytes);
+    let either = async move {
+        tokio::select! {
+            permit = main.acquire_many_owned(bytes) => permit,
+            permit = small.acquire_many_owned(bytes) => permit,
+        }
+    };
+    wait_for(limits.wait, either).await
 }
 
 /// Waits up to `wait` for a permit; `None` when there was no room in time (or the semaphore

@@ -43,6 +43,10 @@ pub struct AppState {
 pub struct IngestLimits {
     /// One permit per body byte.
     pub body_bytes: Arc<Semaphore>,
+    /// The share of the budget only bodies of at most [`SMALL_BODY_BYTES`] may use, when
+    /// the rest is taken: a flood of large uploads cannot starve vendors' deliveries, which
+    /// are a few KiB.
+    pub small_body_bytes: Arc<Semaphore>,
     /// Per source id; a source without an entry is not limited.
     pub per_source: HashMap<String, Arc<Semaphore>>,
     /// How long a request waits for room before it is answered `ingest_busy`.
@@ -55,8 +59,11 @@ impl IngestLimits {
         requests_per_source: usize,
         sources: impl IntoIterator<Item = &'a String>,
     ) -> Self {
+        let body_bytes = body_bytes.min(Semaphore::MAX_PERMITS);
+        let small = body_bytes / SMALL_BODY_SHARE;
         Self {
-            body_bytes: Arc::new(Semaphore::new(body_bytes.min(Semaphore::MAX_PERMITS))),
+            body_bytes: Arc::new(Semaphore::new(body_bytes - small)),
+            small_body_bytes: Arc::new(Semaphore::new(small)),
             per_source: sources
                 .into_iter()
                 .map(|id| {
@@ -70,6 +77,11 @@ impl IngestLimits {
         }
     }
 }
+
+/// Bodies up to this size may use the budget's reserved share.
+pub const SMALL_BODY_BYTES: u32 = 64 * 1024;
+/// The reserved share is this fraction (1/n) of the budget.
+pub const SMALL_BODY_SHARE: usize = 8;
 
 /// The host names a token-less admin listener bound to `listen` answers to.
 pub fn admin_hosts(listen: std::net::SocketAddr, configured: &[String]) -> Vec<String> {
