@@ -454,28 +454,27 @@ impl Config {
     }
 
     /// Parses and validates configuration text; `env` resolves `${VARS}`.
+    ///
+    /// The text is parsed first and `${VARS}` are replaced inside the parsed string values:
+    /// a variable's value is data, whatever it holds (quotes, newlines, `'`), and cannot
+    /// change the document's structure in any TOML string form.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let expanded = interpolate(text, env)?;
-        let config: Config = toml::from_str(&expanded).map_err(|error| {
-            let message = error.message().trim().to_owned();
-            let span_line = error.span().map(|span| line_of(&expanded, span.start));
-            // For an unknown key inside a tagged table (`[store]`) the span covers the whole
-            // table; the key's own line is more useful.
-            let key = message
-                .split_once("unknown field `")
-                .and_then(|(_, rest)| rest.split_once('`'))
-                .map(|(name, _)| name.to_owned());
-            let line = key
-                .as_deref()
-                .and_then(|key| first_key_line(&expanded, key, span_line.unwrap_or(1)))
-                .or(span_line);
-            ConfigError {
-                file: None,
-                line,
-                key,
-                message,
-            }
-        })?;
+        let mut document: toml::Table =
+            toml::from_str(text).map_err(|error| toml_error(text, &error))?;
+        interpolate_table(&mut document, text, &env)?;
+        let config: Config =
+            toml::Value::Table(document)
+                .try_into()
+                .map_err(|error: toml::de::Error| {
+                    // The parsed values carry no positions; the same error found in the text
+                    // (variables unreplaced: they are inside strings) has its line.
+                    match toml::from_str::<Config>(text) {
+                        Err(original) if original.message() == error.message() => {
+                            toml_error(text, &original)
+                        }
+                        _ => toml_error(text, &error),
+                    }
+                })?;
         config.validate(text)?;
         Ok(config)
     }
@@ -721,55 +720,115 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Replaces `${NAME}` outside comments. An unset variable is an error naming its line.
-fn interpolate(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-    let mut out = String::with_capacity(text.len());
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        let (code, comment) = split_comment(line);
-        let mut rest = code;
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                return Err(ConfigError {
-                    file: None,
-                    line: Some(index + 1),
-                    key: None,
-                    message: "unterminated `${`".to_owned(),
-                });
-            };
-            let name = &after[..end];
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(ConfigError {
-                    file: None,
-                    line: Some(index + 1),
-                    key: key_of_line(line),
-                    message: format!("`${{{name}}}` is not a valid variable name"),
-                });
-            }
-            let Some(value) = env(name) else {
-                return Err(ConfigError {
-                    file: None,
-                    line: Some(index + 1),
-                    key: key_of_line(line),
-                    message: format!("environment variable {name} is not set"),
-                });
-            };
-            // Escape for a basic TOML string: the variable lands inside quotes.
-            for c in value.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    c => out.push(c),
-                }
-            }
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        out.push_str(comment);
+/// A TOML error as a configuration error, with the line of its span in `text` and, for an
+/// unknown key, that key's own line.
+fn toml_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    let message = error.message().trim().to_owned();
+    let span_line = error.span().map(|span| line_of(text, span.start));
+    // For an unknown key inside a tagged table (`[store]`) the span covers the whole table;
+    // the key's own line is more useful.
+    let key = message
+        .split_once("unknown field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    let line = key
+        .as_deref()
+        .and_then(|key| first_key_line(text, key, span_line.unwrap_or(1)))
+        .or(span_line);
+    ConfigError {
+        file: None,
+        line,
+        key,
+        message,
     }
+}
+
+/// Replaces `${NAME}` in every string value of `table` (nested tables and arrays
+/// included). An unset variable is an error naming the line of the text it is on.
+fn interpolate_table(
+    table: &mut toml::Table,
+    text: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (_, value) in table.iter_mut() {
+        interpolate_value(value, text, env)?;
+    }
+    Ok(())
+}
+
+fn interpolate_value(
+    value: &mut toml::Value,
+    text: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(string) if string.contains("${") => {
+            *string = interpolate(string, text, env)?;
+        }
+        toml::Value::Array(items) => {
+            for item in items {
+                interpolate_value(item, text, env)?;
+            }
+        }
+        toml::Value::Table(table) => interpolate_table(table, text, env)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `value` with each `${NAME}` replaced by the variable's value, taken as it is.
+fn interpolate(
+    value: &str,
+    text: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let at = |needle: &str, message: String| {
+            let line = variable_line(text, needle);
+            ConfigError {
+                file: None,
+                line,
+                key: line.and_then(|line| {
+                    text.lines()
+                        .nth(line - 1)
+                        .and_then(|line| key_of_line(split_comment(line).0))
+                }),
+                message,
+            }
+        };
+        let Some(end) = after.find('}') else {
+            return Err(at("${", "unterminated `${`".to_owned()));
+        };
+        let name = &after[..end];
+        let needle = format!("${{{name}}}");
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(at(
+                &needle,
+                format!("`{needle}` is not a valid variable name"),
+            ));
+        }
+        let Some(variable) = env(name) else {
+            return Err(at(
+                &needle,
+                format!("environment variable {name} is not set"),
+            ));
+        };
+        out.push_str(&variable);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
     Ok(out)
+}
+
+/// The first line (1-based) holding `needle` outside a comment.
+fn variable_line(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| split_comment(line).0.contains(needle))
+        .map(|index| index + 1)
 }
 
 /// Splits a line at a `#` that is outside any string.
