@@ -13,7 +13,7 @@ mod http_server;
 mod ingest;
 mod pipeline;
 mod redact;
-mod scim;
+pub(crate) mod scim;
 mod state;
 mod worker;
 
