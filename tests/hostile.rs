@@ -474,13 +474,23 @@ async fn a_rebound_host_name_cannot_read_the_token_less_admin_api() {
     healthy_request_is_accepted(&daemon, 16).await;
 }
 
+/// A request (listener, method, path and query, headers) and the status and code it gets.
+type ErrorCase<'a> = (
+    &'a str,
+    reqwest::Method,
+    String,
+    Vec<(&'a str, &'a str)>,
+    u16,
+    &'a str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_answer_has_the_json_error_shape() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path(), &sources_toml());
     let long_path = format!("/hooks/zd?{}", "q".repeat(10_000));
     let big_header = "h".repeat(40_000);
-    let cases: Vec<(&str, reqwest::Method, String, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<ErrorCase<'_>> = vec![
         (
             &daemon.ingest,
             reqwest::Method::GET,

@@ -8,9 +8,12 @@
 
 use rollcall_core::{Delivery, SourceOptions, Timestamp};
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (the file name under `fuzz/fuzz_targets/` and the corpus
 /// directory) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("verify_freshservice", |data| verify("freshservice", data)),
     ("verify_highlevel", |data| verify("highlevel", data)),
     ("verify_okta", |data| verify("okta", data)),

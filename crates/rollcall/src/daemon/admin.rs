@@ -66,7 +66,7 @@ async fn require_known_host(
                 .to_str()
                 .ok()
                 .map(host_name)
-                .is_some_and(|name| state.admin_hosts.iter().any(|known| *known == name));
+                .is_some_and(|name| state.admin_hosts.contains(&name));
             if !known {
                 return ApiError::new(
                     ErrorCode::HostNotAllowed,
