@@ -289,16 +289,19 @@ async fn error_body(response: &mut reqwest::Response) -> String {
 /// The error answer's body as the error message quotes it: scrubbed of email addresses,
 /// phone numbers and tokens ([`rollcall_core::scrub`]), since receivers echo what they were
 /// sent and the message is logged and stored with the dead letter. A body cut by the read
-/// limit loses its last, partial word first, so half an address cannot slip past the scrub.
+/// limit loses its last, partial word when it holds a digit or `@`, so half a phone number or
+/// token cannot slip past the scrub.
 fn scrubbed_body(bytes: &[u8], complete: bool) -> String {
     let limit = bytes.len().min(ERROR_BODY_BYTES);
     let complete = complete && limit == bytes.len();
     let text = String::from_utf8_lossy(&bytes[..limit]);
-    let text = if complete {
-        &text[..]
-    } else {
-        text.rfind(char::is_whitespace)
-            .map_or("", |end| &text[..end])
+    // The last word of a cut body may be part of a phone number or token too short to be
+    // recognised; with a digit or `@` in it, it goes.
+    let risky = |word: &str| word.chars().any(|c| c.is_ascii_digit() || c == '@');
+    let text = match text.rfind(char::is_whitespace) {
+        Some(end) if !complete && risky(&text[end..]) => &text[..end],
+        None if !complete && risky(&text) => "",
+        _ => &text[..],
     };
     let quoted = quote_body(
         rollcall_core::scrub::snippet(text, ERROR_BODY_CHARS * 2).as_bytes(),

@@ -109,7 +109,8 @@ pub async fn uniform_errors(
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+        .is_some_and(|value| value.starts_with("application/json") || value.contains("+json"));
+    // SCIM answers its errors in its own JSON (`application/scim+json`); left as they are.
     if is_json || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
