@@ -81,6 +81,10 @@ impl Connector for FreshserviceConnector {
         }
     }
 
+    fn precheck(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        signature::headers_present(delivery)
+    }
+
     fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
         mapping::normalize(delivery)
     }

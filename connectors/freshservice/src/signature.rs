@@ -35,6 +35,24 @@ pub fn verify(scheme: &StandardWebhooks, delivery: &Delivery) -> Result<(), Veri
     scheme.verify(delivery, DEFAULT_TOLERANCE_SECONDS)
 }
 
+/// Whether the three Standard Webhooks headers are there (their values are not checked):
+/// what can be known before the body is read.
+pub fn headers_present(delivery: &Delivery) -> Result<(), VerifyError> {
+    for name in [
+        StandardWebhooks::ID_HEADER,
+        StandardWebhooks::TIMESTAMP_HEADER,
+        StandardWebhooks::SIGNATURE_HEADER,
+    ] {
+        if delivery
+            .header(name)
+            .is_none_or(|value| value.trim().is_empty())
+        {
+            return Err(VerifyError::missing(format!("{name} header")));
+        }
+    }
+    Ok(())
+}
+
 /// The forwarder's `webhook-id`, the same on every retry of one product event.
 pub fn webhook_id(delivery: &Delivery) -> Option<&str> {
     delivery

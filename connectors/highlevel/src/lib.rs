@@ -183,6 +183,10 @@ impl Connector for HighLevel {
         self.keys.verify(delivery)
     }
 
+    fn precheck(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        signature::signature_present(delivery)
+    }
+
     fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
         let body = rollcall_core::json::from_slice::<Value>(&delivery.body)?;
         let Value::Object(object) = &body else {

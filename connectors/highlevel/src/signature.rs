@@ -48,6 +48,18 @@ pub fn replay_window_seconds() -> i64 {
     i64::try_from(window.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Whether one of the two signature headers is there (its value is not checked): what can be
+/// known before the body is read.
+pub fn signature_present(delivery: &Delivery) -> Result<(), VerifyError> {
+    if header(delivery, ED25519_HEADER).is_some() || header(delivery, RSA_HEADER).is_some() {
+        Ok(())
+    } else {
+        Err(VerifyError::missing(format!(
+            "{ED25519_HEADER} or {RSA_HEADER} header"
+        )))
+    }
+}
+
 /// The two public keys a source verifies with.
 #[derive(Debug, Clone)]
 pub struct SignatureKeys {

@@ -136,6 +136,15 @@ impl Connector for Okta {
         }
     }
 
+    fn precheck(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        match &self.check {
+            Some(check) => check.present(delivery),
+            None => Err(VerifyError::NotConfigured {
+                what: SECRET_OPTION.to_owned(),
+            }),
+        }
+    }
+
     fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
         let body: Value = rollcall_core::json::from_slice(&delivery.body)?;
         mapping::events(delivery, &body)

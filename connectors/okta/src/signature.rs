@@ -88,6 +88,16 @@ impl AuthorizationCheck {
         }
     }
 
+    /// Passes when the configured header is there (its value is not checked): what can be
+    /// known before the body is read.
+    pub fn present(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        let header = &self.header;
+        match delivery.header(header) {
+            Some(value) if !value.trim().is_empty() => Ok(()),
+            _ => Err(VerifyError::missing(format!("{header} header"))),
+        }
+    }
+
     /// Passes when the configured header is exactly the secret.
     pub fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
         let header = &self.header;

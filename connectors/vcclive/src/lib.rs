@@ -145,6 +145,45 @@ impl Connector for VccLiveConnector {
         }
     }
 
+    fn precheck(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        match &self.secret_key {
+            Some(check) => check.present(delivery),
+            None => Err(VerifyError::NotConfigured {
+                what: "secret_key".to_owned(),
+            }),
+        }
+    }
+
+    /// The delivery without the users' `password` keys (any case, under `new` and `old`).
+    /// An encrypted body is decrypted, cleaned and encrypted again under an IV derived from
+    /// the cleaned body (the `iv` query parameter changes with it), so a replay decrypts it
+    /// as it did the original. A body that does not decrypt, or is not a JSON object, is
+    /// kept as it came: there is no field to remove from it.
+    fn without_secrets(&self, delivery: &Delivery) -> Delivery {
+        let Ok(plaintext) = self.plaintext(delivery) else {
+            return delivery.clone();
+        };
+        let Some(cleaned) = payload::without_passwords(&plaintext) else {
+            return delivery.clone();
+        };
+        let mut kept = delivery.clone();
+        match &self.decryption {
+            None => kept.replace_body(cleaned),
+            Some(encryption) => {
+                let mut cleartext = Delivery::new(&delivery.source, cleaned, delivery.received_at);
+                let iv = encryption.iv_for(cleartext.body_sha256());
+                let ciphertext = encryption.encrypt(&cleartext.body, &iv);
+                cleartext.replace_body(ciphertext);
+                kept.replace_body(cleartext.body);
+                signature::set_query_parameters(
+                    &mut kept,
+                    &[(IV_QUERY_PARAMETER, &hex::encode(iv))],
+                );
+            }
+        }
+        kept
+    }
+
     fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
         let body = self.plaintext(delivery)?;
         let request = UserRequest::parse(&body)?;

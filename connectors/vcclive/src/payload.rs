@@ -131,6 +131,26 @@ impl UserRequest {
     }
 }
 
+/// The body with every `password` key (any case) removed from `new` and `old`, re-serialized;
+/// `None` when it is not a JSON object or has no password to remove (keep it byte for byte).
+pub fn without_passwords(body: &[u8]) -> Option<Vec<u8>> {
+    let mut document: Value = serde_json::from_slice(body).ok()?;
+    let Value::Object(request) = &mut document else {
+        return None;
+    };
+    let mut removed = false;
+    for key in ["new", "old"] {
+        if let Some(Value::Object(user)) = request.get_mut(key) {
+            let before = user.len();
+            remove_passwords(user);
+            removed |= user.len() != before;
+        }
+    }
+    removed
+        .then(|| serde_json::to_vec(&document).ok())
+        .flatten()
+}
+
 /// Drops every `password` key (any case) from a user object.
 fn remove_passwords(user: &mut Map<String, Value>) {
     user.retain(|key, _| !key.eq_ignore_ascii_case(PASSWORD_KEY));

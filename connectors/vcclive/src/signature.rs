@@ -82,6 +82,18 @@ impl SecretKeyCheck {
         }
     }
 
+    /// Passes when the secret query parameter is there (its value is not checked): what can
+    /// be known before the body is read.
+    pub fn present(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        match delivery.query_param(&self.parameter) {
+            Some(_) => Ok(()),
+            None => Err(VerifyError::missing(format!(
+                "`{}` query parameter",
+                self.parameter
+            ))),
+        }
+    }
+
     /// Passes when the delivery's secret query parameter equals the secret.
     pub fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
         let parameter = &self.parameter;

@@ -327,3 +327,78 @@ fn a_parameter_name_the_quarantine_would_keep_is_refused() {
         assert_eq!(error.key, "secret_parameter", "{name:?}");
     }
 }
+
+mod secrets_removed_before_quarantine {
+    use rollcall_core::{Connector, Delivery, SourceOptions, Timestamp};
+
+    fn connector(options: serde_json::Value) -> Box<dyn Connector> {
+        let registration = rollcall_core::registration("vcclive").unwrap();
+        (registration.build)(&SourceOptions::new("vcc", options)).unwrap()
+    }
+
+    /// A User Changed body whose `new` and `old` carry a password, with a timestamp that
+    /// makes normalization fail (so the host would quarantine it).
+    fn failing_body() -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "old": {"userId": 181, "Password": "Old-Secret-1"},
+            "new": {"userId": 181, "email": "a@example.com", "password": "Hunter2-Correct-Horse"},
+            "timestamp": "not a time"
+        }))
+        .unwrap()
+    }
+
+    fn plaintext_of(connector: &dyn Connector, delivery: &Delivery) -> Vec<u8> {
+        // Normalizing the kept delivery fails the same way; the error names no password.
+        let error = connector.normalize(delivery).unwrap_err();
+        assert_eq!(error.path(), Some("timestamp"));
+        delivery.body.to_vec()
+    }
+
+    #[test]
+    fn a_plaintext_body_loses_its_passwords_and_still_fails_the_same_way() {
+        let connector = connector(serde_json::json!({"secret_key": "k"}));
+        let mut delivery = Delivery::new("vcc", failing_body(), Timestamp::now());
+        connector.sign(&mut delivery).unwrap();
+        let kept = connector.without_secrets(&delivery);
+        let body = String::from_utf8(plaintext_of(connector.as_ref(), &kept)).unwrap();
+        assert!(!body.contains("Hunter2"), "{body}");
+        assert!(!body.contains("Old-Secret"), "{body}");
+        assert!(body.contains("a@example.com"), "{body}");
+    }
+
+    #[test]
+    fn an_encrypted_body_is_cleaned_and_encrypted_again_under_a_new_iv() {
+        let connector = connector(serde_json::json!({
+            "secret_key": "k",
+            "cipher": "aes-256-cbc",
+            "encryption_key": "0123456789abcdef0123456789abcdef"
+        }));
+        let mut delivery = Delivery::new("vcc", failing_body(), Timestamp::now());
+        connector.sign(&mut delivery).unwrap();
+        let kept = connector.without_secrets(&delivery);
+        assert_ne!(kept.body, delivery.body);
+        assert_ne!(kept.query_param("iv"), delivery.query_param("iv"));
+        // Decrypting the kept body (what a replay does) yields a body without passwords.
+        let offline = self::connector(serde_json::json!({
+            "secret_key": "k",
+            "cipher": "aes-256-cbc",
+            "encryption_key": "0123456789abcdef0123456789abcdef"
+        }));
+        let error = offline.normalize(&kept).unwrap_err();
+        assert_eq!(error.path(), Some("timestamp"));
+        let again = offline.without_secrets(&kept);
+        // Nothing left to remove: kept byte for byte.
+        assert_eq!(again.body, kept.body);
+    }
+
+    #[test]
+    fn a_body_without_passwords_is_kept_byte_for_byte() {
+        let connector = connector(serde_json::json!({"secret_key": "k"}));
+        let delivery = Delivery::new(
+            "vcc",
+            &b"{ \"new\": {\"userId\": 1} }"[..],
+            Timestamp::now(),
+        );
+        assert_eq!(connector.without_secrets(&delivery).body, delivery.body);
+    }
+}

@@ -160,6 +160,10 @@ impl Connector for ZendeskConnector {
         signature::verify(secret, delivery, DEFAULT_TOLERANCE_SECONDS)
     }
 
+    fn precheck(&self, delivery: &Delivery) -> Result<(), VerifyError> {
+        signature::headers_present(delivery)
+    }
+
     fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
         mapping::normalize(delivery)
     }

@@ -70,6 +70,14 @@ pub fn verify(
     check_timestamp(signed_at, delivery.received_at, tolerance_seconds)
 }
 
+/// Whether both signature headers are there (their values are not checked): what can be
+/// known before the body is read.
+pub fn headers_present(delivery: &Delivery) -> Result<(), VerifyError> {
+    header(delivery, SIGNATURE_HEADER)?;
+    header(delivery, TIMESTAMP_HEADER)?;
+    Ok(())
+}
+
 /// A header's value; absent or blank is `signature_missing`.
 fn header<'a>(delivery: &'a Delivery, name: &str) -> Result<&'a str, VerifyError> {
     delivery

@@ -26,6 +26,22 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// constant-time.
     fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError>;
 
+    /// Checks, before the body is read, that the credentials the scheme needs are present
+    /// (headers, query parameters): presence only, no cryptography. `delivery` has the
+    /// request's method, headers and query string and an empty body. A failure is answered
+    /// 401 without reading the body, so an unauthenticated client cannot make the host hold
+    /// one. Defaults to passing.
+    fn precheck(&self, _delivery: &Delivery) -> Result<(), VerifyError> {
+        Ok(())
+    }
+
+    /// The delivery as quarantine may keep it: body fields the vendor documents as secrets
+    /// (a user's password) removed. The kept delivery is what a replay re-runs, so it must
+    /// still normalize as the original would. Defaults to the delivery unchanged.
+    fn without_secrets(&self, delivery: &Delivery) -> Delivery {
+        delivery.clone()
+    }
+
     /// Maps a vendor payload to unified events. Pure, and never panics on any input.
     fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError>;
 

@@ -43,6 +43,20 @@ pub enum ErrorCode {
     EnrichFailed,
     /// A configuration file or option is invalid.
     ConfigInvalid,
+    /// The host holds as many unverified bodies (bytes in flight) or requests for the source
+    /// as it allows; the vendor should retry shortly.
+    IngestBusy,
+    /// The request targets a path neither listener serves.
+    RouteNotFound,
+    /// The request URI exceeds what the listener reads.
+    UriTooLong,
+    /// The request head (its headers) exceeds what the listener reads.
+    HeadersTooLarge,
+    /// The admin API accepts only `application/json` bodies.
+    UnsupportedMediaType,
+    /// The admin listener has no token and the request's `Host` is not one it answers to
+    /// (DNS rebinding).
+    HostNotAllowed,
 }
 
 impl ErrorCode {
@@ -65,6 +79,12 @@ impl ErrorCode {
             Self::SourceMisconfigured => "source_misconfigured",
             Self::EnrichFailed => "enrich_failed",
             Self::ConfigInvalid => "config_invalid",
+            Self::IngestBusy => "ingest_busy",
+            Self::RouteNotFound => "route_not_found",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::HostNotAllowed => "host_not_allowed",
         }
     }
 
@@ -82,6 +102,12 @@ impl ErrorCode {
             Self::StoreUnavailable => 503,
             Self::EnrichFailed => 502,
             Self::SourceMisconfigured => 500,
+            Self::IngestBusy => 503,
+            Self::RouteNotFound => 404,
+            Self::UriTooLong => 414,
+            Self::HeadersTooLarge => 431,
+            Self::UnsupportedMediaType => 415,
+            Self::HostNotAllowed => 403,
         }
     }
 
@@ -89,7 +115,7 @@ impl ErrorCode {
     pub const fn is_retryable(self) -> bool {
         matches!(
             self,
-            Self::StoreUnavailable | Self::EnrichFailed | Self::BodyTimeout
+            Self::StoreUnavailable | Self::EnrichFailed | Self::BodyTimeout | Self::IngestBusy
         )
     }
 }
@@ -261,6 +287,12 @@ mod tests {
             ErrorCode::SourceMisconfigured,
             ErrorCode::EnrichFailed,
             ErrorCode::ConfigInvalid,
+            ErrorCode::IngestBusy,
+            ErrorCode::RouteNotFound,
+            ErrorCode::UriTooLong,
+            ErrorCode::HeadersTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::HostNotAllowed,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));

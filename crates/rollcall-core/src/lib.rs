@@ -22,6 +22,7 @@ pub mod error;
 pub mod json;
 pub mod model;
 pub mod retry;
+pub mod scrub;
 pub mod secret;
 pub mod sink;
 pub mod time;

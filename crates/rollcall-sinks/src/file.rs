@@ -143,23 +143,20 @@ impl LineFile {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        std::fs::create_dir_all(parent)?;
-        let created = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create_new(true)
-            .open(&self.path);
+        create_private_dirs(parent)?;
+        let created =
+            private(OpenOptions::new().read(true).append(true).create_new(true)).open(&self.path);
         match created {
             Ok(file) => {
+                // Owner only, whatever the umask: the lines hold users' personal data.
+                restrict_to_owner(&file)?;
                 // The new directory entry must survive a crash as much as the lines do.
                 sync_directory(parent)?;
                 Ok(file)
             }
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                let mut file = OpenOptions::new()
-                    .read(true)
-                    .append(true)
-                    .open(&self.path)?;
+                let mut file =
+                    private(OpenOptions::new().read(true).append(true)).open(&self.path)?;
                 end_partial_line(&mut file)?;
                 Ok(file)
             }
@@ -170,6 +167,47 @@ impl LineFile {
     fn failed(&self, action: &str, error: &io::Error) -> String {
         format!("cannot {action} {}: {error}", self.path.display())
     }
+}
+
+/// Opening options that never follow a symbolic link at the path itself (`O_NOFOLLOW`: a
+/// link planted there makes the open fail instead of appending users' data to its target)
+/// and create the file owner-only.
+#[cfg(unix)]
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.mode(0o600).custom_flags(libc::O_NOFOLLOW)
+}
+
+#[cfg(not(unix))]
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    options
+}
+
+#[cfg(unix)]
+fn restrict_to_owner(file: &File) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_file: &File) -> io::Result<()> {
+    Ok(())
+}
+
+/// Creates the missing directories of `path` owner-only (0700); existing ones are left as
+/// they are (an operator's `/var/log` keeps its mode).
+#[cfg(unix)]
+fn create_private_dirs(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+#[cfg(not(unix))]
+fn create_private_dirs(path: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(path)
 }
 
 /// Appends a newline when the file's last byte is not one.

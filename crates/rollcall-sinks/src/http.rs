@@ -283,7 +283,34 @@ async fn error_body(response: &mut reqwest::Response) -> String {
             Err(_) => break,
         }
     }
-    quote_body(&bytes, complete)
+    scrubbed_body(&bytes, complete)
+}
+
+/// The error answer's body as the error message quotes it: scrubbed of email addresses,
+/// phone numbers and tokens ([`rollcall_core::scrub`]), since receivers echo what they were
+/// sent and the message is logged and stored with the dead letter. A body cut by the read
+/// limit loses its last, partial word when it holds a digit or `@`, so half a phone number or
+/// token cannot slip past the scrub.
+fn scrubbed_body(bytes: &[u8], complete: bool) -> String {
+    let limit = bytes.len().min(ERROR_BODY_BYTES);
+    let complete = complete && limit == bytes.len();
+    let text = String::from_utf8_lossy(&bytes[..limit]);
+    // The last word of a cut body may be part of a phone number or token too short to be
+    // recognised; with a digit or `@` in it, it goes.
+    let risky = |word: &str| word.chars().any(|c| c.is_ascii_digit() || c == '@');
+    let text = match text.rfind(char::is_whitespace) {
+        Some(end) if !complete && risky(&text[end..]) => &text[..end],
+        None if !complete && risky(&text) => "",
+        _ => &text[..],
+    };
+    let quoted = quote_body(
+        rollcall_core::scrub::snippet(text, ERROR_BODY_CHARS * 2).as_bytes(),
+        true,
+    );
+    if !complete && !quoted.is_empty() && !quoted.ends_with('…') {
+        return format!("{quoted}…");
+    }
+    quoted
 }
 
 /// At most [`ERROR_BODY_CHARS`] characters of `bytes`, whitespace and control characters
@@ -546,6 +573,22 @@ mod tests {
         let quoted = quote_body(text.as_bytes(), false);
         assert!(!quoted.contains('\u{FFFD}'), "{quoted}");
         assert!(quoted.ends_with("a…"), "{quoted}");
+    }
+
+    #[test]
+    fn an_error_body_loses_emails_phones_and_tokens_and_the_cut_word() {
+        let body = br#"{"error":"user ann@example.com exists","phone":"+36 1 234 5678","key":"sk_live_4eC39HqLyjWDarjtT1zdp7dc"}"#;
+        let quoted = scrubbed_body(body, true);
+        for leaked in ["ann@", "234 5678", "4eC39"] {
+            assert!(!quoted.contains(leaked), "{quoted}");
+        }
+        assert!(quoted.contains("[email]"), "{quoted}");
+        // Cut by the read limit inside an address: the partial word goes.
+        let mut long = "x ".repeat(250).into_bytes();
+        long.extend_from_slice(b"bob.smith@exam");
+        let quoted = scrubbed_body(&long, false);
+        assert!(!quoted.contains("bob"), "{quoted}");
+        assert!(quoted.ends_with('…'), "{quoted}");
     }
 
     #[test]

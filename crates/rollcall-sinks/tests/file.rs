@@ -197,3 +197,35 @@ fn the_options_are_a_path_and_nothing_else() {
     );
     assert!(file_sink(json!({ "path": path })).is_ok());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_file_is_owner_only_in_owner_only_directories_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/events.jsonl");
+    // The test process's umask is usually 022; the modes must not depend on it.
+    let sink = sink_at(&path);
+    sink.send(&common::event("evt-1", body(1))).await.unwrap();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_planted_at_the_path_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.txt");
+    std::fs::write(&target, "precious\n").unwrap();
+    let path = dir.path().join("events.jsonl");
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    let sink = sink_at(&path);
+    let error = sink
+        .send(&common::event("evt-1", body(1)))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("cannot open"), "{error}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+}

@@ -54,6 +54,15 @@ pub struct IngestConfig {
     /// Connections open at once; beyond it new connections wait to be accepted.
     #[serde(default = "default_ingest_max_connections")]
     pub max_connections: usize,
+    /// Body bytes all ingest requests together may hold before they are verified and
+    /// committed (each reserves its `Content-Length`, or `max_body_bytes` when it has none);
+    /// beyond it requests wait briefly, then get the vendor's retry status (`ingest_busy`).
+    #[serde(default = "default_max_body_bytes_in_flight")]
+    pub max_body_bytes_in_flight: usize,
+    /// Requests one source may have in flight at once (reading, verifying, committing);
+    /// beyond it requests wait briefly, then get the vendor's retry status (`ingest_busy`).
+    #[serde(default = "default_max_requests_per_source")]
+    pub max_requests_per_source: usize,
 }
 
 impl Default for IngestConfig {
@@ -65,6 +74,8 @@ impl Default for IngestConfig {
             body_timeout_seconds: default_body_timeout_seconds(),
             header_read_timeout_seconds: default_header_read_timeout_seconds(),
             max_connections: default_ingest_max_connections(),
+            max_body_bytes_in_flight: default_max_body_bytes_in_flight(),
+            max_requests_per_source: default_max_requests_per_source(),
         }
     }
 }
@@ -111,6 +122,11 @@ pub struct AdminConfig {
     /// Connections open at once on the admin listener.
     #[serde(default = "default_admin_max_connections")]
     pub max_connections: usize,
+    /// Host names (without port) the admin listener answers to when it has no token, besides
+    /// its bind address, `localhost` and the loopback addresses; other `Host` headers get 403
+    /// `host_not_allowed` (a page rebinding its DNS name to 127.0.0.1 cannot read the API).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
@@ -120,6 +136,7 @@ impl Default for AdminConfig {
             token: None,
             header_read_timeout_seconds: default_header_read_timeout_seconds(),
             max_connections: default_admin_max_connections(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -363,6 +380,13 @@ fn default_header_read_timeout_seconds() -> u64 {
 fn default_ingest_max_connections() -> usize {
     1024
 }
+fn default_max_body_bytes_in_flight() -> usize {
+    // 64 bodies of the default maximum size.
+    64 * 1024 * 1024
+}
+fn default_max_requests_per_source() -> usize {
+    256
+}
 fn default_admin_max_connections() -> usize {
     64
 }
@@ -430,28 +454,27 @@ impl Config {
     }
 
     /// Parses and validates configuration text; `env` resolves `${VARS}`.
+    ///
+    /// The text is parsed first and `${VARS}` are replaced inside the parsed string values:
+    /// a variable's value is data, whatever it holds (quotes, newlines, `'`), and cannot
+    /// change the document's structure in any TOML string form.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let expanded = interpolate(text, env)?;
-        let config: Config = toml::from_str(&expanded).map_err(|error| {
-            let message = error.message().trim().to_owned();
-            let span_line = error.span().map(|span| line_of(&expanded, span.start));
-            // For an unknown key inside a tagged table (`[store]`) the span covers the whole
-            // table; the key's own line is more useful.
-            let key = message
-                .split_once("unknown field `")
-                .and_then(|(_, rest)| rest.split_once('`'))
-                .map(|(name, _)| name.to_owned());
-            let line = key
-                .as_deref()
-                .and_then(|key| first_key_line(&expanded, key, span_line.unwrap_or(1)))
-                .or(span_line);
-            ConfigError {
-                file: None,
-                line,
-                key,
-                message,
-            }
-        })?;
+        let mut document: toml::Table =
+            toml::from_str(text).map_err(|error| toml_error(text, &error))?;
+        interpolate_table(&mut document, text, &env)?;
+        let config: Config =
+            toml::Value::Table(document)
+                .try_into()
+                .map_err(|error: toml::de::Error| {
+                    // The parsed values carry no positions; the same error found in the text
+                    // (variables unreplaced: they are inside strings) has its line.
+                    match toml::from_str::<Config>(text) {
+                        Err(original) if original.message() == error.message() => {
+                            toml_error(text, &original)
+                        }
+                        _ => toml_error(text, &error),
+                    }
+                })?;
         config.validate(text)?;
         Ok(config)
     }
@@ -597,10 +620,32 @@ impl Config {
             ),
             ("max_connections", self.ingest.max_connections as u64),
             ("max_body_bytes", self.ingest.max_body_bytes as u64),
+            (
+                "max_requests_per_source",
+                self.ingest.max_requests_per_source as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(ingest_at(key, "must be at least 1".to_owned()));
             }
+        }
+        let in_flight = self.ingest.max_body_bytes_in_flight;
+        // An eighth is reserved for small bodies; the rest must hold the largest one.
+        if in_flight - in_flight / 8 < self.ingest.max_body_bytes {
+            return Err(ingest_at(
+                "max_body_bytes_in_flight",
+                format!(
+                    "must be at least 8/7 of ingest.max_body_bytes ({}): an eighth is kept \
+                     for small bodies, and the rest must hold a body of the largest accepted size",
+                    self.ingest.max_body_bytes
+                ),
+            ));
+        }
+        if u32::try_from(self.ingest.max_body_bytes).is_err() {
+            return Err(ingest_at(
+                "max_body_bytes",
+                "must be less than 4 GiB".to_owned(),
+            ));
         }
         if self.ingest.body_timeout_seconds >= self.ingest.request_timeout_seconds {
             return Err(ingest_at(
@@ -675,55 +720,115 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Replaces `${NAME}` outside comments. An unset variable is an error naming its line.
-fn interpolate(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-    let mut out = String::with_capacity(text.len());
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        let (code, comment) = split_comment(line);
-        let mut rest = code;
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                return Err(ConfigError {
-                    file: None,
-                    line: Some(index + 1),
-                    key: None,
-                    message: "unterminated `${`".to_owned(),
-                });
-            };
-            let name = &after[..end];
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(ConfigError {
-                    file: None,
-                    line: Some(index + 1),
-                    key: key_of_line(line),
-                    message: format!("`${{{name}}}` is not a valid variable name"),
-                });
-            }
-            let Some(value) = env(name) else {
-                return Err(ConfigError {
-                    file: None,
-                    line: Some(index + 1),
-                    key: key_of_line(line),
-                    message: format!("environment variable {name} is not set"),
-                });
-            };
-            // Escape for a basic TOML string: the variable lands inside quotes.
-            for c in value.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    c => out.push(c),
-                }
-            }
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        out.push_str(comment);
+/// A TOML error as a configuration error, with the line of its span in `text` and, for an
+/// unknown key, that key's own line.
+fn toml_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    let message = error.message().trim().to_owned();
+    let span_line = error.span().map(|span| line_of(text, span.start));
+    // For an unknown key inside a tagged table (`[store]`) the span covers the whole table;
+    // the key's own line is more useful.
+    let key = message
+        .split_once("unknown field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    let line = key
+        .as_deref()
+        .and_then(|key| first_key_line(text, key, span_line.unwrap_or(1)))
+        .or(span_line);
+    ConfigError {
+        file: None,
+        line,
+        key,
+        message,
     }
+}
+
+/// Replaces `${NAME}` in every string value of `table` (nested tables and arrays
+/// included). An unset variable is an error naming the line of the text it is on.
+fn interpolate_table(
+    table: &mut toml::Table,
+    text: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (_, value) in table.iter_mut() {
+        interpolate_value(value, text, env)?;
+    }
+    Ok(())
+}
+
+fn interpolate_value(
+    value: &mut toml::Value,
+    text: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(string) if string.contains("${") => {
+            *string = interpolate(string, text, env)?;
+        }
+        toml::Value::Array(items) => {
+            for item in items {
+                interpolate_value(item, text, env)?;
+            }
+        }
+        toml::Value::Table(table) => interpolate_table(table, text, env)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `value` with each `${NAME}` replaced by the variable's value, taken as it is.
+fn interpolate(
+    value: &str,
+    text: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let at = |needle: &str, message: String| {
+            let line = variable_line(text, needle);
+            ConfigError {
+                file: None,
+                line,
+                key: line.and_then(|line| {
+                    text.lines()
+                        .nth(line - 1)
+                        .and_then(|line| key_of_line(split_comment(line).0))
+                }),
+                message,
+            }
+        };
+        let Some(end) = after.find('}') else {
+            return Err(at("${", "unterminated `${`".to_owned()));
+        };
+        let name = &after[..end];
+        let needle = format!("${{{name}}}");
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(at(
+                &needle,
+                format!("`{needle}` is not a valid variable name"),
+            ));
+        }
+        let Some(variable) = env(name) else {
+            return Err(at(
+                &needle,
+                format!("environment variable {name} is not set"),
+            ));
+        };
+        out.push_str(&variable);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
     Ok(out)
+}
+
+/// The first line (1-based) holding `needle` outside a comment.
+fn variable_line(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| split_comment(line).0.contains(needle))
+        .map(|index| index + 1)
 }
 
 /// Splits a line at a `#` that is outside any string.
@@ -812,7 +917,8 @@ pub fn example() -> String {
         "# rollcall configuration. `${NAME}` is replaced by the environment variable NAME.\n\n\
          [ingest]\nlisten = \"127.0.0.1:8080\"\nmax_body_bytes = 1048576\n\
          request_timeout_seconds = 30\nbody_timeout_seconds = 20\n\
-         header_read_timeout_seconds = 10\nmax_connections = 1024\n\n\
+         header_read_timeout_seconds = 10\nmax_connections = 1024\n\
+         max_body_bytes_in_flight = 67108864\nmax_requests_per_source = 256\n\n\
          [admin]\nlisten = \"127.0.0.1:9090\"\nheader_read_timeout_seconds = 10\nmax_connections = 64\n\
          # token = \"${ROLLCALL_ADMIN_TOKEN}\"   # required when admin listens beyond loopback\n\n\
          [store]\ntype = \"sqlite\"\npath = \"rollcall-data/rollcall.db\"\n\
@@ -860,7 +966,9 @@ pub fn schema() -> serde_json::Value {
                     "request_timeout_seconds": {"type": "integer", "minimum": 1, "default": 30},
                     "body_timeout_seconds": {"type": "integer", "minimum": 1, "default": 20, "description": "less than request_timeout_seconds; a slower body is answered 408 body_timeout"},
                     "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10, "description": "time to send a complete request head, from connect or the end of the previous request (also the idle keep-alive timeout)"},
-                    "max_connections": {"type": "integer", "minimum": 1, "default": 1024}
+                    "max_connections": {"type": "integer", "minimum": 1, "default": 1024},
+                    "max_body_bytes_in_flight": {"type": "integer", "minimum": 1, "default": 67108864, "description": "body bytes all unanswered ingest requests may hold together; at least max_body_bytes; beyond it 503/429 ingest_busy with Retry-After"},
+                    "max_requests_per_source": {"type": "integer", "minimum": 1, "default": 256, "description": "requests one source may have in flight; beyond it 503/429 ingest_busy with Retry-After"}
                 }
             },
             "admin": {
@@ -869,7 +977,8 @@ pub fn schema() -> serde_json::Value {
                     "listen": {"type": "string", "default": "127.0.0.1:9090"},
                     "token": {"type": "string", "minLength": 1, "description": "bearer token; required when listen is not loopback; never empty"},
                     "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10},
-                    "max_connections": {"type": "integer", "minimum": 1, "default": 64}
+                    "max_connections": {"type": "integer", "minimum": 1, "default": 64},
+                    "allowed_hosts": {"type": "array", "items": {"type": "string"}, "default": [], "description": "host names the token-less admin listener answers to besides its bind address, localhost and loopback"}
                 }
             },
             "store": {

@@ -276,3 +276,22 @@ fn a_zero_batch_size_is_refused() {
     assert_eq!(error.key.as_deref(), Some("delivery.batch_size"));
     assert_eq!(error.line, Some(2));
 }
+
+#[test]
+fn a_variable_cannot_break_out_of_any_string_form() {
+    // Each value tries to close its string and add a key of its own.
+    let hostile = "x' \n[admin]\ntoken = 'stolen\" \"\"\" ''' \\";
+    for form in ["\"${V}\"", "'${V}'", "\"\"\"${V}\"\"\"", "'''${V}'''"] {
+        let text = format!("[admin]\nlisten = \"127.0.0.1:9090\"\ntoken = {form}\n");
+        let config = Config::parse(&text, |_| Some(hostile.to_owned())).unwrap();
+        assert_eq!(
+            config
+                .admin
+                .token
+                .as_ref()
+                .map(|token| token.expose().to_owned()),
+            Some(hostile.to_owned()),
+            "{form}"
+        );
+    }
+}

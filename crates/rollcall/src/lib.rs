@@ -20,6 +20,7 @@ pub mod admin_client;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod fuzzing;
 pub mod metrics;
 
 // Link the sink types (registered like connectors).

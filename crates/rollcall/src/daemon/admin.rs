@@ -44,7 +44,50 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .merge(protected)
         .merge(super::scim::router(Arc::clone(&state)))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_known_host,
+        ))
         .with_state(state)
+}
+
+/// Without a token, the admin listener is on loopback and trusts whoever reaches it; a web
+/// page can still reach it by rebinding its own DNS name to 127.0.0.1, and the browser then
+/// sends that name as `Host`. Only the names the listener is known by are answered
+/// ([`super::state::admin_hosts`]); with a token, the token is the check.
+async fn require_known_host(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.admin_token.is_none() {
+        if let Some(host) = request.headers().get(header::HOST) {
+            let known = host
+                .to_str()
+                .ok()
+                .map(host_name)
+                .is_some_and(|name| state.admin_hosts.contains(&name));
+            if !known {
+                return ApiError::new(
+                    ErrorCode::HostNotAllowed,
+                    "this Host is not one the admin listener answers to; see admin.allowed_hosts",
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// A `Host` header's name without its port, lower case (`[::1]:9090` is `[::1]`).
+fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.to_ascii_lowercase()
 }
 
 async fn require_token(
@@ -335,4 +378,97 @@ async fn user_get(
     Path((source, id)): Path<(String, String)>,
 ) -> Result<Json<DirectoryEntry>, ApiError> {
     Ok(Json(state.store.user(&source, &id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use rollcall_store::Store;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    fn state(store: Store, token: Option<&str>) -> Arc<AppState> {
+        Arc::new(AppState {
+            sources: HashMap::new(),
+            sinks: Vec::new(),
+            store,
+            metrics: Arc::new(Metrics::default()),
+            max_body_bytes: 1024,
+            request_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(2),
+            admin_token: token.map(|token| rollcall_core::Secret::new(token.to_owned())),
+            ingest_limits: crate::daemon::IngestLimits::new(1 << 20, 8, std::iter::empty()),
+            admin_hosts: crate::daemon::state::admin_hosts(
+                std::net::SocketAddr::from(([127, 0, 0, 1], 9090)),
+                &["rollcall.internal".to_owned()],
+            ),
+        })
+    }
+
+    async fn get(state: Arc<AppState>, path: &str, host: &str) -> (StatusCode, Value) {
+        let request = axum::http::Request::get(path)
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap();
+        let response = router(state).oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_is_unready_when_the_store_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        let (status, _) = get(state(store.clone(), None), "/readyz", "127.0.0.1:9090").await;
+        assert_eq!(status, StatusCode::OK);
+        store.close().await;
+        let (status, body) = get(state(store, None), "/readyz", "127.0.0.1:9090").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "store_unavailable");
+    }
+
+    #[tokio::test]
+    async fn without_a_token_only_known_host_names_are_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        for host in [
+            "127.0.0.1:9090",
+            "localhost:9090",
+            "LOCALHOST",
+            "[::1]:9090",
+            "rollcall.internal:9090",
+        ] {
+            let (status, _) = get(state(store.clone(), None), "/v1/sources", host).await;
+            assert_eq!(status, StatusCode::OK, "{host}");
+        }
+        for host in [
+            "evil.example:9090",
+            "127.0.0.1.evil.example",
+            "localhost.evil",
+        ] {
+            let (status, body) = get(state(store.clone(), None), "/v1/sources", host).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
+            assert_eq!(body["error"]["code"], "host_not_allowed");
+        }
+        // With a token, the token is the check.
+        let request = axum::http::Request::get("/v1/sources")
+            .header(header::HOST, "evil.example")
+            .header(header::AUTHORIZATION, "Bearer t0ken")
+            .body(Body::empty())
+            .unwrap();
+        let response = router(state(store, Some("t0ken")))
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
 }

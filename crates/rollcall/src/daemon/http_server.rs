@@ -33,6 +33,9 @@ use tower::ServiceExt;
 
 use crate::config::ConnectionLimits;
 
+/// hyper's read buffer per connection.
+const MAX_BUFFER_BYTES: usize = 64 * 1024;
+
 /// The pause after a failed `accept` (typically `EMFILE`) before the next one.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
@@ -45,6 +48,7 @@ pub async fn serve(
     limits: ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let router = router.layer(axum::middleware::from_fn(super::api_error::uniform_errors));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
@@ -52,6 +56,12 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // A connection holds at most this much of a request head (and of a body between
+        // reads): an unauthenticated client cannot make hyper grow its buffer to its
+        // default ~400 KiB. Heads over it are refused by hyper (431, no body); the JSON
+        // 414/431 limits of `api_error::uniform_errors` are below it.
+        .max_buf_size(MAX_BUFFER_BYTES)
+        .max_headers(super::api_error::MAX_HEADERS + 20)
         .keep_alive(true);
     loop {
         // Reap finished connections so the set does not grow with the listener's age.

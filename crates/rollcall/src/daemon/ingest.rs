@@ -1,7 +1,10 @@
 //! `POST /hooks/{source}`: the HTTP side of ingest.
 //!
-//! Each request goes through, in order: the source lookup (404), the body limit (413) and
-//! deadline (408), the connector's handshake (answered directly), the method (405), then the
+//! Each request goes through, in order: the source lookup (404), the connector's precheck
+//! of a POST's credentials (401 before any of the body is read), the source's request limit
+//! and the global budget of body bytes in flight (`ingest_busy`, the vendor's retry status,
+//! after a short wait), the body limit (413) and deadline (408), the connector's handshake
+//! (answered directly), the method (405), then the
 //! [pipeline](super::pipeline) (verification, normalization, enrichment, dedup, commit),
 //! whose outcome becomes the answer: 202 once on disk, 200 for a repeat, 503 when the store
 //! cannot commit, or whatever status the source's vendor retries (429 for HighLevel). The
@@ -89,8 +92,12 @@ async fn ingest(
 /// answer budget ran out) gets the status the source's vendor retries, with `Retry-After`
 /// when the vendor's retry interval is known: HighLevel treats a 503 as final and retries
 /// only 429.
+///
+/// A busy host (`ingest_busy`) is transient too, and always says when to come back: the
+/// vendor's own interval when known, [`BUSY_RETRY_AFTER`] otherwise.
 fn error_response(source: &Source, error: ApiError) -> Response {
-    if error.code != ErrorCode::StoreUnavailable {
+    let busy = error.code == ErrorCode::IngestBusy;
+    if error.code != ErrorCode::StoreUnavailable && !busy {
         return error.into_response();
     }
     let contract = source.connector.retry_contract();
@@ -98,13 +105,19 @@ fn error_response(source: &Source, error: ApiError) -> Response {
     if let Ok(status) = StatusCode::from_u16(contract.transient_status()) {
         *response.status_mut() = status;
     }
-    if let Some(interval) = contract.retry_interval() {
+    let retry_after = contract
+        .retry_interval()
+        .or(busy.then_some(BUSY_RETRY_AFTER));
+    if let Some(interval) = retry_after {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(interval.as_secs()));
     }
     response
 }
+
+/// `Retry-After` of an `ingest_busy` answer when the vendor's retry interval is unknown.
+const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The receive time of a request: now, unless a test set it (request extensions never come
 /// from the wire), so replay windows can be tested without waiting.
@@ -162,6 +175,58 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
     if declared.is_some_and(|length| length > state.max_body_bytes as u64) {
         return Err(too_large());
     }
+
+    let received_at = parts
+        .extensions
+        .get::<ReceivedAt>()
+        .map_or_else(Timestamp::now, |at| at.0);
+    let mut delivery = Delivery::new(source.id.clone(), Vec::new(), received_at)
+        .with_method(parts.method.as_str());
+    for (name, value) in &parts.headers {
+        if let Ok(value) = value.to_str() {
+            delivery.headers.insert(name.as_str(), value);
+        }
+    }
+    delivery.query = parts.uri.query().map(str::to_owned);
+
+    // Vendors' handshakes are not POSTs (Okta's challenge is a GET) and carry no signature.
+    if parts.method == Method::POST {
+        if let Err(error) = source.connector.precheck(&delivery) {
+            tracing::debug!(
+                code = error.code().as_str(),
+                "delivery refused before its body was read"
+            );
+            return Err(ApiError::new(error.code(), error.to_string()));
+        }
+    }
+    let limits = &state.ingest_limits;
+    let _request_slot = match limits.per_source.get(&source.id) {
+        Some(slots) => Some(
+            wait_for(limits.wait, Arc::clone(slots).acquire_owned())
+                .await
+                .ok_or_else(|| {
+                    busy(
+                        "the source has as many requests in flight as it may; retry later"
+                            .to_owned(),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    // Reserve the body before reading it: its declared length, or the largest accepted
+    // when it declares none (chunked).
+    let reserved = declared
+        .and_then(|length| u32::try_from(length).ok())
+        .unwrap_or(u32::try_from(state.max_body_bytes).unwrap_or(u32::MAX));
+    let _body_bytes =
+        if reserved > 0 {
+            Some(reserve_body(limits, reserved).await.ok_or_else(|| {
+                busy("too many request bodies are in flight; retry later".to_owned())
+            })?)
+        } else {
+            None
+        };
+
     let body = tokio::time::timeout(
         state.body_timeout,
         http_body_util::Limited::new(body, state.max_body_bytes).collect(),
@@ -187,19 +252,7 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
         }
     })?
     .to_bytes();
-
-    let received_at = parts
-        .extensions
-        .get::<ReceivedAt>()
-        .map_or_else(Timestamp::now, |at| at.0);
-    let mut delivery =
-        Delivery::new(source.id.clone(), body, received_at).with_method(parts.method.as_str());
-    for (name, value) in &parts.headers {
-        if let Ok(value) = value.to_str() {
-            delivery.headers.insert(name.as_str(), value);
-        }
-    }
-    delivery.query = parts.uri.query().map(str::to_owned);
+    delivery.replace_body(body);
 
     if let Some(handshake) = source.connector.handshake(&delivery) {
         return Ok(Answer {
@@ -232,6 +285,40 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
                 .into_response(),
         }),
     }
+}
+
+/// `ingest_busy`, counted in `rollcall_ingest_busy_total` by the caller's `record`.
+fn busy(message: String) -> ApiError {
+    ApiError::new(ErrorCode::IngestBusy, message)
+}
+
+/// Reserves `bytes` of the body budget, waiting up to the limits' wait. A small body may
+/// take its room from the reserved share as well, whichever frees first.
+async fn reserve_body(
+    limits: &super::state::IngestLimits,
+    bytes: u32,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let main = Arc::clone(&limits.body_bytes);
+    if bytes > super::state::SMALL_BODY_BYTES {
+        return wait_for(limits.wait, main.acquire_many_owned(bytes)).await;
+    }
+    let small = Arc::clone(&limits.small_body_bytes);
+    let either = async move {
+        tokio::select! {
+            permit = main.acquire_many_owned(bytes) => permit,
+            permit = small.acquire_many_owned(bytes) => permit,
+        }
+    };
+    wait_for(limits.wait, either).await
+}
+
+/// Waits up to `wait` for a permit; `None` when there was no room in time (or the semaphore
+/// is closed, which it never is).
+async fn wait_for<P>(
+    wait: std::time::Duration,
+    acquire: impl std::future::Future<Output = Result<P, tokio::sync::AcquireError>>,
+) -> Option<P> {
+    tokio::time::timeout(wait, acquire).await.ok()?.ok()
 }
 
 fn handshake_response(handshake: HandshakeResponse) -> Response {
@@ -370,6 +457,8 @@ mod tests {
             request_timeout,
             body_timeout: request_timeout / 2,
             admin_token: None,
+            ingest_limits: crate::daemon::IngestLimits::new(4096, 2, ["s".to_owned()].iter()),
+            admin_hosts: Vec::new(),
         })
     }
 

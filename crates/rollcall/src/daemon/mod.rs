@@ -13,7 +13,7 @@ mod http_server;
 mod ingest;
 mod pipeline;
 mod redact;
-mod scim;
+pub(crate) mod scim;
 mod state;
 mod worker;
 
@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Retention};
 use crate::metrics::Metrics;
-pub use state::{AppState, Source};
+pub use state::{AppState, IngestLimits, Source};
 
 /// How long workers get to deliver what is committed at shutdown.
 const WORKER_DRAIN: Duration = Duration::from_secs(30);
@@ -103,6 +103,11 @@ pub async fn serve(config: Config) -> Result<()> {
         });
     }
 
+    let ingest_limits = IngestLimits::new(
+        config.ingest.max_body_bytes_in_flight,
+        config.ingest.max_requests_per_source,
+        sources.keys(),
+    );
     let state = Arc::new(AppState {
         sources,
         sinks: config.sinks.clone(),
@@ -112,6 +117,8 @@ pub async fn serve(config: Config) -> Result<()> {
         request_timeout: config.ingest.request_timeout(),
         body_timeout: config.ingest.body_timeout(),
         admin_token: config.admin.token.clone(),
+        ingest_limits,
+        admin_hosts: state::admin_hosts(config.admin.listen, &config.admin.allowed_hosts),
     });
 
     let (ingest_limits, admin_limits) = connection_limits(&config);

@@ -10,7 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use rollcall_core::{Delivery, ErrorCode, UserEvent};
+use rollcall_core::json::BodyCheck;
+use rollcall_core::{Delivery, ErrorCode, NormalizeError, UserEvent};
 use rollcall_store::{IngestBatch, IngestOutcome, QuarantineState, RejectedDelivery};
 use serde_json::json;
 
@@ -84,7 +85,7 @@ impl Pipeline<'_> {
         origin: Origin,
     ) -> Result<IngestOutcome, ApiError> {
         let state = self.state;
-        let mut events = match source.connector.normalize(delivery) {
+        let mut events = match normalize(source, delivery) {
             Ok(events) => events,
             Err(error) if origin == Origin::Vendor => {
                 return Err(quarantine(state, source, delivery, &error).await)
@@ -140,6 +141,28 @@ impl Pipeline<'_> {
         }
         Ok(outcome)
     }
+}
+
+/// The connector's events for `delivery`, after the host's own checks, which hold for every
+/// connector alike: a JSON body may not repeat a key (the dedup key and the events would be
+/// read from the same document differently) nor hold NUL in a string (a sink such as
+/// PostgreSQL cannot store it). A body that is not JSON (encrypted) is left to the
+/// connector, and its events are checked for NUL instead.
+fn normalize(source: &Source, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
+    let checked = rollcall_core::json::check_body(&delivery.body)?;
+    let events = source.connector.normalize(delivery)?;
+    if checked == BodyCheck::NotJson {
+        for (index, event) in events.iter().enumerate() {
+            let value = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
+            if let Some(path) = rollcall_core::json::nul_path(&value) {
+                return Err(NormalizeError::invalid(
+                    format!("events[{index}].{path}"),
+                    "contains NUL (\\u0000), which rollcall does not accept",
+                ));
+            }
+        }
+    }
+    Ok(events)
 }
 
 /// How much of a request's time enrichment may take, for all of its events together: half
@@ -206,12 +229,19 @@ async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
 
 /// Keeps a delivery that failed normalization and builds the 400 answer. If it cannot be
 /// kept, the answer is 503 so the vendor sends it again: nothing accepted is lost.
+///
+/// What is kept has no credentials: no secret headers or query parameters ([`redact`]) and
+/// none of the body fields the connector declares secret ([`Connector::without_secrets`]:
+/// VCC Live's passwords).
+///
+/// [`Connector::without_secrets`]: rollcall_core::Connector::without_secrets
 async fn quarantine(
     state: &AppState,
     source: &Source,
     delivery: &Delivery,
     error: &rollcall_core::NormalizeError,
 ) -> ApiError {
+    let delivery = &source.connector.without_secrets(delivery);
     let kept = state
         .store
         .quarantine(RejectedDelivery {

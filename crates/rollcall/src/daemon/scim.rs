@@ -1199,6 +1199,11 @@ mod tests {
             request_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(2),
             admin_token: token.map(|token| Secret::new(token.to_owned())),
+            ingest_limits: crate::daemon::IngestLimits::new(1 << 20, 8, std::iter::empty()),
+            admin_hosts: crate::daemon::state::admin_hosts(
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                &[],
+            ),
         });
         (router(Arc::clone(&state)).with_state(state), store, dir)
     }

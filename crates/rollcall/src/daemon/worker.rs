@@ -287,6 +287,9 @@ impl Worker {
                 }
                 Err(error) => error,
             };
+            // Sink errors quote what endpoints and databases answered; scrubbed before any
+            // log line or dead letter holds them.
+            let message = scrubbed(&error.to_string());
             let kind = if error.is_permanent() {
                 "permanent"
             } else {
@@ -300,7 +303,7 @@ impl Worker {
                 SinkError::Permanent { message } => {
                     return Err(Failure::Dead {
                         attempts: attempt,
-                        error: message.clone(),
+                        error: scrubbed(message),
                     })
                 }
                 SinkError::Transient { retry_after, .. } => *retry_after,
@@ -308,13 +311,13 @@ impl Worker {
             if attempt >= self.delivery.max_attempts {
                 return Err(Failure::Dead {
                     attempts: attempt,
-                    error: error.to_string(),
+                    error: message,
                 });
             }
             let wait = retry_after
                 .map(|hint| hint.min(self.delivery.max_backoff()))
                 .unwrap_or_else(|| full_jitter(&self.delivery, attempt));
-            tracing::info!(sink = %sink_id, event_id = %entry.event_id, attempt, wait_ms = wait.as_millis() as u64, error = %error, "send failed; retrying");
+            tracing::info!(sink = %sink_id, event_id = %entry.event_id, attempt, wait_ms = wait.as_millis() as u64, error = %message, "send failed; retrying");
             let mut shutdown = shutdown.clone();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -333,8 +336,12 @@ impl Worker {
             }
             let outcome = match self.render(&entry) {
                 Ok(outbound) => match self.sink.send(&outbound).await {
-                    Ok(()) => self.sink.flush().await.map_err(|error| error.to_string()),
-                    Err(error) => Err(error.to_string()),
+                    Ok(()) => self
+                        .sink
+                        .flush()
+                        .await
+                        .map_err(|error| scrubbed(&error.to_string())),
+                    Err(error) => Err(scrubbed(&error.to_string())),
                 },
                 Err(error) => Err(error),
             };
@@ -371,6 +378,15 @@ pub fn backoff_ceiling(delivery: &DeliveryConfig, attempt: u32) -> Duration {
         .initial_backoff()
         .saturating_mul(1u32 << exponent.min(31))
         .min(delivery.max_backoff())
+}
+
+/// The longest sink error text logged or kept with a dead letter.
+const MAX_SINK_ERROR_CHARS: usize = 300;
+
+/// A sink's error text fit for logs and the store: one line, bounded, no email addresses,
+/// phone numbers or tokens.
+fn scrubbed(text: &str) -> String {
+    rollcall_core::scrub::snippet(text, MAX_SINK_ERROR_CHARS)
 }
 
 #[cfg(test)]
