@@ -474,7 +474,16 @@ fn a_generated_connector_compiles_in_a_copy_of_the_workspace() {
     for file in ["Cargo.toml", "Cargo.lock"] {
         copy_file(&root.join(file), &copy.join(file));
     }
-    for dir in ["crates", "connectors", "xtask", "tests", ".cargo"] {
+    // Every workspace member must be there for cargo to load the workspace (the baseline
+    // crate only, not the fastify baseline's node_modules).
+    for dir in [
+        "crates",
+        "connectors",
+        "xtask",
+        "tests",
+        ".cargo",
+        "benches/baselines/axum-sqlite",
+    ] {
         copy_tree(&root.join(dir), &copy.join(dir));
     }
 
