@@ -55,7 +55,8 @@ macro_rules! conformance_suite {
             a_released_lease_is_free_at_once,
             the_directory_follows_many_events_of_one_user_in_one_delivery,
             large_events_read_back_exactly,
-            states_parse_from_their_names
+            states_parse_from_their_names,
+            open_quarantine_entries_expire_by_age_and_by_size
         );
     };
     (@each $harness:expr; $($name:ident),+ $(,)?) => {
@@ -911,4 +912,67 @@ pub async fn states_parse_from_their_names(_harness: &dyn Harness) {
         "gone".parse::<DeadLetterState>(),
         Err(StoreError::Invalid(_))
     ));
+}
+
+pub async fn open_quarantine_entries_expire_by_age_and_by_size(harness: &dyn Harness) {
+    let store = harness.open().await;
+    let kept = |received_at: Timestamp, bytes: usize| RejectedDelivery {
+        source: "src".into(),
+        connector: "test".into(),
+        received_at,
+        code: "event_unsupported".into(),
+        message: "no".into(),
+        path: None,
+        method: "POST".into(),
+        headers: Vec::new(),
+        query: None,
+        body: vec![b'x'; bytes],
+    };
+    let old = store.quarantine(kept(hours_ago(800), 100)).await.unwrap();
+    let replayed_old = store.quarantine(kept(hours_ago(800), 100)).await.unwrap();
+    store
+        .resolve_quarantine(replayed_old, batch("k1", &["e1"]))
+        .await
+        .unwrap();
+    let recent: Vec<i64> = {
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            ids.push(store.quarantine(kept(hours_ago(1), 1_000)).await.unwrap());
+        }
+        ids
+    };
+    // By age: the old open entry goes; the replayed one is retention's business, not this.
+    let report = store
+        .prune(PrunePolicy {
+            open_quarantine_older_than: Some(hours_ago(720)),
+            ..PrunePolicy::new(None, None, Vec::<String>::new())
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.quarantine_expired, 1);
+    assert!(matches!(
+        store.quarantined_by_id(old).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store.quarantined_by_id(replayed_old).await.unwrap().state,
+        QuarantineState::Replayed
+    );
+    // By size: 4,000 bytes open, a 2,500-byte cap: the two oldest go.
+    let report = store
+        .prune(PrunePolicy {
+            open_quarantine_max_bytes: Some(2_500),
+            ..PrunePolicy::new(None, None, Vec::<String>::new())
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.quarantine_expired, 2);
+    let open: Vec<i64> = store
+        .quarantined(Some(QuarantineState::Open), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|entry| entry.id)
+        .collect();
+    assert_eq!(open, [recent[3], recent[2]]);
 }

@@ -247,6 +247,13 @@ pub struct PrunePolicy {
     /// Dedup keys recorded before this instant are deleted; a repeat of their delivery is
     /// then accepted as new. `None` keeps them.
     pub dedup_older_than: Option<Timestamp>,
+    /// Open (never replayed) quarantine entries received before this instant are deleted:
+    /// signed junk or an event type nobody will support must not fill the disk. `None`
+    /// keeps them until replayed.
+    pub open_quarantine_older_than: Option<Timestamp>,
+    /// The most the bodies of open quarantine entries may take together, in bytes; beyond
+    /// it the oldest are deleted. `None`: no cap.
+    pub open_quarantine_max_bytes: Option<u64>,
     /// Rows deleted per write (at least 1).
     pub batch: u32,
     /// Writes per kind of row per call, at most (at least 1). A call that reaches it
@@ -274,6 +281,8 @@ impl PrunePolicy {
         Self {
             journal_older_than,
             dedup_older_than,
+            open_quarantine_older_than: None,
+            open_quarantine_max_bytes: None,
             batch: Self::DEFAULT_BATCH,
             max_batches: Self::DEFAULT_MAX_BATCHES,
             sinks: sinks.into_iter().map(Into::into).collect(),
@@ -288,6 +297,8 @@ pub struct PruneReport {
     pub dedup_keys: u64,
     pub quarantined: u64,
     pub dead_letters: u64,
+    /// Open quarantine entries deleted by age or by the size cap (never replayed).
+    pub quarantine_expired: u64,
     /// Writes (each its own short transaction or group-commit share) the call used.
     pub batches: u32,
     /// False when the per-call cap stopped a kind of row with more possibly left.
@@ -297,6 +308,10 @@ pub struct PruneReport {
 impl PruneReport {
     /// Rows deleted, all kinds together.
     pub fn total(&self) -> u64 {
-        self.journal_events + self.dedup_keys + self.quarantined + self.dead_letters
+        self.journal_events
+            + self.dedup_keys
+            + self.quarantined
+            + self.dead_letters
+            + self.quarantine_expired
     }
 }

@@ -167,6 +167,13 @@ pub enum StoreConfig {
         /// Hours a dedup key is remembered (0: forever); 0 or at least `retention_hours`.
         #[serde(default = "default_dedup_retention_hours")]
         dedup_retention_hours: u64,
+        /// Hours an open (never replayed) quarantined delivery is kept (0: until replayed).
+        #[serde(default = "default_quarantine_retention_hours")]
+        quarantine_retention_hours: u64,
+        /// MiB the bodies of open quarantined deliveries may take together; beyond it the
+        /// oldest are deleted (0: no cap).
+        #[serde(default = "default_quarantine_max_mib")]
+        quarantine_max_mib: u64,
     },
 }
 
@@ -183,6 +190,8 @@ impl StoreConfig {
             path: path.into(),
             retention_hours: default_retention_hours(),
             dedup_retention_hours: default_dedup_retention_hours(),
+            quarantine_retention_hours: default_quarantine_retention_hours(),
+            quarantine_max_mib: default_quarantine_max_mib(),
         }
     }
 
@@ -196,6 +205,8 @@ impl StoreConfig {
         let Self::Sqlite {
             retention_hours,
             dedup_retention_hours,
+            quarantine_retention_hours,
+            quarantine_max_mib,
             ..
         } = self;
         let window =
@@ -203,6 +214,9 @@ impl StoreConfig {
         Retention {
             journal: window(*retention_hours),
             dedup: window(*dedup_retention_hours),
+            open_quarantine: window(*quarantine_retention_hours),
+            open_quarantine_max_bytes: (*quarantine_max_mib > 0)
+                .then(|| quarantine_max_mib.saturating_mul(1024 * 1024)),
         }
     }
 }
@@ -214,11 +228,18 @@ pub struct Retention {
     pub journal: Option<Duration>,
     /// Dedup keys.
     pub dedup: Option<Duration>,
+    /// Open (never replayed) quarantined deliveries.
+    pub open_quarantine: Option<Duration>,
+    /// The cap on the bodies of open quarantined deliveries, in bytes.
+    pub open_quarantine_max_bytes: Option<u64>,
 }
 
 impl Retention {
     pub fn is_disabled(&self) -> bool {
-        self.journal.is_none() && self.dedup.is_none()
+        self.journal.is_none()
+            && self.dedup.is_none()
+            && self.open_quarantine.is_none()
+            && self.open_quarantine_max_bytes.is_none()
     }
 }
 
@@ -398,6 +419,12 @@ fn default_retention_hours() -> u64 {
 }
 fn default_dedup_retention_hours() -> u64 {
     720
+}
+fn default_quarantine_retention_hours() -> u64 {
+    720
+}
+fn default_quarantine_max_mib() -> u64 {
+    1024
 }
 fn default_max_attempts() -> u32 {
     8
@@ -925,7 +952,11 @@ pub fn example() -> String {
          # delivered events leave the journal after this many hours (0 keeps them)\n\
          retention_hours = 168\n\
          # dedup keys are remembered this long: 0, or at least retention_hours\n\
-         dedup_retention_hours = 720\n\n\
+         dedup_retention_hours = 720\n\
+         # open quarantined deliveries are dropped after this many hours (0 keeps them)\n\
+         quarantine_retention_hours = 720\n\
+         # and the oldest beyond this many MiB of bodies (0: no cap)\n\
+         quarantine_max_mib = 1024\n\n\
          [delivery]\nmax_attempts = 8\ninitial_backoff_ms = 500\nmax_backoff_ms = 300000\n\n",
     );
     for registration in rollcall_core::registrations() {
@@ -987,7 +1018,9 @@ pub fn schema() -> serde_json::Value {
                     "type": {"enum": ["sqlite"]},
                     "path": {"type": "string", "default": "rollcall-data/rollcall.db"},
                     "retention_hours": {"type": "integer", "minimum": 0, "default": 168, "description": "hours a delivered event stays in the journal (replayed quarantine entries and dead letters: after their replay); 0 keeps everything"},
-                    "dedup_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours a dedup key is remembered; 0 keeps them; otherwise at least retention_hours"}
+                    "dedup_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours a dedup key is remembered; 0 keeps them; otherwise at least retention_hours"},
+                    "quarantine_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours an open (never replayed) quarantined delivery is kept; 0 keeps them until replayed"},
+                    "quarantine_max_mib": {"type": "integer", "minimum": 0, "default": 1024, "description": "MiB the bodies of open quarantined deliveries may take; beyond it the oldest are deleted; 0: no cap"}
                 }
             },
             "delivery": {

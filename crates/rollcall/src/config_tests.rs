@@ -199,6 +199,8 @@ fn retention_defaults_to_a_week_of_journal_and_thirty_days_of_dedup_keys() {
     let expected = Retention {
         journal: hours(168),
         dedup: hours(720),
+        open_quarantine: hours(720),
+        open_quarantine_max_bytes: Some(1024 * 1024 * 1024),
     };
     // No [store] at all, and a [store] without the keys.
     assert_eq!(Config::parse("", env).unwrap().store.retention(), expected);
@@ -215,7 +217,8 @@ fn retention_keys_are_read_and_zero_disables_pruning() {
     assert_eq!(retention.dedup, Some(Duration::from_secs(72 * 3600)));
     assert!(!retention.is_disabled());
 
-    let text = "[store]\ntype = \"sqlite\"\nretention_hours = 0\ndedup_retention_hours = 0\n";
+    let text = "[store]\ntype = \"sqlite\"\nretention_hours = 0\ndedup_retention_hours = 0\n\
+                quarantine_retention_hours = 0\nquarantine_max_mib = 0\n";
     assert!(Config::parse(text, env)
         .unwrap()
         .store
@@ -232,6 +235,16 @@ fn retention_keys_are_read_and_zero_disables_pruning() {
     let text = "[store]\ntype = \"sqlite\"\nretention_hours = 48\ndedup_retention_hours = 0\n";
     let retention = Config::parse(text, env).unwrap().store.retention();
     assert_eq!(retention.dedup, None);
+
+    // Open quarantine: its own window and cap.
+    let text =
+        "[store]\ntype = \"sqlite\"\nquarantine_retention_hours = 2\nquarantine_max_mib = 3\n";
+    let retention = Config::parse(text, env).unwrap().store.retention();
+    assert_eq!(
+        retention.open_quarantine,
+        Some(Duration::from_secs(2 * 3600))
+    );
+    assert_eq!(retention.open_quarantine_max_bytes, Some(3 * 1024 * 1024));
 }
 
 #[test]

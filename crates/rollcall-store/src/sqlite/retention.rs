@@ -43,6 +43,46 @@ pub(crate) const DEAD_LETTER_BATCH: &str = "DELETE FROM dead_letters WHERE id IN
      SELECT id FROM dead_letters INDEXED BY dead_letters_replayed \
      WHERE state = 'replayed' AND resolved_at < ?1 ORDER BY resolved_at LIMIT ?2)";
 
+/// Open quarantine entries received before a cutoff, oldest first (ids grow with arrival).
+pub(crate) const OPEN_QUARANTINE_EXPIRED: &str = "DELETE FROM quarantine WHERE id IN (\
+     SELECT id FROM quarantine INDEXED BY quarantine_state \
+     WHERE state = 'open' AND received_at < ?1 ORDER BY id LIMIT ?2)";
+
+/// Deletes the oldest open quarantine entries while their bodies together exceed `cap` bytes,
+/// at most `batch` of them. `length()` of a blob is read from the record header, so this
+/// never loads the bodies.
+fn trim_open_quarantine(tx: &Connection, cap: u64, batch: u32) -> rusqlite::Result<usize> {
+    let total: i64 = tx
+        .prepare_cached(
+            "SELECT COALESCE(SUM(length(body)), 0) FROM quarantine WHERE state = 'open'",
+        )?
+        .query_row([], |row| row.get(0))?;
+    let mut excess = u64::try_from(total).unwrap_or(0).saturating_sub(cap);
+    if excess == 0 {
+        return Ok(0);
+    }
+    let mut oldest = tx.prepare_cached(
+        "SELECT id, length(body) FROM quarantine INDEXED BY quarantine_state \
+         WHERE state = 'open' ORDER BY id LIMIT ?1",
+    )?;
+    let mut doomed = Vec::new();
+    let mut rows = oldest.query([batch])?;
+    while let Some(row) = rows.next()? {
+        if excess == 0 {
+            break;
+        }
+        let (id, bytes): (i64, i64) = (row.get(0)?, row.get(1)?);
+        doomed.push(id);
+        excess = excess.saturating_sub(u64::try_from(bytes).unwrap_or(0));
+    }
+    drop(rows);
+    let mut delete = tx.prepare_cached("DELETE FROM quarantine WHERE id = ?1")?;
+    for id in &doomed {
+        delete.execute([id])?;
+    }
+    Ok(doomed.len())
+}
+
 impl SqliteBackend {
     /// Deletes what `policy` allows, in batches of `policy.batch` rows, each batch its own
     /// write job. Stops when nothing is left or after `policy.max_batches` jobs per kind of
@@ -84,6 +124,27 @@ impl SqliteBackend {
                 })
                 .await?;
             report.dead_letters = deleted;
+            report.complete &= done;
+        }
+        if let Some(older_than) = policy.open_quarantine_older_than {
+            let cutoff = older_than.unix_millis();
+            let (deleted, done) = self
+                .prune_in_batches(batch, max_batches, &mut report.batches, move |tx| {
+                    Ok(tx
+                        .prepare_cached(OPEN_QUARANTINE_EXPIRED)?
+                        .execute(params![cutoff, batch])?)
+                })
+                .await?;
+            report.quarantine_expired += deleted;
+            report.complete &= done;
+        }
+        if let Some(cap) = policy.open_quarantine_max_bytes {
+            let (deleted, done) = self
+                .prune_in_batches(batch, max_batches, &mut report.batches, move |tx| {
+                    Ok(trim_open_quarantine(tx, cap, batch)?)
+                })
+                .await?;
+            report.quarantine_expired += deleted;
             report.complete &= done;
         }
         if let Some(older_than) = policy.dedup_older_than {

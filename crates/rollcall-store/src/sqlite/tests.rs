@@ -274,6 +274,10 @@ async fn pruning_queries_use_the_age_indexes() {
         (retention::DEDUP_BATCH, &["dedup_received_at"][..]),
         (retention::QUARANTINE_BATCH, &["quarantine_replayed"][..]),
         (retention::DEAD_LETTER_BATCH, &["dead_letters_replayed"][..]),
+        (
+            retention::OPEN_QUARANTINE_EXPIRED,
+            &["quarantine_state"][..],
+        ),
     ] {
         let mut statement = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let parameters =

@@ -113,6 +113,11 @@ enum Message {
 struct Counters {
     commits: AtomicU64,
     writes: AtomicU64,
+    /// Writes in the queue, counted once their message is in it (a channel's free capacity
+    /// drops before the message is visible, which made tests that wait for a full queue
+    /// race the writer). Signed: the writer may take a message before its sender counts it.
+    #[cfg(test)]
+    queued: std::sync::atomic::AtomicI64,
 }
 
 #[derive(Clone)]
@@ -187,6 +192,8 @@ impl Writer {
             .send(Message::Write(Box::new(pending)))
             .await
             .map_err(|_| StoreError::Closed)?;
+        #[cfg(test)]
+        self.counters.queued.fetch_add(1, Ordering::SeqCst);
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -204,7 +211,7 @@ impl Writer {
     /// How many writes are queued and not yet taken by the writer.
     #[cfg(test)]
     pub(crate) fn queued(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
+        usize::try_from(self.counters.queued.load(Ordering::SeqCst)).unwrap_or(0)
     }
 
     /// Holds the writer until the returned sender is dropped or sent to, so a test can queue
@@ -248,6 +255,10 @@ impl WriterState {
             if batch.is_empty() {
                 continue;
             }
+            #[cfg(test)]
+            counters
+                .queued
+                .fetch_sub(batch.len() as i64, Ordering::SeqCst);
             let writes = batch.len() as u64;
             let outcome = self.commit(&mut batch);
             if outcome.is_ok() {

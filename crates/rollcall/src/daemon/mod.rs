@@ -280,17 +280,33 @@ impl Pruner {
             self.retention.dedup.and_then(|window| cutoff(now, window)),
             self.sinks.iter().cloned(),
         );
+        let policy = PrunePolicy {
+            open_quarantine_older_than: self
+                .retention
+                .open_quarantine
+                .and_then(|window| cutoff(now, window)),
+            open_quarantine_max_bytes: self.retention.open_quarantine_max_bytes,
+            ..policy
+        };
         let report = self.store.prune(policy).await?;
         for (what, count) in [
             ("journal", report.journal_events),
             ("dedup", report.dedup_keys),
             ("quarantine", report.quarantined),
             ("dead_letters", report.dead_letters),
+            ("quarantine_expired", report.quarantine_expired),
         ] {
             if count > 0 {
                 self.metrics
                     .add("rollcall_pruned_total", &[("what", what)], count);
             }
+        }
+        if report.quarantine_expired > 0 {
+            // Deliveries nobody replayed in time are gone for good: say so above info.
+            tracing::warn!(
+                expired = report.quarantine_expired,
+                "open quarantined deliveries dropped (store.quarantine_retention_hours / quarantine_max_mib)"
+            );
         }
         if report.total() > 0 {
             tracing::info!(
@@ -418,6 +434,41 @@ mod tests {
             metrics.counter("rollcall_pruned_total", &[("what", "journal")]),
             2
         );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn open_quarantine_entries_past_their_window_are_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("rollcall.db")).unwrap();
+        for received_at in [hours_ago(800), hours_ago(1)] {
+            store
+                .quarantine(rollcall_store::RejectedDelivery {
+                    source: "src".into(),
+                    connector: "test".into(),
+                    received_at,
+                    code: "event_unsupported".into(),
+                    message: "no".into(),
+                    path: None,
+                    method: "POST".into(),
+                    headers: Vec::new(),
+                    query: None,
+                    body: b"{}".to_vec(),
+                })
+                .await
+                .unwrap();
+        }
+        // Default: 30 days for open entries.
+        let pruner = pruner(&store, &[]);
+        let report = pruner.prune_once(Timestamp::now()).await.unwrap();
+        assert_eq!(report.quarantine_expired, 1);
+        assert_eq!(
+            pruner
+                .metrics
+                .counter("rollcall_pruned_total", &[("what", "quarantine_expired")]),
+            1
+        );
+        assert_eq!(store.counts().await.unwrap().quarantined_open, 1);
         store.close().await;
     }
 
