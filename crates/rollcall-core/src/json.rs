@@ -43,9 +43,11 @@ pub enum BodyCheck {
 /// would dead-letter at that sink forever. Both are refused here, for every sink alike.
 pub fn check_body(bytes: &[u8]) -> Result<BodyCheck, NormalizeError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let outcome =
-        serde::de::DeserializeSeed::deserialize(UniqueKeys { path: "" }, &mut deserializer)
-            .and_then(|()| deserializer.end());
+    let outcome = serde::de::DeserializeSeed::deserialize(
+        UniqueKeys { at: &Segment::Root },
+        &mut deserializer,
+    )
+    .and_then(|()| deserializer.end());
     let Err(error) = outcome else {
         return Ok(BodyCheck::Clean);
     };
@@ -74,9 +76,34 @@ pub fn check_body(bytes: &[u8]) -> Result<BodyCheck, NormalizeError> {
 const NUL_MARKER: &str = "rollcall-nul:";
 const DUPLICATE_MARKER: &str = "rollcall-duplicate-key:";
 
+/// Where a value sits in the document, as a chain to the root: the path is only written out
+/// when a check fails, so a clean body costs no allocation per key.
+enum Segment<'p> {
+    Root,
+    Key(&'p Segment<'p>, &'p str),
+    Index(&'p Segment<'p>, usize),
+}
+
+impl Segment<'_> {
+    fn render(&self) -> String {
+        match self {
+            Segment::Root => String::new(),
+            Segment::Key(parent, key) => match parent.render() {
+                path if path.is_empty() => (*key).to_owned(),
+                path => format!("{path}.{key}"),
+            },
+            Segment::Index(parent, index) => format!("{}[{index}]", parent.render()),
+        }
+    }
+}
+
+/// Objects with at most this many keys are checked for repeats by a linear scan; larger ones
+/// with a hash set.
+const LINEAR_KEYS: usize = 16;
+
 /// Walks a JSON document, failing at the first object that repeats a key.
 struct UniqueKeys<'p> {
-    path: &'p str,
+    at: &'p Segment<'p>,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys<'_> {
@@ -108,7 +135,7 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
     }
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<(), E> {
         if text.contains('\0') {
-            return Err(E::custom(format!("{NUL_MARKER}{}", self.path)));
+            return Err(E::custom(format!("{NUL_MARKER}{}", self.at.render())));
         }
         Ok(())
     }
@@ -119,8 +146,8 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         loop {
-            let path = format!("{}[{index}]", self.path);
-            if seq.next_element_seed(UniqueKeys { path: &path })?.is_none() {
+            let at = Segment::Index(self.at, index);
+            if seq.next_element_seed(UniqueKeys { at: &at })?.is_none() {
                 return Ok(());
             }
             index += 1;
@@ -128,22 +155,37 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut many: Option<std::collections::HashSet<std::borrow::Cow<'de, str>>> = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let path = if self.path.is_empty() {
-                key.to_string()
-            } else {
-                format!("{}.{key}", self.path)
+            let repeated = match &mut many {
+                Some(set) => !set.insert(key.clone()),
+                None if seen.len() < LINEAR_KEYS => {
+                    let repeated = seen.contains(&key);
+                    seen.push(key.clone());
+                    repeated
+                }
+                None => {
+                    let mut set: std::collections::HashSet<_> = seen.drain(..).collect();
+                    let repeated = !set.insert(key.clone());
+                    many = Some(set);
+                    repeated
+                }
             };
+            let at = Segment::Key(self.at, &key);
             if key.contains('\0') {
-                return Err(serde::de::Error::custom(format!("{NUL_MARKER}{path}")));
-            }
-            if !seen.insert(key) {
                 return Err(serde::de::Error::custom(format!(
-                    "{DUPLICATE_MARKER}{path}"
+                    "{NUL_MARKER}{}",
+                    at.render()
                 )));
             }
-            map.next_value_seed(UniqueKeys { path: &path })?;
+            if repeated {
+                return Err(serde::de::Error::custom(format!(
+                    "{DUPLICATE_MARKER}{}",
+                    at.render()
+                )));
+            }
+            map.next_value_seed(UniqueKeys { at: &at })?;
         }
         Ok(())
     }
@@ -228,6 +270,15 @@ mod tests {
         let error = check_body(br#"{"user": {"name": "a\u0000b"}}"#).unwrap_err();
         assert_eq!(error.path(), Some("user.name"));
         assert!(error.to_string().contains("NUL"));
+        // Objects past the linear-scan size are checked as well, before and after the switch.
+        let keys: Vec<String> = (0..40).map(|n| format!("\"k{n}\": {n}")).collect();
+        let clean = format!("{{\"user\": {{{}}}}}", keys.join(", "));
+        assert_eq!(check_body(clean.as_bytes()).unwrap(), BodyCheck::Clean);
+        for repeat in ["k3", "k20", "k39"] {
+            let body = format!("{{\"user\": {{{}, \"{repeat}\": 0}}}}", keys.join(", "));
+            let error = check_body(body.as_bytes()).unwrap_err();
+            assert_eq!(error.path(), Some(format!("user.{repeat}").as_str()));
+        }
         // Not JSON (or JSON followed by more): left to the connector.
         assert_eq!(check_body(b"bm90IGpzb24=").unwrap(), BodyCheck::NotJson);
         assert_eq!(check_body(b"{} x").unwrap(), BodyCheck::NotJson);
