@@ -549,6 +549,51 @@ mod tests {
         assert!(event.partial);
     }
 
+    /// Partial events from a source with no API to enrich from; calling `enrich` is a bug.
+    #[derive(Debug)]
+    struct PartialWithoutApi;
+
+    #[rollcall_core::async_trait]
+    impl Connector for PartialWithoutApi {
+        fn verify(&self, _delivery: &Delivery) -> Result<(), VerifyError> {
+            Ok(())
+        }
+
+        fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
+            PartialEvents(Enrich::Skip).normalize(delivery)
+        }
+
+        async fn enrich(&self, _event: &mut UserEvent) -> Result<(), EnrichError> {
+            Err(EnrichError {
+                message: "enrich called on a source that cannot enrich".into(),
+                retryable: false,
+            })
+        }
+
+        fn enriches(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_that_cannot_enrich_counts_its_partial_events_skipped_without_a_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        let state = state_with(store, Box::new(PartialWithoutApi), Duration::from_secs(5));
+        let (status, _) = post(Arc::clone(&state), b"{}").await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        for (outcome, expected) in [("skipped", 1), ("failed", 0)] {
+            assert_eq!(
+                state.metrics.counter(
+                    "rollcall_enrich_total",
+                    &[("source", "s"), ("outcome", outcome)]
+                ),
+                expected,
+                "{outcome}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn complete_events_are_not_sent_for_enrichment() {
         let dir = tempfile::tempdir().unwrap();

@@ -185,6 +185,16 @@ fn enrich_budget(state: &AppState, source: &Source) -> Duration {
 /// answered `Ok` and left the event partial: no enrichment configured, a deleted user, a rate
 /// limit or an open circuit breaker). Logs carry ids and reasons, never the user's data.
 async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
+    if !source.connector.enriches() {
+        // Nothing to call: each partial event is skipped without the copy a call needs.
+        let skipped = events.iter().filter(|event| event.partial).count() as u64;
+        state.metrics.add(
+            "rollcall_enrich_total",
+            &[("source", &source.id), ("outcome", "skipped")],
+            skipped,
+        );
+        return;
+    }
     let deadline = Instant::now() + enrich_budget(state, source);
     for event in events.iter_mut().filter(|event| event.partial) {
         let remaining = deadline.saturating_duration_since(Instant::now());
