@@ -22,18 +22,6 @@ use rollcall_core::{Delivery, Secret, VerifyError};
 /// The header Okta sends the secret in unless the hook names another.
 pub const AUTHORIZATION_HEADER: &str = "Authorization";
 
-/// The words the host's quarantine recognises a credential header by (it strips
-/// `Authorization` and any header whose name contains one of these before keeping a
-/// request). A custom header name must contain one, or the secret would be kept.
-pub const CREDENTIAL_HEADER_WORDS: &[&str] = &[
-    "signature",
-    "secret",
-    "token",
-    "api-key",
-    "apikey",
-    "password",
-];
-
 /// Checks a configured header name: a valid HTTP header name that the host keeps out of
 /// quarantine. The error says why, for the option's `ConfigError`.
 pub fn check_header_name(name: &str) -> Result<(), String> {
@@ -44,18 +32,13 @@ pub fn check_header_name(name: &str) -> Result<(), String> {
     if !valid {
         return Err(format!("{name:?} is not an HTTP header name"));
     }
-    let lower = name.to_ascii_lowercase();
-    if lower == "authorization"
-        || CREDENTIAL_HEADER_WORDS
-            .iter()
-            .any(|word| lower.contains(word))
-    {
+    if rollcall_core::credentials::is_credential_header(name) {
         Ok(())
     } else {
         Err(format!(
             "{name:?} would be kept with quarantined deliveries: use Authorization, or a name \
              containing one of {}",
-            CREDENTIAL_HEADER_WORDS.join(", ")
+            rollcall_core::credentials::CREDENTIAL_HEADER_WORDS.join(", ")
         ))
     }
 }

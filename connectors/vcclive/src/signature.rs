@@ -22,34 +22,17 @@ use rollcall_core::{Delivery, Secret, VerifyError};
 /// `secret_parameter` option.
 pub const SECRET_QUERY_PARAMETER: &str = "secret-key";
 
-/// The words the host's quarantine recognises a credential query parameter by (it drops any
-/// parameter whose name contains one before keeping a request). A custom name must contain
-/// one, or the secret would be kept with quarantined deliveries.
-pub const CREDENTIAL_PARAMETER_WORDS: &[&str] = &[
-    "secret",
-    "token",
-    "key",
-    "password",
-    "signature",
-    "sig",
-    "auth",
-];
-
 /// Checks a configured parameter name: not blank, and one the host keeps out of quarantine.
 pub fn check_parameter_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() || name.contains(['&', '=', '#']) {
         return Err(format!("{name:?} is not a query parameter name"));
     }
-    let lower = name.to_ascii_lowercase();
-    if CREDENTIAL_PARAMETER_WORDS
-        .iter()
-        .any(|word| lower.contains(word))
-    {
+    if rollcall_core::credentials::is_credential_parameter(name) {
         Ok(())
     } else {
         Err(format!(
             "{name:?} would be kept with quarantined deliveries: use a name containing one of {}",
-            CREDENTIAL_PARAMETER_WORDS.join(", ")
+            rollcall_core::credentials::CREDENTIAL_PARAMETER_WORDS.join(", ")
         ))
     }
 }

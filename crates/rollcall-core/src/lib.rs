@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod connector;
+pub mod credentials;
 pub mod de;
 pub mod directory;
 pub mod error;

@@ -70,7 +70,8 @@ macro_rules! conformance_suite {
     };
 }
 
-fn event(id: &str, user: &str) -> UserEvent {
+/// A `user.created` event `id` for user `user` of source `src`.
+pub fn event(id: &str, user: &str) -> UserEvent {
     UserEvent {
         id: id.to_owned(),
         event_type: EventType::Created,
@@ -90,7 +91,8 @@ fn event(id: &str, user: &str) -> UserEvent {
     }
 }
 
-fn batch(key: &str, ids: &[&str]) -> IngestBatch {
+/// A delivery of source `src` with dedup key `key`: one event per id, all for user `u1`.
+pub fn batch(key: &str, ids: &[&str]) -> IngestBatch {
     IngestBatch {
         source: "src".to_owned(),
         dedup_key: key.to_owned(),
@@ -371,7 +373,8 @@ fn batch_at(key: &str, ids: &[&str], received_at: Timestamp) -> IngestBatch {
     }
 }
 
-fn hours_ago(hours: i64) -> Timestamp {
+/// Now minus `hours`.
+pub fn hours_ago(hours: i64) -> Timestamp {
     Timestamp::from_unix_millis(Timestamp::now().unix_millis() - hours * 3_600_000).unwrap()
 }
 

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rollcall_core::{EventType, Timestamp, User, UserEvent, VendorEvent};
+use rollcall_core::{EventType, Timestamp, User, UserEvent};
 
 use super::writer::WriteError;
 use super::{retention, schema, SqliteBackend};
-use crate::conformance::Harness;
+use crate::conformance::{batch, event, hours_ago, Harness};
 use crate::prelude::*;
-use crate::{IngestBatch, IngestOutcome, PrunePolicy, RejectedDelivery, Store, StoreError};
+use crate::{IngestOutcome, PrunePolicy, RejectedDelivery, Store, StoreError};
 
 /// A fresh database in a temporary directory (created by the store, as in production).
 struct SqliteHarness {
@@ -44,39 +44,6 @@ fn open() -> (SqliteHarness, Arc<SqliteBackend>) {
     let harness = SqliteHarness::new();
     let backend = Arc::new(SqliteBackend::open(&harness.path()).unwrap());
     (harness, backend)
-}
-
-fn event(id: &str, user: &str) -> UserEvent {
-    UserEvent {
-        id: id.to_owned(),
-        event_type: EventType::Created,
-        source: "src".to_owned(),
-        connector: "test".to_owned(),
-        vendor_event: VendorEvent {
-            id: None,
-            event_type: "created".to_owned(),
-            occurred_at: None,
-        },
-        received_at: Timestamp::from_unix_seconds(1_700_000_000).unwrap(),
-        actor: None,
-        user: User::with_id(user),
-        previous: None,
-        changes: None,
-        partial: false,
-    }
-}
-
-fn batch(key: &str, ids: &[&str]) -> IngestBatch {
-    IngestBatch {
-        source: "src".to_owned(),
-        dedup_key: key.to_owned(),
-        received_at: Timestamp::from_unix_seconds(1_700_000_000).unwrap(),
-        events: ids.iter().map(|id| event(id, "u1")).collect(),
-    }
-}
-
-fn hours_ago(hours: i64) -> Timestamp {
-    Timestamp::from_unix_millis(Timestamp::now().unix_millis() - hours * 3_600_000).unwrap()
 }
 
 async fn journal_ids(store: &SqliteBackend) -> Vec<String> {

@@ -1,44 +1,12 @@
 //! What of a request may be kept: quarantine stores headers and the query string so a
 //! delivery can be re-run, but never the credentials that came with it.
 
-/// Header names that carry credentials or signatures.
-fn is_secret_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    matches!(
-        name.as_str(),
-        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
-    ) || [
-        "signature",
-        "secret",
-        "token",
-        "api-key",
-        "apikey",
-        "password",
-    ]
-    .iter()
-    .any(|word| name.contains(word))
-}
-
-/// Query parameter names that carry credentials (VCC Live's `secret-key`, tokens).
-fn is_secret_param(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    [
-        "secret",
-        "token",
-        "key",
-        "password",
-        "signature",
-        "sig",
-        "auth",
-    ]
-    .iter()
-    .any(|word| name.contains(word))
-}
+use rollcall_core::credentials::{is_credential_header, is_credential_parameter};
 
 /// Headers with the credential-bearing ones removed.
 pub fn headers<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
     headers
-        .filter(|(name, _)| !is_secret_header(name))
+        .filter(|(name, _)| !is_credential_header(name))
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect()
 }
@@ -48,7 +16,7 @@ pub fn query(query: Option<&str>) -> Option<String> {
     let mut kept = form_urlencoded::Serializer::new(String::new());
     let mut any = false;
     for (name, value) in form_urlencoded::parse(query?.as_bytes()) {
-        if !is_secret_param(&name) {
+        if !is_credential_parameter(&name) {
             kept.append_pair(&name, &value);
             any = true;
         }
