@@ -103,7 +103,7 @@ pub fn kind_of(short_type: &str) -> Option<Kind> {
 /// Maps a delivery's body to unified events.
 pub fn normalize(delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
     match payload::parse(&delivery.body)? {
-        Payload::Webhook(event) => webhook_event(delivery, &event).map(|event| vec![event]),
+        Payload::Webhook(event) => webhook_event(delivery, *event).map(|event| vec![event]),
         Payload::User(bare) => bare_user_event(delivery, *bare).map(|event| vec![event]),
     }
 }
@@ -134,12 +134,17 @@ fn bare_user_event(delivery: &Delivery, bare: BareUser) -> Result<UserEvent, Nor
     Ok(delivery.new_event(CONNECTOR, 0, event_type, vendor_event, unified))
 }
 
-/// One event from a webhook envelope.
-fn webhook_event(delivery: &Delivery, event: &WebhookEvent) -> Result<UserEvent, NormalizeError> {
+/// One event from a webhook envelope. Takes it by value: `detail` and `event` as received
+/// move into `remote_data` instead of being copied.
+fn webhook_event(
+    delivery: &Delivery,
+    mut event: WebhookEvent,
+) -> Result<UserEvent, NormalizeError> {
     let kind = event
         .short_type()
         .and_then(kind_of)
         .ok_or_else(|| NormalizeError::unsupported(event.event_type.clone()))?;
+    let subject_user_id = event.subject_user_id();
     let detail = event
         .detail
         .as_ref()
@@ -147,14 +152,16 @@ fn webhook_event(delivery: &Delivery, event: &WebhookEvent) -> Result<UserEvent,
     let id = detail
         .id
         .clone()
-        .or_else(|| event.subject_user_id())
+        .or(subject_user_id)
         .ok_or_else(|| NormalizeError::invalid("detail.id", "missing user id"))?;
-    let mut user = user_from_support(detail, id, remote_data(event));
+    let raw_detail = std::mem::take(&mut event.raw_detail);
+    let mut user = user_from_support(detail, id, remote_data(raw_detail));
 
     let (event_type, changes) = apply_event(kind, &event.event, &mut user)?;
+    keep_raw_event(&mut user, std::mem::take(&mut event.event));
     let vendor_event = VendorEvent {
-        id: event.id.clone(),
-        event_type: event.event_type.clone(),
+        id: event.id,
+        event_type: event.event_type,
         occurred_at: event.time,
     };
     let mut unified = delivery.new_event(CONNECTOR, 0, event_type, vendor_event, user);
@@ -166,18 +173,24 @@ fn webhook_event(delivery: &Delivery, event: &WebhookEvent) -> Result<UserEvent,
 /// Key of `remote_data` holding the webhook's raw `event` object.
 pub const REMOTE_EVENT_KEY: &str = "event";
 
-/// `detail` as received, with the webhook's `event` object as received under
+/// `detail` as received: the start of `remote_data`.
+fn remote_data(raw_detail: Value) -> Value {
+    match raw_detail {
+        Value::Object(detail) => Value::Object(detail),
+        _ => Value::Object(serde_json::Map::new()),
+    }
+}
+
+/// Adds the webhook's `event` object as received to `remote_data` under
 /// [`REMOTE_EVENT_KEY`]: what `event` alone carries (tags, custom fields, notes, the other
 /// user of a merge) is then not lost, whatever the event type.
-fn remote_data(event: &WebhookEvent) -> Value {
-    let mut remote = match &event.raw_detail {
-        Value::Object(detail) => detail.clone(),
-        _ => serde_json::Map::new(),
-    };
-    if !event.event.is_null() {
-        remote.insert(REMOTE_EVENT_KEY.to_owned(), event.event.clone());
+fn keep_raw_event(user: &mut rollcall_core::User, raw_event: Value) {
+    if raw_event.is_null() {
+        return;
     }
-    Value::Object(remote)
+    if let Some(Value::Object(remote)) = &mut user.remote_data {
+        remote.insert(REMOTE_EVENT_KEY.to_owned(), raw_event);
+    }
 }
 
 /// Applies what `event` says changed to `user`; returns the unified event type and the

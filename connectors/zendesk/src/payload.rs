@@ -271,7 +271,10 @@ pub fn parse(body: &[u8]) -> Result<Payload, NormalizeError> {
     };
     if map.contains_key("type") {
         let mut event: WebhookEvent = json::from_value(&document)?;
-        event.raw_detail = map.get("detail").cloned().unwrap_or(Value::Null);
+        // Moved, not cloned: the document is not needed any more.
+        if let Value::Object(mut map) = document {
+            event.raw_detail = map.remove("detail").unwrap_or(Value::Null);
+        }
         return Ok(Payload::Webhook(Box::new(event)));
     }
     let (raw, path_prefix) = match map.get("user") {
