@@ -210,16 +210,9 @@ pub async fn quarantine_keeps_the_delivery_and_replay_commits_its_events(harness
     let store = harness.open().await;
     let id = store
         .quarantine(RejectedDelivery {
-            source: "src".into(),
-            connector: "test".into(),
-            received_at: Timestamp::from_unix_seconds(1_700_000_000).unwrap(),
-            code: "payload_invalid".into(),
-            message: "bad".into(),
             path: Some("id".into()),
-            method: "POST".into(),
             headers: vec![("content-type".into(), "application/json".into())],
-            query: None,
-            body: b"{}".to_vec(),
+            ..rejected(Timestamp::from_unix_seconds(1_700_000_000).unwrap(), b"{}")
         })
         .await
         .unwrap();
@@ -370,6 +363,23 @@ fn batch_at(key: &str, ids: &[&str], received_at: Timestamp) -> IngestBatch {
     IngestBatch {
         received_at,
         ..batch(key, ids)
+    }
+}
+
+/// A delivery of source `src` that failed normalization, received at `received_at`, with
+/// `body` as its kept body.
+pub fn rejected(received_at: Timestamp, body: &[u8]) -> RejectedDelivery {
+    RejectedDelivery {
+        source: "src".into(),
+        connector: "test".into(),
+        received_at,
+        code: "payload_invalid".into(),
+        message: "bad".into(),
+        path: None,
+        method: "POST".into(),
+        headers: Vec::new(),
+        query: None,
+        body: body.to_vec(),
     }
 }
 
@@ -601,18 +611,7 @@ pub async fn the_directory_and_sequence_numbers_survive_pruning(harness: &dyn Ha
 
 pub async fn replayed_quarantine_entries_are_pruned_and_open_ones_kept(harness: &dyn Harness) {
     let store = harness.open().await;
-    let entry = |n: i64| RejectedDelivery {
-        source: "src".into(),
-        connector: "test".into(),
-        received_at: hours_ago(200 + n),
-        code: "payload_invalid".into(),
-        message: "bad".into(),
-        path: None,
-        method: "POST".into(),
-        headers: vec![],
-        query: None,
-        body: b"{}".to_vec(),
-    };
+    let entry = |n: i64| rejected(hours_ago(200 + n), b"{}");
     let replayed = store.quarantine(entry(1)).await.unwrap();
     let open_id = store.quarantine(entry(2)).await.unwrap();
     store
@@ -919,18 +918,7 @@ pub async fn states_parse_from_their_names(_harness: &dyn Harness) {
 
 pub async fn open_quarantine_entries_expire_by_age_and_by_size(harness: &dyn Harness) {
     let store = harness.open().await;
-    let kept = |received_at: Timestamp, bytes: usize| RejectedDelivery {
-        source: "src".into(),
-        connector: "test".into(),
-        received_at,
-        code: "event_unsupported".into(),
-        message: "no".into(),
-        path: None,
-        method: "POST".into(),
-        headers: Vec::new(),
-        query: None,
-        body: vec![b'x'; bytes],
-    };
+    let kept = |received_at: Timestamp, bytes: usize| rejected(received_at, &vec![b'x'; bytes]);
     let old = store.quarantine(kept(hours_ago(800), 100)).await.unwrap();
     let replayed_old = store.quarantine(kept(hours_ago(800), 100)).await.unwrap();
     store

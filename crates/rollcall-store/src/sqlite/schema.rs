@@ -231,9 +231,3 @@ pub(crate) fn last_seq(connection: &Connection) -> rusqlite::Result<i64> {
         .prepare_cached("SELECT value FROM meta WHERE name = 'last_seq'")?
         .query_row([], |row| row.get(0))
 }
-
-/// The schema version this build writes.
-#[cfg(test)]
-pub(crate) fn current_version() -> usize {
-    MIGRATIONS.len()
-}

@@ -10,9 +10,9 @@ use rollcall_core::{EventType, Timestamp, User, UserEvent};
 
 use super::writer::WriteError;
 use super::{retention, schema, SqliteBackend};
-use crate::conformance::{batch, event, hours_ago, Harness};
+use crate::conformance::{batch, event, hours_ago, rejected, Harness};
 use crate::prelude::*;
-use crate::{IngestOutcome, PrunePolicy, RejectedDelivery, Store, StoreError};
+use crate::{IngestOutcome, PrunePolicy, Store, StoreError};
 
 /// A fresh database in a temporary directory (created by the store, as in production).
 struct SqliteHarness {
@@ -90,18 +90,7 @@ async fn concurrent_writes_share_one_commit() {
 async fn a_refused_write_does_not_undo_the_others_in_its_commit() {
     let (_dir, store) = open();
     let quarantined = store
-        .quarantine(RejectedDelivery {
-            source: "src".into(),
-            connector: "test".into(),
-            received_at: Timestamp::now(),
-            code: "payload_invalid".into(),
-            message: "bad".into(),
-            path: None,
-            method: "POST".into(),
-            headers: Vec::new(),
-            query: None,
-            body: b"{}".to_vec(),
-        })
+        .quarantine(rejected(Timestamp::now(), b"{}"))
         .await
         .unwrap();
     store
@@ -312,7 +301,7 @@ fn a_database_from_a_newer_rollcall_is_refused() {
     drop(SqliteBackend::open(&harness.path()).unwrap());
     let connection = rusqlite::Connection::open(harness.path()).unwrap();
     connection
-        .pragma_update(None, "user_version", schema::current_version() + 1)
+        .pragma_update(None, "user_version", schema::MIGRATIONS.len() + 1)
         .unwrap();
     drop(connection);
     let error = SqliteBackend::open(&harness.path()).unwrap_err();

@@ -357,13 +357,10 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use rollcall_core::{EventType, User, UserEvent, VendorEvent};
+    use rollcall_store::conformance::hours_ago;
     use rollcall_store::IngestBatch;
 
     use super::*;
-
-    fn hours_ago(hours: i64) -> Timestamp {
-        Timestamp::from_unix_millis(Timestamp::now().unix_millis() - hours * 3_600_000).unwrap()
-    }
 
     async fn ingest(store: &Store, key: &str, id: &str, received_at: Timestamp) {
         let event = UserEvent {
@@ -443,18 +440,7 @@ mod tests {
         let store = Store::open(dir.path().join("rollcall.db")).unwrap();
         for received_at in [hours_ago(800), hours_ago(1)] {
             store
-                .quarantine(rollcall_store::RejectedDelivery {
-                    source: "src".into(),
-                    connector: "test".into(),
-                    received_at,
-                    code: "event_unsupported".into(),
-                    message: "no".into(),
-                    path: None,
-                    method: "POST".into(),
-                    headers: Vec::new(),
-                    query: None,
-                    body: b"{}".to_vec(),
-                })
+                .quarantine(rollcall_store::conformance::rejected(received_at, b"{}"))
                 .await
                 .unwrap();
         }
