@@ -437,6 +437,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_state_filter_must_name_a_known_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        let host = "127.0.0.1:9090";
+        for path in ["/v1/dead-letters?state=dead", "/v1/quarantine?state=open"] {
+            let (status, _) = get(state(store.clone(), None), path, host).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+        }
+        for (path, known) in [
+            ("/v1/dead-letters?state=gone", "replayed"),
+            ("/v1/quarantine?state=closed", "open"),
+        ] {
+            let (status, body) = get(state(store.clone(), None), path, host).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+            assert_eq!(body["error"]["code"], "config_invalid", "{path}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(known), "{path}: {message}");
+        }
+    }
+
+    #[tokio::test]
     async fn without_a_token_only_known_host_names_are_answered() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db")).unwrap();

@@ -476,6 +476,47 @@ mod tests {
             .unwrap();
     }
 
+    #[tokio::test]
+    async fn a_lease_is_renewed_only_past_half_its_life() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        let worker = Worker {
+            config: SinkConfig {
+                id: "crm".into(),
+                kind: "test".into(),
+                sources: None,
+                types: None,
+                format: Format::Native,
+                options: serde_json::Value::Null,
+            },
+            sink: Box::new(GateSink(Arc::new(Gate::default()))),
+            store: store.clone(),
+            metrics: Arc::new(Metrics::default()),
+            delivery: DeliveryConfig::default(),
+            holder: "test-worker".into(),
+            held: Default::default(),
+        };
+        let first = worker.lease().await.unwrap().unwrap();
+        let commits = store.commit_stats().commits;
+        // Fresh: reused, with the position read again, and no commit for it.
+        store.set_position("crm", 2).await.unwrap();
+        let commits = commits + 1;
+        let again = worker.lease().await.unwrap().unwrap();
+        assert_eq!((again.token, again.position), (first.token, 2));
+        assert_eq!(store.commit_stats().commits, commits);
+        // Less than half its time left: renewed in a commit of its own, same holder and token.
+        let almost_expired = Lease {
+            expires_at: Timestamp::from_unix_millis(Timestamp::now().unix_millis() + 1_000)
+                .unwrap(),
+            ..first.clone()
+        };
+        worker.forget_lease_unless(Some(almost_expired.clone()));
+        let renewed = worker.lease().await.unwrap().unwrap();
+        assert_eq!(renewed.token, first.token);
+        assert!(renewed.expires_at > almost_expired.expires_at);
+        assert_eq!(store.commit_stats().commits, commits + 1);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rewind_during_a_round_is_not_overwritten_by_the_worker() {
         let dir = tempfile::tempdir().unwrap();
