@@ -9,7 +9,7 @@
 //! contract names a backend type: states are enums, errors are [`StoreError`].
 //!
 //! Backends: [`sqlite`] (embedded, one process, the default). Every backend passes the one
-//! conformance suite in [`conformance`].
+//! conformance suite in `conformance` (feature `conformance`).
 //!
 //! # What every backend promises
 //!
@@ -23,6 +23,9 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+/// The conformance suite, for backends' tests (and the host's, for its builders); compiled
+/// only for tests and with the `conformance` feature, never into the daemon.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod contract;
 mod model;
