@@ -609,3 +609,75 @@ async fn data_files_are_owner_only() {
     assert_eq!(mode(&data.join("out")), 0o700);
     assert_eq!(mode(&dir.path().join("rollcall.db")), 0o600);
 }
+
+/// A sink endpoint that echoes personal data in its error: the dead letter (and so the admin
+/// API and the logs) keeps the status and a redacted snippet, never the email, phone or token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_error_body_with_personal_data_is_kept_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(usize::MAX, 400).await;
+    let daemon = Daemon::start(
+        dir.path(),
+        &format!(
+            "{}[[sinks]]\nid = \"crm\"\ntype = \"http\"\nurl = \"{}\"\n",
+            sources_toml(),
+            receiver.url
+        ),
+    );
+    healthy_request_is_accepted(&daemon, 7).await;
+    let client = client();
+    let started = Instant::now();
+    let letters = loop {
+        let page: serde_json::Value = get_json(
+            &client,
+            format!("{}/v1/dead-letters?sink=crm", daemon.admin),
+        )
+        .await;
+        if !page["dead_letters"].as_array().unwrap().is_empty() {
+            break page;
+        }
+        assert!(started.elapsed() < CLOSE_DEADLINE, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let error = letters["dead_letters"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("400"), "{error}");
+    for secret in [
+        "ann.smith@example.com",
+        "555 0100",
+        "sk_live_4f9a8b7c6d5e4f3a2b1c",
+    ] {
+        assert!(!error.contains(secret), "{secret} kept in: {error}");
+    }
+    let logs = daemon.stderr.lock().unwrap().join("\n");
+    assert!(!logs.contains("ann.smith@example.com"), "{logs}");
+}
+
+/// `${VAR}` cannot break out of a TOML string: the real binary's `config check` reads a
+/// variable holding quotes and a new key as a plain value.
+#[test]
+fn an_environment_value_cannot_break_out_of_a_toml_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rollcall.toml");
+    std::fs::write(
+        &config,
+        "[admin]\nlisten = \"0.0.0.0:9090\"\ntoken = '${ROLLCALL_ADMIN_TOKEN}'\n",
+    )
+    .unwrap();
+    // Were it pasted into the text, this would close the literal string and add a key that
+    // does not exist (a config error) or switch the listener back to loopback.
+    let hostile = "x'\nlisten = \"127.0.0.1:9\"\nevil = '";
+    let output = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .env("ROLLCALL_ADMIN_TOKEN", hostile)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

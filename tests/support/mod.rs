@@ -277,6 +277,10 @@ pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, what: &str, mut c
 
 /// A downstream HTTP receiver whose answers the test programs: it fails the first
 /// `failures` requests with `status`, then answers 200.
+/// What a failing [`Receiver`] answers with: an email, a phone number and a token.
+pub const RECEIVER_ERROR_BODY: &str =
+    "rejected user ann.smith@example.com (+1 415 555 0100): token sk_live_4f9a8b7c6d5e4f3a2b1c";
+
 #[derive(Clone)]
 pub struct Receiver {
     pub url: String,
@@ -310,7 +314,10 @@ impl Receiver {
                         200
                     };
                     state.received.lock().unwrap().push((status, value));
-                    axum::http::StatusCode::from_u16(status).unwrap()
+                    // A failing endpoint echoes personal data and a token in its error body,
+                    // as real receivers do: rollcall must never keep them.
+                    let body = if failing { RECEIVER_ERROR_BODY } else { "" };
+                    (axum::http::StatusCode::from_u16(status).unwrap(), body)
                 }
             }),
         );
