@@ -14,7 +14,8 @@
 //! * a timeout per request (`api_timeout_ms`, default 3000);
 //! * a token bucket (`api_rate_per_second`, default 10, burst of one second's worth): when it
 //!   is empty the event is not enriched, rather than waiting;
-//! * a circuit breaker: after [`BREAKER_THRESHOLD`] consecutive failures it opens for
+//! * a circuit breaker (rollcall-core's shared [`CircuitBreaker`]): after
+//!   [`BREAKER_THRESHOLD`] consecutive failures it opens for
 //!   `api_breaker_cooldown_ms` (default 30 s) and events are not enriched; then one request
 //!   is let through (half-open): success closes the breaker, failure opens it again. A 429
 //!   with `Retry-After` opens it for that long.
@@ -26,6 +27,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use rollcall_core::backoff::{Backoff, BreakerState, CircuitBreaker, Health};
 use rollcall_core::{ConfigError, EnrichError, EventType, Secret, User, UserEvent};
 
 use crate::mapping;
@@ -168,7 +170,7 @@ impl Enricher {
             timeout,
             guard: Mutex::new(Guard {
                 bucket: TokenBucket::new(rate, Instant::now()),
-                breaker: Breaker::new(cooldown),
+                breaker: CircuitBreaker::new(BREAKER_THRESHOLD, Backoff::new(cooldown, cooldown)),
             }),
         }))
     }
@@ -210,7 +212,7 @@ impl Enricher {
             return None;
         }
         if trial {
-            guard.breaker.trial_until = Some(now + self.timeout + TRIAL_MARGIN);
+            guard.breaker.start_trial(now + self.timeout + TRIAL_MARGIN);
         }
         Some(trial)
     }
@@ -451,21 +453,10 @@ impl Failure {
     }
 }
 
-/// What one request says about the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Health {
-    /// It answered (2xx, or 404 for an unknown user).
-    Healthy,
-    /// Transport error, timeout, 5xx, 401/403, another 4xx, an unreadable body.
-    Failing,
-    /// 429 with `Retry-After`: pause that long.
-    RetryAfter(Duration),
-}
-
 #[derive(Debug)]
 struct Guard {
     bucket: TokenBucket,
-    breaker: Breaker,
+    breaker: CircuitBreaker,
 }
 
 /// A token bucket refilled continuously at `rate` tokens per second, holding at most one
@@ -502,80 +493,6 @@ impl TokenBucket {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BreakerState {
-    Closed,
-    Open,
-    /// The pause is over: one trial request may go.
-    HalfOpen,
-}
-
-#[derive(Debug)]
-struct Breaker {
-    cooldown: Duration,
-    consecutive_failures: u32,
-    /// Set while open (until then), and after, until a trial request decides.
-    open_until: Option<Instant>,
-    /// While a half-open trial is in flight: when its lease ends.
-    trial_until: Option<Instant>,
-}
-
-impl Breaker {
-    fn new(cooldown: Duration) -> Self {
-        Self {
-            cooldown,
-            consecutive_failures: 0,
-            open_until: None,
-            trial_until: None,
-        }
-    }
-
-    fn state(&self, now: Instant) -> BreakerState {
-        match self.open_until {
-            None => BreakerState::Closed,
-            Some(until) if now < until => BreakerState::Open,
-            Some(_) => match self.trial_until {
-                Some(lease) if now < lease => BreakerState::Open,
-                _ => BreakerState::HalfOpen,
-            },
-        }
-    }
-
-    fn record(&mut self, health: Health, trial: bool, now: Instant) {
-        if trial {
-            self.trial_until = None;
-        }
-        match health {
-            Health::Healthy => {
-                self.consecutive_failures = 0;
-                // Only the trial closes an open breaker: a request admitted before it
-                // opened knows less than whatever opened it.
-                if trial {
-                    self.open_until = None;
-                }
-            }
-            Health::Failing => {
-                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                if trial || self.consecutive_failures >= BREAKER_THRESHOLD {
-                    self.open_for(now + self.cooldown);
-                }
-            }
-            Health::RetryAfter(wait) => {
-                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                self.open_for(now + wait);
-            }
-        }
-    }
-
-    /// Opens until `until`, or later if already open for longer.
-    fn open_for(&mut self, until: Instant) {
-        self.open_until = Some(match self.open_until {
-            Some(current) if current > until => current,
-            _ => until,
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,62 +511,6 @@ mod tests {
         assert!(slow.try_take(start));
         assert!(!slow.try_take(start + Duration::from_secs(1)));
         assert!(slow.try_take(start + Duration::from_secs(2)));
-    }
-
-    #[test]
-    fn the_breaker_opens_after_the_threshold_and_lets_one_trial_through() {
-        let start = Instant::now();
-        let mut breaker = Breaker::new(Duration::from_secs(30));
-        for _ in 0..BREAKER_THRESHOLD - 1 {
-            breaker.record(Health::Failing, false, start);
-            assert_eq!(breaker.state(start), BreakerState::Closed);
-        }
-        breaker.record(Health::Failing, false, start);
-        assert_eq!(breaker.state(start), BreakerState::Open);
-        let later = start + Duration::from_secs(30);
-        assert_eq!(breaker.state(later), BreakerState::HalfOpen);
-        // The trial fails: open again for the cool-down.
-        breaker.trial_until = Some(later + Duration::from_secs(4));
-        assert_eq!(breaker.state(later), BreakerState::Open);
-        breaker.record(Health::Failing, true, later);
-        assert_eq!(
-            breaker.state(later + Duration::from_secs(29)),
-            BreakerState::Open
-        );
-        let again = later + Duration::from_secs(30);
-        assert_eq!(breaker.state(again), BreakerState::HalfOpen);
-        breaker.record(Health::Healthy, true, again);
-        assert_eq!(breaker.state(again), BreakerState::Closed);
-        assert_eq!(breaker.consecutive_failures, 0);
-    }
-
-    #[test]
-    fn a_cancelled_trial_releases_its_lease() {
-        let start = Instant::now();
-        let mut breaker = Breaker::new(Duration::from_secs(1));
-        breaker.record(Health::RetryAfter(Duration::ZERO), false, start);
-        assert_eq!(breaker.state(start), BreakerState::HalfOpen);
-        breaker.trial_until = Some(start + Duration::from_secs(2));
-        assert_eq!(breaker.state(start), BreakerState::Open);
-        assert_eq!(
-            breaker.state(start + Duration::from_secs(2)),
-            BreakerState::HalfOpen
-        );
-    }
-
-    #[test]
-    fn a_late_failure_does_not_shorten_a_retry_after_pause() {
-        let start = Instant::now();
-        let mut breaker = Breaker::new(Duration::from_secs(1));
-        breaker.record(Health::RetryAfter(Duration::from_secs(60)), false, start);
-        for _ in 0..BREAKER_THRESHOLD {
-            breaker.record(Health::Failing, false, start);
-        }
-        breaker.record(Health::Healthy, false, start);
-        assert_eq!(
-            breaker.state(start + Duration::from_secs(59)),
-            BreakerState::Open
-        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! * [`directory`]: how an event changes what rollcall knows about a user.
 //! * [`time`]: vendor timestamps in, RFC 3339 UTC out.
 //! * [`sink`]: the [`Sink`] trait and its registry.
+//! * [`backoff`]: capped exponential backoff with full jitter and a circuit breaker, shared
+//!   by delivery, sinks and connectors' outbound calls.
 //! * [`retry`]: a vendor's retry contract (what it retries, for how long, how fast it needs
 //!   an answer).
 //! * [`error`]: error types with stable codes, an HTTP status and a retry decision.
@@ -15,6 +17,7 @@
 //! The crate does no I/O and starts no runtime.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod connector;
 pub mod credentials;
 pub mod de;
@@ -30,6 +33,7 @@ pub mod time;
 pub mod timezone;
 pub mod verify;
 
+pub use crate::backoff::{Backoff, BreakerState, CircuitBreaker, Health};
 pub use crate::connector::{
     registration, registrations, Connector, ConnectorRegistration, Delivery, HandshakeResponse,
     Headers, SignError, SourceOptions,
