@@ -22,9 +22,7 @@ impl Backoff {
     /// The upper bound of the `attempt`-th wait (attempts count from 1).
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(31);
-        self.initial
-            .saturating_mul(1u32 << exponent)
-            .min(self.max)
+        self.initial.saturating_mul(1u32 << exponent).min(self.max)
     }
 
     /// Full jitter: a uniform wait in `[0, ceiling(attempt)]`, so peers that failed together

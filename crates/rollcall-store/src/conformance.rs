@@ -56,7 +56,11 @@ macro_rules! conformance_suite {
             the_directory_follows_many_events_of_one_user_in_one_delivery,
             large_events_read_back_exactly,
             states_parse_from_their_names,
-            open_quarantine_entries_expire_by_age_and_by_size
+            open_quarantine_entries_expire_by_age_and_by_size,
+            parked_events_are_kept_until_delivered_or_dead_lettered,
+            parked_events_survive_pruning_and_a_lost_lease_cannot_park,
+            a_new_sink_starts_where_it_is_told_and_an_existing_one_keeps_its_position,
+            a_pause_is_kept_until_resumed
         );
     };
     (@each $harness:expr; $($name:ident),+ $(,)?) => {
@@ -966,4 +970,153 @@ pub async fn open_quarantine_entries_expire_by_age_and_by_size(harness: &dyn Har
         .map(|entry| entry.id)
         .collect();
     assert_eq!(open, [recent[3], recent[2]]);
+}
+
+fn at(unix_millis: i64) -> Timestamp {
+    Timestamp::from_unix_millis(unix_millis).unwrap()
+}
+
+fn parked_at(seq: i64, user: &str, attempts: u32) -> crate::ParkedEvent {
+    crate::ParkedEvent {
+        sink: "crm".into(),
+        seq,
+        user_key: user.into(),
+        attempts,
+        first_failed_at: (attempts > 0).then(|| at(1_800_000_000_000)),
+        next_attempt_at: at(1_800_000_060_000),
+        error: if attempts > 0 {
+            "HTTP 503".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
+pub async fn parked_events_are_kept_until_delivered_or_dead_lettered(harness: &dyn Harness) {
+    let store = harness.open().await;
+    for n in 1..=3 {
+        store
+            .ingest(batch(&format!("k{n}"), &[&format!("e{n}")]))
+            .await
+            .unwrap();
+    }
+    let lease = lease(&store, "crm").await;
+    store.park(&lease, &parked_at(1, "s/u1", 1)).await.unwrap();
+    store.park(&lease, &parked_at(3, "s/u1", 0)).await.unwrap();
+    assert_eq!(store.advance(&lease, 0, 3).await.unwrap(), Advance::Moved);
+    // A later attempt replaces the record.
+    let mut retried = parked_at(1, "s/u1", 2);
+    retried.error = "HTTP 502".into();
+    store.park(&lease, &retried).await.unwrap();
+    let parked = store.parked("crm").await.unwrap();
+    assert_eq!(parked, vec![retried, parked_at(3, "s/u1", 0)]);
+    assert!(store.parked("other").await.unwrap().is_empty());
+    // Delivered: forgotten. Past the horizon: a dead letter, the position unmoved.
+    store.unpark(&lease, 3).await.unwrap();
+    let entry = store.journal_entry(1).await.unwrap();
+    let id = store
+        .dead_letter_parked(&lease, &entry, 9, "horizon exhausted")
+        .await
+        .unwrap();
+    assert!(store.parked("crm").await.unwrap().is_empty());
+    let letters = store
+        .dead_letters(Some("crm".into()), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        (letters[0].id, letters[0].seq, letters[0].attempts),
+        (id, 1, 9)
+    );
+    assert_eq!(store.position("crm").await.unwrap(), 3);
+}
+
+pub async fn parked_events_survive_pruning_and_a_lost_lease_cannot_park(harness: &dyn Harness) {
+    let store = harness.open().await;
+    let old = hours_ago(48);
+    for n in 1..=3 {
+        store
+            .ingest(batch_at(&format!("k{n}"), &[&format!("e{n}")], old))
+            .await
+            .unwrap();
+    }
+    let t0 = Timestamp::now();
+    let ttl = Duration::from_secs(60);
+    let stale = store
+        .acquire_lease("crm", "a", ttl, t0)
+        .await
+        .unwrap()
+        .unwrap();
+    store.park(&stale, &parked_at(2, "s/u2", 1)).await.unwrap();
+    assert_eq!(store.advance(&stale, 0, 3).await.unwrap(), Advance::Moved);
+    store
+        .prune(journal_policy(hours_ago(24), &["crm"]))
+        .await
+        .unwrap();
+    assert_eq!(journal_seqs(&store).await, vec![2]);
+    // Another holder takes over: the old one can neither park nor forget.
+    let later = Timestamp::from_unix_millis(t0.unix_millis() + 120_000).unwrap();
+    let current = store
+        .acquire_lease("crm", "b", ttl, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        store.park(&stale, &parked_at(3, "s/u3", 1)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        store.unpark(&stale, 2).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert_eq!(store.parked("crm").await.unwrap().len(), 1);
+    store.unpark(&current, 2).await.unwrap();
+    store
+        .prune(journal_policy(hours_ago(24), &["crm"]))
+        .await
+        .unwrap();
+    assert!(journal_seqs(&store).await.is_empty());
+}
+
+pub async fn a_new_sink_starts_where_it_is_told_and_an_existing_one_keeps_its_position(
+    harness: &dyn Harness,
+) {
+    let store = harness.open().await;
+    for n in 1..=3 {
+        store
+            .ingest(batch(&format!("k{n}"), &[&format!("e{n}")]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.start_at("new", 3).await.unwrap(), 3);
+    assert_eq!(store.position("new").await.unwrap(), 3);
+    // A sink with a position keeps it: `start` only decides a sink's first position.
+    store.set_position("old", 1).await.unwrap();
+    assert_eq!(store.start_at("old", 3).await.unwrap(), 1);
+    assert_eq!(store.start_at("new", 0).await.unwrap(), 3);
+    let lease = lease(&store, "new").await;
+    assert_eq!(lease.position, 3);
+}
+
+pub async fn a_pause_is_kept_until_resumed(harness: &dyn Harness) {
+    {
+        let store = harness.open().await;
+        assert!(!store.paused("crm").await.unwrap());
+        store.set_paused("crm", true).await.unwrap();
+        assert!(store.paused("crm").await.unwrap());
+        let lease = lease(&store, "crm").await;
+        assert_eq!(lease.position, 0);
+        assert!(
+            store.paused("crm").await.unwrap(),
+            "a lease does not resume"
+        );
+        store.close().await;
+    }
+    let store = harness.open().await;
+    assert!(
+        store.paused("crm").await.unwrap(),
+        "a pause survives a restart"
+    );
+    store.set_paused("crm", false).await.unwrap();
+    assert!(!store.paused("crm").await.unwrap());
 }

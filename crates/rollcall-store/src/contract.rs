@@ -9,8 +9,8 @@ use tokio::sync::watch;
 
 use crate::{
     Advance, CommitStats, DeadLetter, DeadLetterState, DirectoryEntry, IngestBatch, IngestOutcome,
-    JournalEntry, Lease, PrunePolicy, PruneReport, QuarantineState, QuarantinedDelivery,
-    RejectedDelivery, Result, StoreCounts, UserQuery,
+    JournalEntry, Lease, ParkedEvent, PrunePolicy, PruneReport, QuarantineState,
+    QuarantinedDelivery, RejectedDelivery, Result, StoreCounts, UserQuery,
 };
 
 /// The ingest path: durable commits of verified deliveries, and quarantine of the ones that
@@ -91,6 +91,33 @@ pub trait DeliveryStore: Send + Sync {
         from: i64,
     ) -> Result<Option<i64>>;
 
+    /// Records `parked` (insert, or replace the record of the same sink and sequence) under
+    /// `lease`. `LeaseLost` when the lease is no longer current.
+    async fn park(&self, lease: &Lease, parked: &ParkedEvent) -> Result<()>;
+
+    /// Every parked event of `sink`, in sequence order.
+    async fn parked(&self, sink: &str) -> Result<Vec<ParkedEvent>>;
+
+    /// Forgets a parked event once delivered, under `lease` (nothing when there is none).
+    async fn unpark(&self, lease: &Lease, seq: i64) -> Result<()>;
+
+    /// Records a dead letter for a parked `entry` and forgets the parked record, in one
+    /// commit, under `lease`. The position does not move (it is past the event already).
+    async fn dead_letter_parked(
+        &self,
+        lease: &Lease,
+        entry: &JournalEntry,
+        attempts: u32,
+        error: &str,
+    ) -> Result<i64>;
+
+    /// Gives `sink` the position `seq` unless it has one already (a new sink configured with
+    /// `start = "now"`); returns the sink's position.
+    async fn start_at(&self, sink: &str, seq: i64) -> Result<i64>;
+
+    /// Whether an operator paused `sink`.
+    async fn paused(&self, sink: &str) -> Result<bool>;
+
     /// Dead letters of `sink` an operator asked to replay, oldest first, with their events.
     async fn pending_replays(
         &self,
@@ -140,6 +167,10 @@ pub trait OperatorStore: Send + Sync {
     /// again (by sequence: the first event received at or after `since` and everything
     /// after it). Never moves it forward. Returns the new position.
     async fn rewind(&self, sink: &str, since: Timestamp) -> Result<i64>;
+
+    /// Pauses or resumes `sink`: a paused sink's worker sends nothing until resumed, and
+    /// the pause survives restarts.
+    async fn set_paused(&self, sink: &str, paused: bool) -> Result<()>;
 
     /// Sets `sink`'s position outright (an operator skipping ahead, or a test's setup).
     async fn set_position(&self, sink: &str, seq: i64) -> Result<()>;

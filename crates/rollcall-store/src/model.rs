@@ -201,6 +201,25 @@ pub struct Lease {
     pub expires_at: Timestamp,
 }
 
+/// An event a sink's worker set aside because its user's line is held by a transient
+/// failure: the position moves past it, and the worker retries it from this record (in
+/// sequence order per user) until it is delivered, rejected or past the sink's horizon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedEvent {
+    pub sink: String,
+    pub seq: i64,
+    /// The line the event waits in: its source and user id (`source/user-id`).
+    pub user_key: String,
+    /// Attempts made so far (0 for an event parked behind an earlier one of its user).
+    pub attempts: u32,
+    /// The first failed attempt: the sink's horizon counts from it.
+    pub first_failed_at: Option<Timestamp>,
+    /// When the next attempt is due.
+    pub next_attempt_at: Timestamp,
+    /// The last error, scrubbed (empty while the event only waits behind another).
+    pub error: String,
+}
+
 /// What an attempt to move a delivery position did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advance {

@@ -39,8 +39,8 @@ use crate::contract::{
 };
 use crate::{
     Advance, CommitStats, DeadLetter, DeadLetterState, DirectoryEntry, IngestBatch, IngestOutcome,
-    JournalEntry, Lease, PrunePolicy, PruneReport, QuarantineState, QuarantinedDelivery,
-    RejectedDelivery, Result, StoreCounts, StoreError, UserQuery,
+    JournalEntry, Lease, ParkedEvent, PrunePolicy, PruneReport, QuarantineState,
+    QuarantinedDelivery, RejectedDelivery, Result, StoreCounts, StoreError, UserQuery,
 };
 
 /// A database error as the contract's neutral error.
@@ -648,6 +648,139 @@ impl DeliveryStore for SqliteBackend {
             .await
     }
 
+    async fn park(&self, lease: &Lease, parked: &ParkedEvent) -> Result<()> {
+        let lease = lease.clone();
+        let parked = parked.clone();
+        self.writer
+            .write(move |context| {
+                check_lease(context.tx, &lease)?;
+                context
+                    .tx
+                    .prepare_cached(
+                        "INSERT INTO parked (sink, seq, user_key, attempts, first_failed_at, next_attempt_at, error) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                         ON CONFLICT(sink, seq) DO UPDATE SET user_key = excluded.user_key, \
+                         attempts = excluded.attempts, first_failed_at = excluded.first_failed_at, \
+                         next_attempt_at = excluded.next_attempt_at, error = excluded.error",
+                    )?
+                    .execute(params![
+                        lease.sink,
+                        parked.seq,
+                        parked.user_key,
+                        parked.attempts,
+                        parked.first_failed_at.map(|at| at.unix_millis()),
+                        parked.next_attempt_at.unix_millis(),
+                        parked.error,
+                    ])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn parked(&self, sink: &str) -> Result<Vec<ParkedEvent>> {
+        let sink = sink.to_owned();
+        self.read(move |db| {
+            db.prepare_cached(
+                "SELECT sink, seq, user_key, attempts, first_failed_at, next_attempt_at, error \
+                 FROM parked WHERE sink = ?1 ORDER BY seq",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map([sink], |row| {
+                        let first_failed_at: Option<i64> = row.get(4)?;
+                        Ok(ParkedEvent {
+                            sink: row.get(0)?,
+                            seq: row.get(1)?,
+                            user_key: row.get(2)?,
+                            attempts: row.get(3)?,
+                            first_failed_at: first_failed_at
+                                .map(timestamp_from_millis)
+                                .transpose()?,
+                            next_attempt_at: timestamp_from_millis(row.get(5)?)?,
+                            error: row.get(6)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn unpark(&self, lease: &Lease, seq: i64) -> Result<()> {
+        let lease = lease.clone();
+        self.writer
+            .write(move |context| {
+                check_lease(context.tx, &lease)?;
+                context
+                    .tx
+                    .prepare_cached("DELETE FROM parked WHERE sink = ?1 AND seq = ?2")?
+                    .execute(params![lease.sink, seq])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn dead_letter_parked(
+        &self,
+        lease: &Lease,
+        entry: &JournalEntry,
+        attempts: u32,
+        error: &str,
+    ) -> Result<i64> {
+        let lease = lease.clone();
+        let seq = entry.seq;
+        let event_id = entry.event_id.clone();
+        let error = error.to_owned();
+        let now = Timestamp::now().unix_millis();
+        self.writer
+            .write(move |context| {
+                check_lease(context.tx, &lease)?;
+                context.tx.execute(
+                    "INSERT INTO dead_letters (sink, seq, event_id, failed_at, attempts, error) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![lease.sink, seq, event_id, now, attempts, error],
+                )?;
+                let id = context.tx.last_insert_rowid();
+                context
+                    .tx
+                    .prepare_cached("DELETE FROM parked WHERE sink = ?1 AND seq = ?2")?
+                    .execute(params![lease.sink, seq])?;
+                Ok(id)
+            })
+            .await
+    }
+
+    async fn start_at(&self, sink: &str, seq: i64) -> Result<i64> {
+        let sink = sink.to_owned();
+        self.writer
+            .write(move |context| {
+                context
+                    .tx
+                    .prepare_cached(
+                        "INSERT INTO cursors (sink, seq) VALUES (?1, ?2) ON CONFLICT(sink) DO NOTHING",
+                    )?
+                    .execute(params![sink, seq])?;
+                Ok(current_position(context.tx, &sink)?)
+            })
+            .await
+    }
+
+    async fn paused(&self, sink: &str) -> Result<bool> {
+        let sink = sink.to_owned();
+        self.read(move |db| {
+            db.prepare_cached("SELECT paused FROM cursors WHERE sink = ?1")
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([sink], |row| row.get::<_, bool>(0))
+                        .optional()
+                })
+                .map(|paused| paused.unwrap_or(false))
+                .map_err(db_error)
+        })
+        .await
+    }
+
     async fn pending_replays(
         &self,
         sink: &str,
@@ -815,6 +948,22 @@ impl OperatorStore for SqliteBackend {
                 };
                 set_position(context.tx, &sink, target)?;
                 Ok(target)
+            })
+            .await
+    }
+
+    async fn set_paused(&self, sink: &str, paused: bool) -> Result<()> {
+        let sink = sink.to_owned();
+        self.writer
+            .write(move |context| {
+                context
+                    .tx
+                    .prepare_cached(
+                        "INSERT INTO cursors (sink, seq, paused) VALUES (?1, 0, ?2) \
+                         ON CONFLICT(sink) DO UPDATE SET paused = excluded.paused",
+                    )?
+                    .execute(params![sink, paused])?;
+                Ok(())
             })
             .await
     }

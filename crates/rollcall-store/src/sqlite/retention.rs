@@ -1,7 +1,8 @@
 //! Retention: deleting what the store no longer needs, by age, in small batches.
 //!
 //! The journal is not an archive. A journal row goes once it is older than the retention
-//! window, every configured sink's cursor is past it, and no open dead letter refers to it.
+//! window, every configured sink's cursor is past it, and no open dead letter or parked
+//! event refers to it.
 //! Dedup keys go after their own (longer) window. Quarantined deliveries and dead letters go
 //! only once replayed, after the journal window counted from the replay. The user directory
 //! is the current state and is never pruned.
@@ -18,13 +19,15 @@ use super::writer::{WriteContext, WriteError};
 use super::SqliteBackend;
 use crate::{PrunePolicy, PruneReport, Result};
 
-/// Journal rows to delete: old enough, finished by every sink (`seq <= ?2`), and not the
-/// event of an open dead letter. Walks `journal_received_at` from the oldest entry, so a run
+/// Journal rows to delete: old enough, finished by every sink (`seq <= ?2`), and neither the
+/// event of an open dead letter nor a parked one. Walks `journal_received_at` from the oldest
+/// entry, so a run
 /// with nothing to delete touches only the index entries older than the cutoff.
 pub(crate) const JOURNAL_BATCH: &str = "DELETE FROM journal WHERE seq IN (\
      SELECT j.seq FROM journal AS j INDEXED BY journal_received_at \
      WHERE j.received_at < ?1 AND j.seq <= ?2 \
      AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.seq = j.seq AND d.state != 'replayed') \
+     AND NOT EXISTS (SELECT 1 FROM parked AS p WHERE p.seq = j.seq) \
      ORDER BY j.received_at LIMIT ?3)";
 
 /// Dedup keys to delete: older than their window. `dedup_received_at` holds the primary key,

@@ -194,6 +194,22 @@ ALTER TABLE cursors ADD COLUMN holder TEXT;
 ALTER TABLE cursors ADD COLUMN token INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE cursors ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- Delivery through outages: a sink can be paused, and events whose user's line is held by a
+-- transient failure are parked so the position moves on past them.
+ALTER TABLE cursors ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE parked (
+    sink            TEXT    NOT NULL,
+    seq             INTEGER NOT NULL,
+    user_key        TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL,
+    first_failed_at INTEGER,            -- Unix milliseconds
+    next_attempt_at INTEGER NOT NULL,   -- Unix milliseconds
+    error           TEXT    NOT NULL,
+    PRIMARY KEY (sink, seq)
+) WITHOUT ROWID;
+CREATE INDEX parked_seq ON parked (seq);
+"#,
 ];
 
 /// Applies the migrations the database has not seen (tracked in `user_version`). Refuses a
