@@ -1015,7 +1015,7 @@ pub async fn parked_events_are_kept_until_delivered_or_dead_lettered(harness: &d
     store.unpark(&lease, 3).await.unwrap();
     let entry = store.journal_entry(1).await.unwrap();
     let id = store
-        .dead_letter_parked(&lease, &entry, 9, "horizon exhausted")
+        .record_dead_letter(&lease, &entry, 9, "horizon exhausted")
         .await
         .unwrap();
     assert!(store.parked("crm").await.unwrap().is_empty());

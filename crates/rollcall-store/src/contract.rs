@@ -101,9 +101,10 @@ pub trait DeliveryStore: Send + Sync {
     /// Forgets a parked event once delivered, under `lease` (nothing when there is none).
     async fn unpark(&self, lease: &Lease, seq: i64) -> Result<()>;
 
-    /// Records a dead letter for a parked `entry` and forgets the parked record, in one
-    /// commit, under `lease`. The position does not move (it is past the event already).
-    async fn dead_letter_parked(
+    /// Records a dead letter for `entry` without moving the position (a worker with several
+    /// events in flight moves it once they are all finished), and forgets the event's parked
+    /// record if it has one, in one commit, under `lease`.
+    async fn record_dead_letter(
         &self,
         lease: &Lease,
         entry: &JournalEntry,

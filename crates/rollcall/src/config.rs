@@ -243,11 +243,13 @@ impl Retention {
     }
 }
 
-/// The retry schedule of delivery workers.
+/// The retry schedule of delivery workers (the backoff between attempts, and the cool-down
+/// of a sink's circuit breaker).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// Attempts per event before it becomes a dead letter (the first try included).
+    /// Accepted so older configurations load, and ignored: a transient failure is retried
+    /// for the sink's `retry_horizon_hours`, however many attempts that takes.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
     /// The first backoff ceiling, in milliseconds; each retry doubles it (full jitter).
@@ -301,7 +303,112 @@ pub struct SinkConfig {
     /// Only these event types (all when absent).
     pub types: Option<Vec<EventType>>,
     pub format: Format,
+    /// How the host delivers to this sink: parallelism, patience, pacing.
+    pub delivery: SinkDelivery,
     pub options: serde_json::Value,
+}
+
+/// Where a new sink starts: the whole retained journal, or only events committed from now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    #[default]
+    Beginning,
+    Now,
+}
+
+/// A sink's generic delivery keys (`concurrency`, `retry_horizon_hours`, `start`,
+/// `rate_limit_per_second`, `breaker_failures`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkDelivery {
+    /// Requests in flight, partitioned by user (events of one user never overlap). 1 keeps
+    /// journal order across users: a transient failure then holds the whole sink.
+    pub concurrency: usize,
+    /// How long a transient failure is retried before the event becomes a dead letter.
+    pub retry_horizon: Duration,
+    /// Where a sink without a position starts.
+    pub start: StartAt,
+    /// At most this many events per second (none when absent).
+    pub rate_limit_per_second: Option<f64>,
+    /// Consecutive transient failures that open the sink's circuit breaker.
+    pub breaker_failures: u32,
+}
+
+/// Default `retry_horizon_hours`: three days.
+pub const DEFAULT_RETRY_HORIZON_HOURS: f64 = 72.0;
+/// Default `concurrency` of sinks that are not ordered streams.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Default `breaker_failures`.
+pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
+
+impl SinkDelivery {
+    /// The defaults for a sink type: ordered streams (the file, stdout, NATS subjects, Redis
+    /// streams) keep journal order with one request in flight; others send 16 at a time.
+    pub fn for_kind(kind: &str) -> Self {
+        let ordered_stream = matches!(kind, "file" | "stdout" | "nats" | "redis");
+        Self {
+            concurrency: if ordered_stream {
+                1
+            } else {
+                DEFAULT_CONCURRENCY
+            },
+            retry_horizon: Duration::from_secs_f64(DEFAULT_RETRY_HORIZON_HOURS * 3600.0),
+            start: StartAt::Beginning,
+            rate_limit_per_second: None,
+            breaker_failures: DEFAULT_BREAKER_FAILURES,
+        }
+    }
+
+    /// Reads the generic delivery keys out of a sink's table (what is left are the sink's
+    /// own options).
+    fn take(
+        kind: &str,
+        table: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, String> {
+        fn take<T: serde::de::DeserializeOwned>(
+            table: &mut serde_json::Map<String, serde_json::Value>,
+            key: &str,
+            expected: &str,
+        ) -> Result<Option<T>, String> {
+            table
+                .remove(key)
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|error| format!("{key}: {error} (expected {expected})"))
+        }
+        let mut delivery = Self::for_kind(kind);
+        if let Some(concurrency) = take::<usize>(table, "concurrency", "an integer from 1 to 1024")?
+        {
+            if !(1..=1024).contains(&concurrency) {
+                return Err("concurrency: must be from 1 to 1024".to_owned());
+            }
+            delivery.concurrency = concurrency;
+        }
+        if let Some(hours) = take::<f64>(table, "retry_horizon_hours", "a number of hours")? {
+            if !(hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0) {
+                return Err("retry_horizon_hours: must be above 0 and at most a year".to_owned());
+            }
+            delivery.retry_horizon = Duration::from_secs_f64(hours * 3600.0);
+        }
+        if let Some(start) = take::<StartAt>(table, "start", "\"now\" or \"beginning\"")? {
+            delivery.start = start;
+        }
+        if let Some(rate) = take::<f64>(table, "rate_limit_per_second", "a number above 0")? {
+            if !(rate.is_finite() && rate > 0.0 && rate <= 1e6) {
+                return Err(
+                    "rate_limit_per_second: must be above 0 (and at most 1000000)".to_owned(),
+                );
+            }
+            delivery.rate_limit_per_second = Some(rate);
+        }
+        if let Some(failures) = take::<u32>(table, "breaker_failures", "an integer from 1")? {
+            if failures == 0 {
+                return Err("breaker_failures: must be at least 1".to_owned());
+            }
+            delivery.breaker_failures = failures;
+        }
+        Ok(delivery)
+    }
 }
 
 impl SinkConfig {
@@ -358,12 +465,14 @@ impl<'de> Deserialize<'de> for SinkConfig {
                 D::Error::custom(format!("format: {error} (expected native or cloudevents)"))
             })?
             .unwrap_or_default();
+        let delivery = SinkDelivery::take(&kind, &mut table).map_err(D::Error::custom)?;
         Ok(Self {
             id,
             kind,
             sources,
             types,
             format,
+            delivery,
             options: serde_json::Value::Object(table),
         })
     }
@@ -1053,7 +1162,12 @@ pub fn schema() -> serde_json::Value {
                         "type": {"enum": sinks},
                         "sources": {"type": "array", "items": {"type": "string"}},
                         "types": {"type": "array", "items": {"enum": ["user.created", "user.updated", "user.deleted"]}},
-                        "format": {"enum": ["native", "cloudevents"], "default": "native"}
+                        "format": {"enum": ["native", "cloudevents"], "default": "native"},
+                        "concurrency": {"type": "integer", "minimum": 1, "maximum": 1024},
+                        "retry_horizon_hours": {"type": "number", "exclusiveMinimum": 0, "default": 72},
+                        "start": {"enum": ["beginning", "now"], "default": "beginning"},
+                        "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0},
+                        "breaker_failures": {"type": "integer", "minimum": 1, "default": 5}
                     }
                 }
             }

@@ -71,7 +71,22 @@ const HELP: &[(&str, &str, &str)] = &[
     (
         "rollcall_sink_lag_events",
         "gauge",
-        "Journal events a sink has not finished yet.",
+        "Journal events a sink has not finished yet (after its position, plus the events parked behind a held user).",
+    ),
+    (
+        "rollcall_sink_oldest_undelivered_seconds",
+        "gauge",
+        "Age of the oldest event a sink has not finished yet (0 when none), by sink.",
+    ),
+    (
+        "rollcall_sink_inflight",
+        "gauge",
+        "Requests a sink's worker has in flight, by sink.",
+    ),
+    (
+        "rollcall_sink_parked_events",
+        "gauge",
+        "Events waiting behind a user whose line a transient failure holds, by sink.",
     ),
     (
         "rollcall_dead_letters_total",
@@ -131,6 +146,12 @@ impl Metrics {
         }
         histogram.sum += seconds;
         histogram.count += 1;
+    }
+
+    /// A gauge's current value (for tests).
+    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Option<i64> {
+        let key = (name, owned(labels));
+        self.lock().gauges.get(&key).copied()
     }
 
     /// A counter's current value (for tests and the ledger).

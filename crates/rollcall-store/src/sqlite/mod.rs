@@ -721,7 +721,7 @@ impl DeliveryStore for SqliteBackend {
             .await
     }
 
-    async fn dead_letter_parked(
+    async fn record_dead_letter(
         &self,
         lease: &Lease,
         entry: &JournalEntry,

@@ -399,6 +399,7 @@ mod tests {
         Arc::new(AppState {
             sources: HashMap::new(),
             sinks: Vec::new(),
+            sink_status: Default::default(),
             store,
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: 1024,

@@ -31,6 +31,7 @@ pub fn default_config(data_dir: &Path) -> Result<Config> {
             sources: None,
             types: None,
             format: Default::default(),
+            delivery: crate::config::SinkDelivery::for_kind("stdout"),
             options: serde_json::json!({}),
         }],
     };

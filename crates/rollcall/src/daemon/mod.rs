@@ -83,6 +83,7 @@ pub async fn serve(config: Config) -> Result<()> {
         rand::random::<u64>()
     );
     let mut workers = Vec::new();
+    let mut sink_status = HashMap::new();
     for sink_config in &config.sinks {
         let Some(registration) = rollcall_core::sink_registration(&sink_config.kind) else {
             bail!("sink {}: unknown type {}", sink_config.id, sink_config.kind);
@@ -92,15 +93,16 @@ pub async fn serve(config: Config) -> Result<()> {
             sink_config.options.clone(),
         ))
         .map_err(|error| anyhow::anyhow!("sink {}: {error}", sink_config.id))?;
-        workers.push(worker::Worker {
-            config: sink_config.clone(),
+        let worker = worker::Worker::new(
+            sink_config.clone(),
             sink,
-            store: store.clone(),
-            metrics: Arc::clone(&metrics),
-            delivery: config.delivery.clone(),
-            holder: holder.clone(),
-            held: Default::default(),
-        });
+            store.clone(),
+            Arc::clone(&metrics),
+            config.delivery.clone(),
+            holder.clone(),
+        );
+        sink_status.insert(sink_config.id.clone(), worker.status());
+        workers.push(worker);
     }
 
     let ingest_limits = IngestLimits::new(
@@ -111,6 +113,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let state = Arc::new(AppState {
         sources,
         sinks: config.sinks.clone(),
+        sink_status,
         store: store.clone(),
         metrics: Arc::clone(&metrics),
         max_body_bytes: config.ingest.max_body_bytes,

@@ -1193,6 +1193,7 @@ mod tests {
         let state = Arc::new(AppState {
             sources,
             sinks: Vec::new(),
+            sink_status: Default::default(),
             store: store.clone(),
             metrics: Arc::new(Metrics::default()),
             max_body_bytes: 1024,

@@ -9,6 +9,7 @@ use rollcall_store::Store;
 use tokio::sync::Semaphore;
 
 use crate::config::SinkConfig;
+use crate::daemon::worker::SinkStatus;
 use crate::metrics::Metrics;
 
 /// A configured source: its id and the connector built from its options.
@@ -24,6 +25,8 @@ pub struct Source {
 pub struct AppState {
     pub sources: HashMap<String, Arc<Source>>,
     pub sinks: Vec<SinkConfig>,
+    /// What each sink's delivery worker reports, by sink id.
+    pub sink_status: HashMap<String, Arc<SinkStatus>>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,

@@ -1,66 +1,280 @@
-//! Delivery workers: one per sink, in journal order, at least once.
+//! Delivery workers: one per sink, at least once, ordered per user, parallel across users.
 //!
-//! A worker reads the journal after its sink's cursor, sends each event the sink's filter
-//! accepts, and retries transient failures with exponential backoff and full jitter (or the
-//! sink's `Retry-After`). A permanent failure, or a transient one that outlasts the
-//! schedule, makes the event a dead letter and the worker moves on. After each batch it
-//! flushes the sink and then advances the sink's position, so an event is only forgotten
-//! once the sink has it: a crash re-sends at most one batch.
+//! A worker reads the journal after its sink's position a batch at a time and splits the
+//! batch into lines, one per user (source and user id): a line's events are sent one after
+//! another, in journal order, and up to `concurrency` lines are in flight at once. With
+//! `concurrency = 1` the whole batch is one line, so the sink sees journal order.
 //!
-//! Every round runs under the sink's lease (taken or renewed at the start of the round, for
-//! [`LEASE_TTL`]): only its holder moves the position, and a worker whose lease was taken
-//! over is fenced off by the store and starts over, so at-least-once holds across a
-//! hand-over.
+//! A permanent failure makes the event a dead letter and its line goes on. A transient one
+//! holds its user's line:
+//!
+//! * with several lines in flight, the event is *parked* in the store with its next attempt
+//!   time, and so is every later event of that user the worker reaches. The position moves on
+//!   past parked events, so one user's outage stalls neither the sink nor a restart (which
+//!   re-sends at most one batch, and retries parked events from their records). Parked lines
+//!   are retried first in every round, each when its attempt is due;
+//! * with one line, the worker retries the event in place: the sink is an ordered stream.
+//!
+//! Either way an event is retried with capped exponential backoff and full jitter (or the
+//! sink's `Retry-After`) until its sink's retry horizon, counted from its first failure, is
+//! spent; then it becomes a dead letter. A circuit breaker shared by the sink's lines stops
+//! sending while the endpoint fails (one trial request after each cool-down), and an
+//! optional rate limit paces requests. When the breaker closes again, every parked line is
+//! due at once.
+//!
+//! After each batch the worker flushes the sink and moves the position to the end of what
+//! is finished (sent, dead-lettered or parked), so an event is only forgotten once the sink
+//! has it or the store holds it as parked. Every round runs under the sink's lease (taken or
+//! renewed at the start of the round, for [`LEASE_TTL`]): only its holder moves the position
+//! or parks, and a worker whose lease was taken over is fenced off by the store.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt};
+use governor::clock::Clock as _;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use rollcall_core::backoff::{Backoff, CircuitBreaker, Health};
 use rollcall_core::{EventType, Format, OutboundEvent, Sink, SinkError, Timestamp};
-use rollcall_store::{Advance, JournalEntry, Lease, Store};
+use rollcall_store::{Advance, JournalEntry, Lease, ParkedEvent, Store};
+use serde::Serialize;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::config::{DeliveryConfig, SinkConfig};
+use crate::config::{DeliveryConfig, SinkConfig, StartAt};
 use crate::metrics::Metrics;
 
-/// How often an idle worker looks for requested replays.
+/// How often an idle (or paused) worker looks for requested replays and a resume.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// How long a sink's lease lasts unless renewed (every round renews it).
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
 
+/// How long a half-open trial request holds off the other lines, in case it never reports
+/// back (its future dropped at shutdown).
+const TRIAL_CLAIM: Duration = Duration::from_secs(60);
+
+/// The longest `Retry-After` honoured (the HTTP sink caps what it reads at this too).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
+
+/// The worker's clock: tokio's (paused in tests), read as wall time from when the worker
+/// started. Horizons and next-attempt times are measured on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall: Timestamp,
+    origin: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn start() -> Self {
+        Self {
+            wall: Timestamp::now(),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.after(Duration::ZERO)
+    }
+
+    /// The time `wait` from now.
+    fn after(&self, wait: Duration) -> Timestamp {
+        let elapsed = self.origin.elapsed().saturating_add(wait);
+        let millis = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX / 2);
+        Timestamp::from_unix_millis(self.wall.unix_millis().saturating_add(millis))
+            .unwrap_or(self.wall)
+    }
+}
+
+/// governor's view of tokio's clock, so a paused test clock paces the rate limit too.
+#[derive(Debug, Clone)]
+struct RateClock(tokio::time::Instant);
+
+impl governor::clock::Clock for RateClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+type SinkRateLimiter = RateLimiter<NotKeyed, InMemoryState, RateClock, NoOpMiddleware<Duration>>;
+
+/// What `/v1/sinks` shows of a sink's worker.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SinkStatusView {
+    /// `running`, `paused`, `backing_off` (the breaker is open), or `standby` (another
+    /// process holds the sink's lease).
+    pub state: &'static str,
+    /// Journal events after the position plus parked events.
+    pub lag_events: i64,
+    /// Age of the oldest event not finished yet (0 when none).
+    pub oldest_undelivered_seconds: i64,
+    pub inflight: i64,
+    pub parked_events: i64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+    /// When the next retry is due: the breaker's next trial, else the earliest parked line.
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// A worker's status, shared with the admin API.
+#[derive(Debug, Default)]
+pub struct SinkStatus(Mutex<SinkStatusView>);
+
+impl SinkStatus {
+    pub fn view(&self) -> SinkStatusView {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SinkStatusView> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// One sink's delivery loop.
 #[derive(Debug)]
 pub struct Worker {
-    pub config: SinkConfig,
-    pub sink: Box<dyn Sink>,
-    pub store: Store,
-    pub metrics: Arc<Metrics>,
-    pub delivery: DeliveryConfig,
+    config: SinkConfig,
+    sink: Box<dyn Sink>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    delivery: DeliveryConfig,
     /// Who this worker is to the store's leases: unique per process.
-    pub holder: String,
+    holder: String,
     /// The lease this worker last took or renewed.
-    pub held: std::sync::Mutex<Option<Lease>>,
+    held: Mutex<Option<Lease>>,
+    clock: Clock,
+    breaker: Mutex<CircuitBreaker>,
+    /// Set when the breaker closes after being open: every parked line is due.
+    recovered: AtomicBool,
+    limiter: Option<SinkRateLimiter>,
+    rate_clock: RateClock,
+    /// Parked events by user line, in sequence order, as the store holds them.
+    parked: Mutex<BTreeMap<String, VecDeque<ParkedEvent>>>,
+    /// The lease token the parked lines were loaded under (reloaded on a new token).
+    parked_token: Mutex<Option<i64>>,
+    inflight: AtomicI64,
+    status: Arc<SinkStatus>,
 }
 
-/// Why a send loop gave up on an event.
-enum Failure {
-    /// The event is a dead letter: attempts made and the last error.
-    Dead { attempts: u32, error: String },
-    /// Shutdown was requested mid-retry; the event stays pending.
+/// How one event's delivery ended.
+enum Outcome {
+    Sent,
+    /// A dead letter: attempts made and the last error.
+    Dead {
+        attempts: u32,
+        error: String,
+    },
+    /// A transient failure with horizon left: park the line (several lines in flight).
+    Held {
+        attempts: u32,
+        first_failed_at: Timestamp,
+        wait: Duration,
+        error: String,
+    },
+    /// Shutdown was requested; the event stays where it is.
     Stopped,
 }
 
+/// The events of one user in a batch, in journal order (indexes into the batch).
+struct Line {
+    key: String,
+    entries: Vec<usize>,
+}
+
 impl Worker {
+    pub fn new(
+        config: SinkConfig,
+        sink: Box<dyn Sink>,
+        store: Store,
+        metrics: Arc<Metrics>,
+        delivery: DeliveryConfig,
+        holder: String,
+    ) -> Self {
+        let cooldown = Backoff::new(delivery.initial_backoff(), delivery.max_backoff());
+        let breaker = CircuitBreaker::new(config.delivery.breaker_failures, cooldown);
+        let rate_clock = RateClock(tokio::time::Instant::now());
+        let limiter = config
+            .delivery
+            .rate_limit_per_second
+            .and_then(|rate| Quota::with_period(Duration::from_secs_f64(1.0 / rate)))
+            .map(|quota| RateLimiter::direct_with_clock(quota, rate_clock.clone()));
+        Self {
+            config,
+            sink,
+            store,
+            metrics,
+            delivery,
+            holder,
+            held: Mutex::new(None),
+            clock: Clock::start(),
+            breaker: Mutex::new(breaker),
+            recovered: AtomicBool::new(false),
+            limiter,
+            rate_clock,
+            parked: Mutex::new(BTreeMap::new()),
+            parked_token: Mutex::new(None),
+            inflight: AtomicI64::new(0),
+            status: Arc::new(SinkStatus::default()),
+        }
+    }
+
+    /// The status the admin API shows for this worker's sink.
+    pub fn status(&self) -> Arc<SinkStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// One line at a time: the sink keeps journal order and a failure holds it in place.
+    fn holds_in_place(&self) -> bool {
+        self.config.delivery.concurrency <= 1
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.delivery.initial_backoff(), self.delivery.max_backoff())
+    }
+
     /// Runs until `shutdown` turns true; then delivers what the journal holds (one attempt
-    /// per event), flushes and records its cursor.
+    /// per event), flushes and records its position.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let sink_id = self.config.id.clone();
         let mut committed = self.store.subscribe();
-        tracing::info!(sink = %sink_id, kind = %self.config.kind, "delivery worker started");
+        tracing::info!(sink = %sink_id, kind = %self.config.kind, concurrency = self.config.delivery.concurrency, "delivery worker started");
+        if self.config.delivery.start == StartAt::Now {
+            let latest = *self.store.subscribe().borrow();
+            match self.store.start_at(&sink_id, latest).await {
+                Ok(position) => {
+                    tracing::info!(sink = %sink_id, position, "a new sink starts from now; a known one keeps its position")
+                }
+                Err(error) => {
+                    tracing::error!(sink = %sink_id, error = %error, "cannot record where the sink starts")
+                }
+            }
+        }
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            match self.store.paused(&sink_id).await {
+                Ok(true) => {
+                    self.status.lock().state = "paused";
+                    tokio::select! {
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                    continue;
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(sink = %sink_id, error = %error, "cannot read whether the sink is paused")
+                }
             }
             if let Err(error) = self.replay_dead_letters(&shutdown).await {
                 tracing::error!(sink = %sink_id, error = %error, "dead-letter replay failed");
@@ -69,28 +283,34 @@ impl Worker {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(error) => {
-                    // The lease may be what failed (taken over): ask the store next round.
+                    // The lease may be what failed (taken over): ask the store next round,
+                    // and read the parked lines afresh.
                     self.forget_lease_unless(None);
+                    *lock(&self.parked_token) = None;
                     tracing::error!(sink = %sink_id, error = %error, "delivery round failed");
                 }
             }
+            let next_due = self.next_parked_due();
             tokio::select! {
                 _ = shutdown.changed() => {}
                 _ = committed.changed() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = tokio::time::sleep(IDLE_POLL.min(next_due)) => {}
             }
         }
         // The listeners have stopped, so the journal no longer grows: deliver what it holds,
-        // one attempt per event (a failure ends the drain without a backoff wait), so a clean
-        // stop leaves nothing behind that a healthy sink could take. The daemon bounds this
-        // (WORKER_DRAIN); whatever is left stays in the journal for the next start.
-        loop {
-            match self.deliver_batch(&shutdown).await {
-                Ok(true) => continue,
-                Ok(false) => break,
-                Err(error) => {
-                    tracing::warn!(sink = %sink_id, error = %error, "delivery at shutdown failed");
-                    break;
+        // one attempt per event (a failure parks or ends the drain without a backoff wait),
+        // so a clean stop leaves nothing behind that a healthy sink could take. The daemon
+        // bounds this (WORKER_DRAIN); whatever is left stays in the journal for the next
+        // start.
+        if !matches!(self.store.paused(&sink_id).await, Ok(true)) {
+            loop {
+                match self.deliver_batch(&shutdown).await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(error) => {
+                        tracing::warn!(sink = %sink_id, error = %error, "delivery at shutdown failed");
+                        break;
+                    }
                 }
             }
         }
@@ -142,96 +362,557 @@ impl Worker {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = lease;
     }
 
-    /// Delivers one batch after the sink's position. Returns whether there was anything to
-    /// do.
+    /// Delivers the parked lines that are due, then one batch after the sink's position.
+    /// Returns whether anything moved.
     async fn deliver_batch(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<bool> {
         let sink_id = &self.config.id;
         let Some(lease) = self.lease().await? else {
             tracing::debug!(sink = %sink_id, "another holder delivers this sink");
+            self.status.lock().state = "standby";
             return Ok(false);
         };
+        self.load_parked(&lease).await?;
+        let parked_moved = self.retry_parked(&lease, shutdown).await?;
         let cursor = lease.position;
         let entries = self
             .store
             .journal_after(cursor, self.delivery.batch_size)
             .await?;
-        let latest = *self.store.subscribe().borrow();
-        self.metrics.set_gauge(
-            "rollcall_sink_lag_events",
-            &[("sink", sink_id)],
-            latest.saturating_sub(cursor),
-        );
+        self.report_lag(cursor, entries.first()).await;
         if entries.is_empty() {
-            return Ok(false);
+            return Ok(parked_moved);
         }
-        // `recorded` is where the store's cursor is as far as this round knows; every move
-        // is conditional on it, so an operator's rewind in the middle of a round wins.
-        let mut recorded = cursor;
-        let mut done = cursor;
-        for entry in &entries {
+        let mut finished = HashSet::new();
+        let mut lines: Vec<Line> = Vec::new();
+        let mut line_of: HashMap<String, usize> = HashMap::new();
+        for (index, entry) in entries.iter().enumerate() {
             if !self.config.accepts(&entry.source, &entry.event_type) {
-                done = entry.seq;
+                finished.insert(entry.seq);
                 continue;
             }
+            let key = if self.holds_in_place() {
+                String::new()
+            } else {
+                user_key(entry)
+            };
+            if self.is_parked(&key) {
+                // Its user's line is held: it waits behind the parked events.
+                self.park(&lease, waiting(sink_id, entry, &key, self.clock.now()))
+                    .await?;
+                finished.insert(entry.seq);
+                continue;
+            }
+            let line = *line_of.entry(key.clone()).or_insert_with(|| {
+                lines.push(Line {
+                    key,
+                    entries: Vec::new(),
+                });
+                lines.len() - 1
+            });
+            lines[line].entries.push(index);
+        }
+        let batch = entries.as_slice();
+        let lease = &lease;
+        let results: Vec<anyhow::Result<Vec<i64>>> = stream::iter(lines)
+            .map(move |line| self.deliver_line(lease, batch, line, shutdown))
+            .buffer_unordered(self.config.delivery.concurrency.max(1))
+            .collect()
+            .await;
+        for result in results {
+            finished.extend(result?);
+        }
+        // The position moves to the end of the finished prefix of the batch.
+        let mut done = cursor;
+        for entry in &entries {
+            if !finished.contains(&entry.seq) {
+                break;
+            }
+            done = entry.seq;
+        }
+        if !self.flush_and_advance(lease, cursor, done).await? {
+            return Ok(true);
+        }
+        Ok(done > cursor || parked_moved)
+    }
+
+    /// Sends one user's events of a batch in order. Returns the sequence numbers finished
+    /// (sent, dead-lettered or parked).
+    async fn deliver_line(
+        &self,
+        lease: &Lease,
+        batch: &[JournalEntry],
+        line: Line,
+        shutdown: &watch::Receiver<bool>,
+    ) -> anyhow::Result<Vec<i64>> {
+        let mut finished = Vec::with_capacity(line.entries.len());
+        let mut rest = line.entries.iter().filter_map(|index| batch.get(*index));
+        while let Some(entry) = rest.next() {
             let span = tracing::info_span!(
                 "send",
                 sink = %self.config.id,
                 event_id = %entry.event_id,
                 seq = entry.seq,
             );
-            match self
-                .send_with_retries(entry, shutdown)
+            let outcome = self
+                .deliver_one(entry, 0, None, shutdown)
                 .instrument(span)
-                .await
-            {
-                Ok(()) => done = entry.seq,
-                Err(Failure::Stopped) => break,
-                Err(Failure::Dead { attempts, error }) => {
-                    // Everything before this event is sent; make it durable, then record the
-                    // dead letter and move the cursor past it in one commit.
-                    if !self.flush_and_advance(&lease, &mut recorded, done).await? {
-                        return Ok(true);
-                    }
-                    let Some(_) = self
-                        .store
-                        .dead_letter(&lease, entry, attempts, &error, recorded)
-                        .await?
-                    else {
-                        tracing::info!(sink = %sink_id, "cursor moved by an operator; starting over from it");
-                        return Ok(true);
+                .await;
+            match outcome {
+                Outcome::Sent => finished.push(entry.seq),
+                Outcome::Dead { attempts, error } => {
+                    self.dead_letter(lease, entry, attempts, &error).await?;
+                    finished.push(entry.seq);
+                }
+                Outcome::Held {
+                    attempts,
+                    first_failed_at,
+                    wait,
+                    error,
+                } => {
+                    let head = ParkedEvent {
+                        sink: self.config.id.clone(),
+                        seq: entry.seq,
+                        user_key: line.key.clone(),
+                        attempts,
+                        first_failed_at: Some(first_failed_at),
+                        next_attempt_at: self.clock.after(wait),
+                        error,
                     };
-                    recorded = entry.seq;
-                    self.metrics
-                        .increment("rollcall_dead_letters_total", &[("sink", sink_id)]);
-                    tracing::warn!(sink = %sink_id, event_id = %entry.event_id, attempts, error = %error, "event moved to dead letters");
-                    done = entry.seq;
+                    self.park(lease, head).await?;
+                    finished.push(entry.seq);
+                    let now = self.clock.now();
+                    for later in rest.by_ref() {
+                        self.park(lease, waiting(&self.config.id, later, &line.key, now))
+                            .await?;
+                        finished.push(later.seq);
+                    }
+                    tracing::info!(sink = %self.config.id, user = %line.key, event_id = %entry.event_id, "a transient failure holds this user's line; later events of the user wait behind it");
+                    break;
+                }
+                Outcome::Stopped => break,
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Retries the parked lines that are due, up to `concurrency` at once. Returns whether
+    /// any parked event was finished.
+    async fn retry_parked(
+        &self,
+        lease: &Lease,
+        shutdown: &watch::Receiver<bool>,
+    ) -> anyhow::Result<bool> {
+        let now = self.clock.now();
+        let everything_due = self.recovered.swap(false, Ordering::SeqCst);
+        let due: Vec<(String, VecDeque<ParkedEvent>)> = {
+            let mut parked = lock(&self.parked);
+            let keys: Vec<String> = parked
+                .iter()
+                .filter(|(_, line)| {
+                    line.front()
+                        .is_some_and(|head| everything_due || head.next_attempt_at <= now)
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|key| parked.remove(&key).map(|line| (key, line)))
+                .collect()
+        };
+        if due.is_empty() {
+            return Ok(false);
+        }
+        let results: Vec<_> = stream::iter(due)
+            .map(move |(key, line)| self.retry_parked_line(lease, key, line, shutdown))
+            .buffer_unordered(self.config.delivery.concurrency.max(1))
+            .collect()
+            .await;
+        let mut moved = false;
+        let mut failure = None;
+        {
+            let mut parked = lock(&self.parked);
+            for (key, line, result) in results {
+                if !line.is_empty() {
+                    parked.insert(key, line);
+                }
+                match result {
+                    Ok(progress) => moved |= progress,
+                    Err(error) => failure = Some(error),
                 }
             }
         }
-        self.flush_and_advance(&lease, &mut recorded, done).await?;
-        Ok(done > cursor)
+        self.metrics.set_gauge(
+            "rollcall_sink_parked_events",
+            &[("sink", &self.config.id)],
+            self.parked_count(),
+        );
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(moved),
+        }
     }
 
-    /// Flushes the sink and moves the cursor from `recorded` to `done`. Returns false (and
-    /// moves nothing) when the cursor is no longer at `recorded`: someone rewound it.
-    async fn flush_and_advance(
+    /// Sends a parked line's events in order until one is held again.
+    async fn retry_parked_line(
         &self,
         lease: &Lease,
-        recorded: &mut i64,
-        done: i64,
-    ) -> anyhow::Result<bool> {
-        if done <= *recorded {
+        key: String,
+        mut line: VecDeque<ParkedEvent>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> (String, VecDeque<ParkedEvent>, anyhow::Result<bool>) {
+        let result = async {
+            let mut moved = false;
+            while let Some(head) = line.front().cloned() {
+                let entry = self.store.journal_entry(head.seq).await?;
+                let span = tracing::info_span!(
+                    "retry",
+                    sink = %self.config.id,
+                    event_id = %entry.event_id,
+                    seq = entry.seq,
+                );
+                let outcome = self
+                    .deliver_one(&entry, head.attempts, head.first_failed_at, shutdown)
+                    .instrument(span)
+                    .await;
+                match outcome {
+                    Outcome::Sent => {
+                        self.store.unpark(lease, head.seq).await?;
+                        line.pop_front();
+                        moved = true;
+                    }
+                    Outcome::Dead { attempts, error } => {
+                        self.dead_letter(lease, &entry, attempts, &error).await?;
+                        line.pop_front();
+                        moved = true;
+                    }
+                    Outcome::Held {
+                        attempts,
+                        first_failed_at,
+                        wait,
+                        error,
+                    } => {
+                        let again = ParkedEvent {
+                            attempts,
+                            first_failed_at: Some(first_failed_at),
+                            next_attempt_at: self.clock.after(wait),
+                            error,
+                            ..head
+                        };
+                        self.store.park(lease, &again).await?;
+                        line[0] = again;
+                        break;
+                    }
+                    Outcome::Stopped => break,
+                }
+            }
+            Ok(moved)
+        }
+        .await;
+        (key, line, result)
+    }
+
+    /// Sends one event until it is sent, rejected, held (several lines in flight) or out of
+    /// horizon. `attempts` and `first_failed_at` carry a parked event's history.
+    async fn deliver_one(
+        &self,
+        entry: &JournalEntry,
+        mut attempts: u32,
+        mut first_failed_at: Option<Timestamp>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Outcome {
+        let sink_id = &self.config.id;
+        let outbound = match self.render(entry) {
+            Ok(outbound) => outbound,
+            Err(error) => return Outcome::Dead { attempts, error },
+        };
+        loop {
+            let Some(result) = self.send_paced(&outbound, shutdown).await else {
+                return Outcome::Stopped;
+            };
+            attempts = attempts.saturating_add(1);
+            let (message, retry_after) = match result {
+                Ok(()) => return Outcome::Sent,
+                Err(SinkError::Permanent { message }) => {
+                    return Outcome::Dead {
+                        attempts,
+                        error: scrubbed(&message),
+                    }
+                }
+                // Sink errors quote what endpoints and databases answered; scrubbed before
+                // any log line, status or dead letter holds them.
+                Err(SinkError::Transient {
+                    message,
+                    retry_after,
+                }) => (scrubbed(&message), retry_after),
+            };
+            let now = self.clock.now();
+            let first = *first_failed_at.get_or_insert(now);
+            let failing_for = Duration::from_millis(
+                u64::try_from(now.unix_millis() - first.unix_millis()).unwrap_or(0),
+            );
+            if failing_for >= self.config.delivery.retry_horizon {
+                return Outcome::Dead {
+                    attempts,
+                    error: format!(
+                        "{message} (still failing after the sink's retry horizon of {} h)",
+                        self.config.delivery.retry_horizon.as_secs() / 3600
+                    ),
+                };
+            }
+            let wait = retry_after
+                .map(|hint| hint.min(MAX_RETRY_AFTER))
+                .unwrap_or_else(|| self.backoff().full_jitter(attempts));
+            {
+                let mut status = self.status.lock();
+                status.last_error = Some(message.clone());
+                status.last_error_at = Some(now);
+            }
+            tracing::info!(sink = %sink_id, event_id = %entry.event_id, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %message, "send failed; retrying");
+            if !self.holds_in_place() {
+                return Outcome::Held {
+                    attempts,
+                    first_failed_at: first,
+                    wait,
+                    error: message,
+                };
+            }
+            self.status.lock().next_attempt_at = Some(self.clock.after(wait));
+            if stopped(shutdown, tokio::time::sleep(wait)).await {
+                return Outcome::Stopped;
+            }
+        }
+    }
+
+    /// Sends once, when the circuit breaker and the rate limit allow it. `None` when
+    /// shutdown came first (or had come, and a wait was needed).
+    async fn send_paced(
+        &self,
+        outbound: &OutboundEvent,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Option<Result<(), SinkError>> {
+        let sink_id = &self.config.id;
+        let trial = loop {
+            let now = tokio::time::Instant::now();
+            let (admitted, reopens) = {
+                let mut breaker = lock(&self.breaker);
+                (
+                    breaker.admit(now.into_std(), TRIAL_CLAIM),
+                    breaker.reopens_at(),
+                )
+            };
+            if let Some(trial) = admitted {
+                break trial;
+            }
+            let until = reopens
+                .map(tokio::time::Instant::from_std)
+                .filter(|until| *until > now)
+                .unwrap_or(now + IDLE_POLL);
+            {
+                let mut status = self.status.lock();
+                status.state = "backing_off";
+                status.next_attempt_at = Some(self.clock.after(until - now));
+            }
+            if stopped(shutdown, tokio::time::sleep_until(until)).await {
+                return None;
+            }
+        };
+        if let Some(limiter) = &self.limiter {
+            while let Err(not_until) = limiter.check() {
+                let wait = not_until.wait_time_from(self.rate_clock.now());
+                if stopped(shutdown, tokio::time::sleep(wait)).await {
+                    return None;
+                }
+            }
+        }
+        let inflight = self.inflight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.metrics
+            .set_gauge("rollcall_sink_inflight", &[("sink", sink_id)], inflight);
+        let started = tokio::time::Instant::now();
+        let result = self.sink.send(outbound).await;
+        let inflight = self.inflight.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.metrics
+            .set_gauge("rollcall_sink_inflight", &[("sink", sink_id)], inflight);
+        self.metrics.observe(
+            "rollcall_delivery_duration_seconds",
+            &[("sink", sink_id)],
+            started.elapsed(),
+        );
+        let health = match &result {
+            Ok(()) => {
+                self.metrics
+                    .increment("rollcall_sink_sent_total", &[("sink", sink_id)]);
+                Health::Healthy
+            }
+            Err(SinkError::Permanent { .. }) => {
+                self.metrics.increment(
+                    "rollcall_sink_failed_total",
+                    &[("sink", sink_id), ("kind", "permanent")],
+                );
+                // The endpoint answered: it is up, the event is what it refused.
+                Health::Healthy
+            }
+            Err(SinkError::Transient { retry_after, .. }) => {
+                self.metrics.increment(
+                    "rollcall_sink_failed_total",
+                    &[("sink", sink_id), ("kind", "transient")],
+                );
+                match retry_after {
+                    Some(wait) => Health::RetryAfter((*wait).min(MAX_RETRY_AFTER)),
+                    None => Health::Failing,
+                }
+            }
+        };
+        let mut breaker = lock(&self.breaker);
+        let was_open = breaker.reopens_at().is_some();
+        breaker.record(health, trial, tokio::time::Instant::now().into_std());
+        let open = breaker.reopens_at().is_some();
+        drop(breaker);
+        if was_open && !open {
+            tracing::info!(sink = %sink_id, "the sink answers again: circuit breaker closed");
+            self.recovered.store(true, Ordering::SeqCst);
+        } else if !was_open && open {
+            tracing::warn!(sink = %sink_id, "the sink keeps failing: circuit breaker open");
+        }
+        let mut status = self.status.lock();
+        status.state = if open { "backing_off" } else { "running" };
+        if !open && self.holds_in_place() {
+            status.next_attempt_at = None;
+        }
+        Some(result)
+    }
+
+    /// Records a dead letter (the position moves with the batch).
+    async fn dead_letter(
+        &self,
+        lease: &Lease,
+        entry: &JournalEntry,
+        attempts: u32,
+        error: &str,
+    ) -> anyhow::Result<()> {
+        let sink_id = &self.config.id;
+        self.store
+            .record_dead_letter(lease, entry, attempts, error)
+            .await?;
+        self.metrics
+            .increment("rollcall_dead_letters_total", &[("sink", sink_id)]);
+        tracing::warn!(sink = %sink_id, event_id = %entry.event_id, attempts, error = %error, "event moved to dead letters");
+        Ok(())
+    }
+
+    /// Parks `parked` in the store and in this worker's lines.
+    async fn park(&self, lease: &Lease, parked: ParkedEvent) -> anyhow::Result<()> {
+        self.store.park(lease, &parked).await?;
+        let mut lines = lock(&self.parked);
+        let line = lines.entry(parked.user_key.clone()).or_default();
+        match line.iter().position(|other| other.seq >= parked.seq) {
+            Some(index) if line[index].seq == parked.seq => line[index] = parked,
+            Some(index) => line.insert(index, parked),
+            None => line.push_back(parked),
+        }
+        Ok(())
+    }
+
+    fn is_parked(&self, key: &str) -> bool {
+        lock(&self.parked).contains_key(key)
+    }
+
+    fn parked_count(&self) -> i64 {
+        let count: usize = lock(&self.parked).values().map(VecDeque::len).sum();
+        i64::try_from(count).unwrap_or(i64::MAX)
+    }
+
+    /// How long until the earliest parked line is due (a long time when none is).
+    fn next_parked_due(&self) -> Duration {
+        let now = self.clock.now().unix_millis();
+        lock(&self.parked)
+            .values()
+            .filter_map(VecDeque::front)
+            .map(|head| head.next_attempt_at.unix_millis() - now)
+            .min()
+            .map_or(Duration::from_secs(3600), |millis| {
+                Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+            })
+    }
+
+    /// Reads the parked lines from the store when this lease's token has not seen them.
+    async fn load_parked(&self, lease: &Lease) -> anyhow::Result<()> {
+        if *lock(&self.parked_token) == Some(lease.token) {
+            return Ok(());
+        }
+        let mut lines: BTreeMap<String, VecDeque<ParkedEvent>> = BTreeMap::new();
+        for parked in self.store.parked(&self.config.id).await? {
+            lines
+                .entry(parked.user_key.clone())
+                .or_default()
+                .push_back(parked);
+        }
+        *lock(&self.parked) = lines;
+        *lock(&self.parked_token) = Some(lease.token);
+        Ok(())
+    }
+
+    /// Publishes how far behind the sink is: events and the age of the oldest unfinished.
+    async fn report_lag(&self, cursor: i64, next: Option<&JournalEntry>) {
+        let sink_id = &self.config.id;
+        let latest = *self.store.subscribe().borrow();
+        let parked = self.parked_count();
+        let lag = latest.saturating_sub(cursor).max(0) + parked;
+        let first_parked = lock(&self.parked)
+            .values()
+            .filter_map(VecDeque::front)
+            .map(|head| head.seq)
+            .min();
+        let mut oldest = next.map(|entry| entry.received_at_ms);
+        if let Some(seq) = first_parked {
+            if let Ok(entry) = self.store.journal_entry(seq).await {
+                oldest =
+                    Some(oldest.map_or(entry.received_at_ms, |at| at.min(entry.received_at_ms)));
+            }
+        }
+        let age = oldest.map_or(0, |at| {
+            ((Timestamp::now().unix_millis() - at) / 1000).max(0)
+        });
+        let next_attempt = lock(&self.parked)
+            .values()
+            .filter_map(VecDeque::front)
+            .map(|head| head.next_attempt_at)
+            .min();
+        self.metrics
+            .set_gauge("rollcall_sink_lag_events", &[("sink", sink_id)], lag);
+        self.metrics.set_gauge(
+            "rollcall_sink_oldest_undelivered_seconds",
+            &[("sink", sink_id)],
+            age,
+        );
+        self.metrics
+            .set_gauge("rollcall_sink_parked_events", &[("sink", sink_id)], parked);
+        let breaker_open = lock(&self.breaker).reopens_at().is_some();
+        let mut status = self.status.lock();
+        status.lag_events = lag;
+        status.oldest_undelivered_seconds = age;
+        status.parked_events = parked;
+        status.inflight = self.inflight.load(Ordering::SeqCst);
+        if !breaker_open {
+            status.state = "running";
+            if !self.holds_in_place() {
+                status.next_attempt_at = next_attempt;
+            }
+        }
+    }
+
+    /// Flushes the sink and moves the position from `from` to `done`. Returns false (and
+    /// moves nothing) when the position is no longer at `from`: someone rewound it.
+    async fn flush_and_advance(&self, lease: &Lease, from: i64, done: i64) -> anyhow::Result<bool> {
+        if done <= from {
             return Ok(true);
         }
         self.sink
             .flush()
             .await
             .map_err(|error| anyhow::anyhow!("flush failed: {error}"))?;
-        if self.store.advance(lease, *recorded, done).await? == Advance::PositionChanged {
-            tracing::info!(sink = %self.config.id, "cursor moved by an operator; starting over from it");
+        if self.store.advance(lease, from, done).await? == Advance::PositionChanged {
+            tracing::info!(sink = %self.config.id, "position moved by an operator; starting over from it");
             return Ok(false);
         }
-        *recorded = done;
         Ok(true)
     }
 
@@ -256,72 +937,6 @@ impl Worker {
             format => {
                 let event = entry.decode().map_err(|error| unreadable(&error))?;
                 OutboundEvent::render(&event, format).map_err(|error| error.to_string())
-            }
-        }
-    }
-
-    async fn send_with_retries(
-        &self,
-        entry: &JournalEntry,
-        shutdown: &watch::Receiver<bool>,
-    ) -> Result<(), Failure> {
-        let sink_id = &self.config.id;
-        let outbound = self
-            .render(entry)
-            .map_err(|error| Failure::Dead { attempts: 0, error })?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let started = Instant::now();
-            let result = self.sink.send(&outbound).await;
-            self.metrics.observe(
-                "rollcall_delivery_duration_seconds",
-                &[("sink", sink_id)],
-                started.elapsed(),
-            );
-            let error = match result {
-                Ok(()) => {
-                    self.metrics
-                        .increment("rollcall_sink_sent_total", &[("sink", sink_id)]);
-                    return Ok(());
-                }
-                Err(error) => error,
-            };
-            // Sink errors quote what endpoints and databases answered; scrubbed before any
-            // log line or dead letter holds them.
-            let message = scrubbed(&error.to_string());
-            let kind = if error.is_permanent() {
-                "permanent"
-            } else {
-                "transient"
-            };
-            self.metrics.increment(
-                "rollcall_sink_failed_total",
-                &[("sink", sink_id), ("kind", kind)],
-            );
-            let retry_after = match &error {
-                SinkError::Permanent { message } => {
-                    return Err(Failure::Dead {
-                        attempts: attempt,
-                        error: scrubbed(message),
-                    })
-                }
-                SinkError::Transient { retry_after, .. } => *retry_after,
-            };
-            if attempt >= self.delivery.max_attempts {
-                return Err(Failure::Dead {
-                    attempts: attempt,
-                    error: message,
-                });
-            }
-            let wait = retry_after
-                .map(|hint| hint.min(self.delivery.max_backoff()))
-                .unwrap_or_else(|| full_jitter(&self.delivery, attempt));
-            tracing::info!(sink = %sink_id, event_id = %entry.event_id, attempt, wait_ms = wait.as_millis() as u64, error = %message, "send failed; retrying");
-            let mut shutdown = shutdown.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return Err(Failure::Stopped),
             }
         }
     }
@@ -361,23 +976,53 @@ impl Worker {
     }
 }
 
-/// Exponential backoff with full jitter: a uniform wait in `[0, min(max, initial * 2^(n-1))]`.
-pub fn full_jitter(delivery: &DeliveryConfig, attempt: u32) -> Duration {
-    let ceiling = backoff_ceiling(delivery, attempt);
-    let millis = ceiling.as_millis() as u64;
-    if millis == 0 {
-        return Duration::ZERO;
+/// A parked record for an event that waits behind its user's held line.
+fn waiting(sink: &str, entry: &JournalEntry, key: &str, now: Timestamp) -> ParkedEvent {
+    ParkedEvent {
+        sink: sink.to_owned(),
+        seq: entry.seq,
+        user_key: key.to_owned(),
+        attempts: 0,
+        first_failed_at: None,
+        next_attempt_at: now,
+        error: String::new(),
     }
-    Duration::from_millis(rand::random_range(0..=millis))
 }
 
-/// The upper bound of the `attempt`-th wait.
-pub fn backoff_ceiling(delivery: &DeliveryConfig, attempt: u32) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(32);
-    delivery
-        .initial_backoff()
-        .saturating_mul(1u32 << exponent.min(31))
-        .min(delivery.max_backoff())
+/// The line an event waits in: its source and user id. An event whose user cannot be read
+/// gets a line of its own (rendering it fails and makes it a dead letter).
+fn user_key(entry: &JournalEntry) -> String {
+    #[derive(serde::Deserialize)]
+    struct Partition {
+        user: PartitionUser,
+    }
+    #[derive(serde::Deserialize)]
+    struct PartitionUser {
+        id: String,
+    }
+    match serde_json::from_slice::<Partition>(&entry.event) {
+        Ok(partition) => format!("{}/{}", entry.source, partition.user.id),
+        Err(_) => format!("{}/#{}", entry.source, entry.seq),
+    }
+}
+
+/// Waits for `wait` unless shutdown is (or was already) requested: true when stopped.
+async fn stopped(shutdown: &watch::Receiver<bool>, wait: impl Future<Output = ()>) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    let mut shutdown = shutdown.clone();
+    tokio::select! {
+        _ = wait => false,
+        _ = shutdown.wait_for(|stop| *stop) => true,
+    }
+}
+
+/// The lock of worker state that holds plain values: a panic elsewhere leaves it usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The longest sink error text logged or kept with a dead letter.
@@ -394,31 +1039,17 @@ mod tests {
     use super::*;
     use rollcall_core::Format;
 
-    #[test]
-    fn backoff_ceilings_double_and_stop_at_the_maximum() {
-        let delivery = DeliveryConfig {
-            initial_backoff_ms: 100,
-            max_backoff_ms: 1000,
-            ..DeliveryConfig::default()
-        };
-        let ceilings: Vec<_> = (1..=6)
-            .map(|n| backoff_ceiling(&delivery, n).as_millis())
-            .collect();
-        assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(backoff_ceiling(&delivery, 200).as_millis(), 1000);
-    }
-
-    #[test]
-    fn jittered_waits_stay_within_the_ceiling() {
-        let delivery = DeliveryConfig {
-            initial_backoff_ms: 50,
-            max_backoff_ms: 400,
-            ..DeliveryConfig::default()
-        };
-        for attempt in 1..10 {
-            for _ in 0..50 {
-                assert!(full_jitter(&delivery, attempt) <= backoff_ceiling(&delivery, attempt));
-            }
+    fn sink_config(id: &str, concurrency: usize) -> SinkConfig {
+        let mut delivery = crate::config::SinkDelivery::for_kind("test");
+        delivery.concurrency = concurrency;
+        SinkConfig {
+            id: id.into(),
+            kind: "test".into(),
+            sources: None,
+            types: None,
+            format: Format::Native,
+            delivery,
+            options: serde_json::Value::Null,
         }
     }
 
@@ -480,22 +1111,14 @@ mod tests {
     async fn a_lease_is_renewed_only_past_half_its_life() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db")).unwrap();
-        let worker = Worker {
-            config: SinkConfig {
-                id: "crm".into(),
-                kind: "test".into(),
-                sources: None,
-                types: None,
-                format: Format::Native,
-                options: serde_json::Value::Null,
-            },
-            sink: Box::new(GateSink(Arc::new(Gate::default()))),
-            store: store.clone(),
-            metrics: Arc::new(Metrics::default()),
-            delivery: DeliveryConfig::default(),
-            holder: "test-worker".into(),
-            held: Default::default(),
-        };
+        let worker = Worker::new(
+            sink_config("crm", 16),
+            Box::new(GateSink(Arc::new(Gate::default()))),
+            store.clone(),
+            Arc::new(Metrics::default()),
+            DeliveryConfig::default(),
+            "test-worker".into(),
+        );
         let first = worker.lease().await.unwrap().unwrap();
         let commits = store.commit_stats().commits;
         // Fresh: reused, with the position read again, and no commit for it.
@@ -525,22 +1148,14 @@ mod tests {
             put(&store, n).await;
         }
         let gate = Arc::new(Gate::default());
-        let worker = Worker {
-            config: SinkConfig {
-                id: "crm".into(),
-                kind: "test".into(),
-                sources: None,
-                types: None,
-                format: Format::Native,
-                options: serde_json::Value::Null,
-            },
-            sink: Box::new(GateSink(Arc::clone(&gate))),
-            store: store.clone(),
-            metrics: Arc::new(Metrics::default()),
-            delivery: DeliveryConfig::default(),
-            holder: "test-worker".into(),
-            held: Default::default(),
-        };
+        let worker = Worker::new(
+            sink_config("crm", 16),
+            Box::new(GateSink(Arc::clone(&gate))),
+            store.clone(),
+            Arc::new(Metrics::default()),
+            DeliveryConfig::default(),
+            "test-worker".into(),
+        );
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(worker.run(shutdown));
         while store.position("crm").await.unwrap() < 3 {
