@@ -500,3 +500,170 @@ async fn operator_commands_read_and_replay_through_the_admin_api() {
     );
     assert_eq!(code, 2);
 }
+
+/// `/v1/sinks` for one sink.
+async fn sink_view(client: &reqwest::Client, admin: &str, id: &str) -> Value {
+    let page: Value = get_json(client, format!("{admin}/v1/sinks")).await;
+    page["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|sink| sink["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_sink_holds_its_events_until_resumed_and_shows_its_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0, 200).await;
+    let daemon = Daemon::start(
+        dir.path(),
+        &format!("{}{}", sources_toml(), http_sink(&receiver.url)),
+    );
+    let client = client();
+    let view = sink_view(&client, &daemon.admin, "crm").await;
+    assert_eq!(view["concurrency"], 16);
+    assert_eq!(view["retry_horizon_hours"], 72.0);
+    assert_eq!(view["paused"], false);
+
+    let (code, out) = rollcall_cli(&daemon, &["sinks", "pause", "crm"]);
+    assert_eq!(code, 0, "{out}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["paused"], true);
+    let (status, _) = daemon
+        .send(&client, "vcc", &fixture("vcclive", "user_created.json"))
+        .await;
+    assert_eq!(status, 202);
+    // The pause was committed before the event: the worker sees it first and sends nothing,
+    // while the lag shows what waits.
+    let mut view = Value::Null;
+    for _ in 0..400 {
+        view = sink_view(&client, &daemon.admin, "crm").await;
+        if view["lag_events"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(view["state"], "paused");
+    assert_eq!(view["lag_events"], 1, "{view}");
+    assert_eq!(view["position"], 0);
+    assert!(receiver.delivered().is_empty());
+    let (code, out) = rollcall_cli(&daemon, &["sinks", "list"]);
+    assert_eq!(code, 0, "{out}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["sinks"][0]["state"], "paused");
+
+    let (code, _) = rollcall_cli(&daemon, &["sinks", "resume", "crm"]);
+    assert_eq!(code, 0);
+    eventually(WAIT, "the held event arrives after the resume", || {
+        receiver.delivered().len() == 1
+    })
+    .await;
+    let metrics = client
+        .get(format!("{}/metrics", daemon.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "rollcall_sink_lag_events{sink=\"crm\"}",
+        "rollcall_sink_oldest_undelivered_seconds{sink=\"crm\"}",
+        "rollcall_sink_inflight{sink=\"crm\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    // An unknown sink is a 404 with its code.
+    let (code, _) = rollcall_cli(&daemon, &["sinks", "pause", "nope"]);
+    assert_eq!(code, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_replay_refuses_an_older_state_unless_forced_and_needs_all_for_every_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(usize::MAX, 400).await;
+    let daemon = Daemon::start(
+        dir.path(),
+        &format!("{}{}", sources_toml(), http_sink(&receiver.url)),
+    );
+    let client = client();
+    // User 180 is created, then changed: both are refused (400) and become dead letters.
+    for name in ["user_created.json", "user_changed.json"] {
+        let (status, _) = daemon.send(&client, "vcc", &fixture("vcclive", name)).await;
+        assert_eq!(status, 202);
+    }
+    let admin = daemon.admin.clone();
+    let letters = loop {
+        let page: Value = get_json(&client, format!("{admin}/v1/dead-letters?sink=crm")).await;
+        if page["dead_letters"].as_array().unwrap().len() == 2 {
+            break page["dead_letters"].as_array().unwrap().clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let created = letters.iter().find(|l| l["seq"] == 1).unwrap()["id"].clone();
+    let changed = letters.iter().find(|l| l["seq"] == 2).unwrap()["id"].clone();
+    receiver
+        .failures
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+
+    // Every sink at once needs --all.
+    let (code, _) = rollcall_cli(&daemon, &["dead-letters", "replay"]);
+    assert_eq!(code, 2);
+    // A dry run says what would go and what would not: the creation is older than the
+    // user's current state.
+    let (code, out) = rollcall_cli(&daemon, &["dead-letters", "replay", "--all", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["would_replay"][0]["id"], changed);
+    assert_eq!(plan["refused"][0]["id"], created);
+    assert!(plan["refused"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("newer state"));
+    assert!(receiver.delivered().is_empty());
+
+    let (code, out) = rollcall_cli(&daemon, &["dead-letters", "replay", "--sink", "crm"]);
+    assert_eq!(code, 0, "{out}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["queued"], 1);
+    eventually(WAIT, "the current state arrives", || {
+        receiver.delivered().len() == 1
+    })
+    .await;
+    assert_eq!(receiver.delivered()[0]["type"], "user.updated");
+
+    // --force sends the older one too, knowingly.
+    let (code, out) = rollcall_cli(
+        &daemon,
+        &["dead-letters", "replay", "--sink", "crm", "--force"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["queued"], 1);
+    eventually(WAIT, "the forced replay arrives", || {
+        receiver.delivered().len() == 2
+    })
+    .await;
+
+    // replay --since needs a sink or --all, and --dry-run moves nothing.
+    let (code, _) = rollcall_cli(&daemon, &["replay", "--since", "2000-01-01T00:00:00Z"]);
+    assert_eq!(code, 2);
+    let (code, out) = rollcall_cli(
+        &daemon,
+        &[
+            "replay",
+            "--all",
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["sinks"][0]["cursor"], 0);
+    assert_eq!(plan["sinks"][0]["events"], 2);
+    let view = sink_view(&client, &admin, "crm").await;
+    assert_eq!(view["position"], 2);
+}

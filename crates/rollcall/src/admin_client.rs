@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::config::Config;
 
@@ -132,20 +132,27 @@ pub async fn dead_letters_list(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn dead_letters_replay(
-    target: AdminTarget,
-    sink: Option<String>,
-    ids: Vec<i64>,
-) -> Result<ExitCode> {
+/// `request`: `sink`, `ids`, `all`, `dry_run`, `force` as `/v1/dead-letters/replay` takes them.
+pub async fn dead_letters_replay(target: AdminTarget, request: Value) -> Result<ExitCode> {
     let client = AdminClient::new(target)?;
     let value = client
-        .call(
-            Method::POST,
-            "/v1/dead-letters/replay",
-            Some(json!({"sink": sink, "ids": ids})),
-        )
+        .call(Method::POST, "/v1/dead-letters/replay", Some(request))
         .await?;
     print_json(&value);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn sinks_list(target: AdminTarget) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    print_json(&client.call(Method::GET, "/v1/sinks", None).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn sink_pause(target: AdminTarget, sink: String, paused: bool) -> Result<ExitCode> {
+    let client = AdminClient::new(target)?;
+    let action = if paused { "pause" } else { "resume" };
+    let path = format!("/v1/sinks/{}/{action}", path_segment(&sink));
+    print_json(&client.call(Method::POST, &path, None).await?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -184,15 +191,12 @@ pub async fn quarantine_replay(target: AdminTarget, id: i64) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn replay(target: AdminTarget, sink: String, since: String) -> Result<ExitCode> {
+/// `request`: `sink`, `all`, `since`, `dry_run` as `/v1/replay` takes them.
+pub async fn replay(target: AdminTarget, request: Value) -> Result<ExitCode> {
     let client = AdminClient::new(target)?;
     print_json(
         &client
-            .call(
-                Method::POST,
-                "/v1/replay",
-                Some(json!({"sink": sink, "since": since})),
-            )
+            .call(Method::POST, "/v1/replay", Some(request))
             .await?,
     );
     Ok(ExitCode::SUCCESS)

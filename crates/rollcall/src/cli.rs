@@ -55,6 +55,9 @@ enum Command {
     /// Read the journal through the admin API.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Show sinks (state, lag, last error), pause or resume one.
+    #[command(subcommand)]
+    Sinks(SinksCommand),
     /// List or replay events that sinks could not take.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLettersCommand),
@@ -66,11 +69,18 @@ enum Command {
     Users(UsersCommand),
     /// Deliver again to a sink everything received since a time.
     Replay {
-        #[arg(long)]
-        sink: String,
+        #[arg(long, required_unless_present = "all")]
+        sink: Option<String>,
+        /// Rewind every sink (instead of --sink).
+        #[arg(long, conflicts_with = "sink")]
+        all: bool,
         /// RFC 3339 time, e.g. 2026-11-22T00:00:00Z.
         #[arg(long)]
         since: String,
+        /// Print where each sink would be rewound to and how many events it would get; move
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -134,11 +144,45 @@ enum DeadLettersCommand {
         admin: AdminArgs,
     },
     /// Queue dead letters for another delivery attempt (all of a sink's, or by id).
+    ///
+    /// A letter whose user has a newer state than the letter's event is refused (it would
+    /// deliver an older state after a newer one) unless --force.
     Replay {
         #[arg(long)]
         sink: Option<String>,
         #[arg(long = "id")]
         ids: Vec<i64>,
+        /// Replay every sink's dead letters (needed without --sink or --id).
+        #[arg(long)]
+        all: bool,
+        /// Print what would be queued and what would be refused; queue nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Queue letters whose user has a newer state too.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SinksCommand {
+    /// Print every sink's state, position, lag, in-flight requests, last error and next
+    /// attempt as JSON.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Stop sending to a sink until resumed (survives restarts).
+    Pause {
+        sink: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Send to a paused sink again.
+    Resume {
+        sink: String,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -240,8 +284,25 @@ impl Cli {
             Command::DeadLetters(DeadLettersCommand::List { sink, state, admin }) => {
                 run_async(admin_client::dead_letters_list(admin.into(), sink, state))
             }
-            Command::DeadLetters(DeadLettersCommand::Replay { sink, ids, admin }) => {
-                run_async(admin_client::dead_letters_replay(admin.into(), sink, ids))
+            Command::DeadLetters(DeadLettersCommand::Replay {
+                sink,
+                ids,
+                all,
+                dry_run,
+                force,
+                admin,
+            }) => run_async(admin_client::dead_letters_replay(
+                admin.into(),
+                serde_json::json!({"sink": sink, "ids": ids, "all": all, "dry_run": dry_run, "force": force}),
+            )),
+            Command::Sinks(SinksCommand::List { admin }) => {
+                run_async(admin_client::sinks_list(admin.into()))
+            }
+            Command::Sinks(SinksCommand::Pause { sink, admin }) => {
+                run_async(admin_client::sink_pause(admin.into(), sink, true))
+            }
+            Command::Sinks(SinksCommand::Resume { sink, admin }) => {
+                run_async(admin_client::sink_pause(admin.into(), sink, false))
             }
             Command::Quarantine(QuarantineCommand::List { state, admin }) => {
                 run_async(admin_client::quarantine_list(admin.into(), state))
@@ -274,9 +335,16 @@ impl Cli {
             Command::Users(UsersCommand::Get { source, id, admin }) => {
                 run_async(admin_client::users_get(admin.into(), source, id))
             }
-            Command::Replay { sink, since, admin } => {
-                run_async(admin_client::replay(admin.into(), sink, since))
-            }
+            Command::Replay {
+                sink,
+                all,
+                since,
+                dry_run,
+                admin,
+            } => run_async(admin_client::replay(
+                admin.into(),
+                serde_json::json!({"sink": sink, "all": all, "since": since, "dry_run": dry_run}),
+            )),
             Command::Connectors { json } => list_connectors(json),
             Command::Normalize {
                 connector,

@@ -27,6 +27,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/connectors", get(connectors))
         .route("/v1/sources", get(sources))
         .route("/v1/events", get(events))
+        .route("/v1/sinks", get(sinks))
+        .route("/v1/sinks/{id}/pause", post(pause_sink))
+        .route("/v1/sinks/{id}/resume", post(resume_sink))
         .route("/v1/dead-letters", get(dead_letters))
         .route("/v1/dead-letters/replay", post(replay_dead_letters))
         .route("/v1/quarantine", get(quarantine_list))
@@ -230,32 +233,178 @@ async fn dead_letters(
     Ok(Json(json!({ "dead_letters": letters })))
 }
 
+/// Every configured sink: its delivery settings, position, and what its worker reports.
+async fn sinks(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let mut list = Vec::with_capacity(state.sinks.len());
+    for sink in &state.sinks {
+        let status = state
+            .sink_status
+            .get(&sink.id)
+            .map(|status| status.view())
+            .unwrap_or_default();
+        let paused = state.store.paused(&sink.id).await?;
+        let position = state.store.position(&sink.id).await?;
+        list.push(json!({
+            "id": sink.id,
+            "type": sink.kind,
+            "state": if paused { "paused" } else if status.state.is_empty() { "starting" } else { status.state },
+            "paused": paused,
+            "position": position,
+            "lag_events": status.lag_events,
+            "oldest_undelivered_seconds": status.oldest_undelivered_seconds,
+            "inflight": status.inflight,
+            "parked_events": status.parked_events,
+            "last_error": status.last_error,
+            "last_error_at": status.last_error_at,
+            "next_attempt_at": status.next_attempt_at,
+            "concurrency": sink.delivery.concurrency,
+            "retry_horizon_hours": sink.delivery.retry_horizon.as_secs_f64() / 3600.0,
+            "rate_limit_per_second": sink.delivery.rate_limit_per_second,
+            "start": match sink.delivery.start {
+                crate::config::StartAt::Now => "now",
+                crate::config::StartAt::Beginning => "beginning",
+            },
+        }));
+    }
+    Ok(Json(json!({ "sinks": list })))
+}
+
+fn known_sink(state: &AppState, sink: &str) -> Result<(), ApiError> {
+    if state.sinks.iter().any(|s| s.id == sink) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no sink {sink:?}"),
+        ))
+    }
+}
+
+async fn pause_sink(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    known_sink(&state, &id)?;
+    state.store.set_paused(&id, true).await?;
+    tracing::info!(sink = %id, "sink paused by an operator");
+    Ok(Json(json!({"sink": id, "paused": true})))
+}
+
+async fn resume_sink(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    known_sink(&state, &id)?;
+    state.store.set_paused(&id, false).await?;
+    tracing::info!(sink = %id, "sink resumed by an operator");
+    Ok(Json(json!({"sink": id, "paused": false})))
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplayDeadLetters {
     sink: Option<String>,
     #[serde(default)]
     ids: Vec<i64>,
+    /// Required to act on every sink's dead letters at once (no sink, no ids).
+    #[serde(default)]
+    all: bool,
+    /// Answer what would be queued, and queue nothing.
+    #[serde(default)]
+    dry_run: bool,
+    /// Replay letters whose user has a newer state too.
+    #[serde(default)]
+    force: bool,
 }
 
+/// The most dead letters one replay request looks at.
+const REPLAY_SCAN_LIMIT: u32 = 10_000;
+
+/// Queues dead letters for another attempt. A letter whose user has changed since (the
+/// directory holds a newer state than the letter's event) is refused unless `force`: sending
+/// it would deliver an older state after a newer one.
 async fn replay_dead_letters(
     State(state): State<Arc<AppState>>,
     body: Option<Json<ReplayDeadLetters>>,
 ) -> Result<Json<Value>, ApiError> {
     let request = body.map(|Json(body)| body).unwrap_or_default();
     if let Some(sink) = &request.sink {
-        if !state.sinks.iter().any(|s| &s.id == sink) {
-            return Err(ApiError::new(
-                ErrorCode::NotFound,
-                format!("no sink {sink:?}"),
-            ));
+        known_sink(&state, sink)?;
+    }
+    if request.sink.is_none() && request.ids.is_empty() && !request.all {
+        return Err(ApiError::new(
+            ErrorCode::ConfigInvalid,
+            "name a sink or dead letter ids; `all` replays every sink's dead letters",
+        ));
+    }
+    let letters = state
+        .store
+        .dead_letters(
+            request.sink.clone(),
+            Some(rollcall_store::DeadLetterState::Dead),
+            REPLAY_SCAN_LIMIT,
+        )
+        .await?;
+    let mut replay = Vec::new();
+    let mut refused = Vec::new();
+    for letter in letters {
+        if !request.ids.is_empty() && !request.ids.contains(&letter.id) {
+            continue;
+        }
+        let summary = json!({"id": letter.id, "sink": letter.sink, "seq": letter.seq, "event_id": letter.event_id});
+        match newer_state(&state, letter.seq).await? {
+            Some(reason) if !request.force => {
+                let mut summary = summary;
+                summary["reason"] = json!(reason);
+                refused.push(summary);
+            }
+            _ => replay.push((letter.id, summary)),
         }
     }
-    let queued = state
-        .store
-        .request_replay(request.sink, request.ids)
-        .await?;
-    Ok(Json(json!({ "queued": queued })))
+    let would: Vec<Value> = replay.iter().map(|(_, summary)| summary.clone()).collect();
+    if request.dry_run {
+        return Ok(Json(
+            json!({"dry_run": true, "would_replay": would, "refused": refused}),
+        ));
+    }
+    let ids: Vec<i64> = replay.iter().map(|(id, _)| *id).collect();
+    let queued = if ids.is_empty() {
+        0
+    } else {
+        state.store.request_replay(request.sink, ids).await?
+    };
+    Ok(Json(
+        json!({"queued": queued, "replayed": would, "refused": refused}),
+    ))
+}
+
+/// Why replaying the event at `seq` would deliver an older state than the user's current
+/// one (`None` when it would not: the directory holds exactly the event's user).
+async fn newer_state(state: &AppState, seq: i64) -> Result<Option<String>, ApiError> {
+    let entry = match state.store.journal_entry(seq).await {
+        Ok(entry) => entry,
+        Err(rollcall_store::StoreError::NotFound { .. }) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let Ok(event) = entry.decode() else {
+        return Ok(None);
+    };
+    let current = match state.store.user(&event.source, &event.user.id).await {
+        Ok(current) => current,
+        Err(rollcall_store::StoreError::NotFound { .. }) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let deleted = event.event_type == rollcall_core::EventType::Deleted;
+    let same = current.deleted == deleted
+        && serde_json::to_value(&current.user).ok() == serde_json::to_value(&event.user).ok();
+    Ok((!same).then(|| {
+        format!(
+            "user {} of source {} has a newer state (updated {}); replaying would deliver an older one after it: use force to send it anyway",
+            event.user.id,
+            event.source,
+            current.updated_at
+        )
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,25 +455,76 @@ async fn quarantine_replay(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
-    sink: String,
+    sink: Option<String>,
     since: String,
+    /// Required to rewind every sink at once (no sink).
+    #[serde(default)]
+    all: bool,
+    /// Answer where each sink would be rewound to, and move nothing.
+    #[serde(default)]
+    dry_run: bool,
 }
 
-/// Rewinds a sink so every event received at or after `since` is delivered again.
+/// Rewinds a sink (or, with `all`, every sink) so every event received at or after `since`
+/// is delivered again, in journal order.
 async fn replay(
     State(state): State<Arc<AppState>>,
     Json(request): Json<ReplayRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    if !state.sinks.iter().any(|s| s.id == request.sink) {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no sink {:?}", request.sink),
-        ));
-    }
+    let sinks: Vec<String> = match (&request.sink, request.all) {
+        (Some(sink), _) => {
+            known_sink(&state, sink)?;
+            vec![sink.clone()]
+        }
+        (None, true) => state.sinks.iter().map(|sink| sink.id.clone()).collect(),
+        (None, false) => {
+            return Err(ApiError::new(
+                ErrorCode::ConfigInvalid,
+                "name a sink; `all` rewinds every sink",
+            ))
+        }
+    };
     let since = Timestamp::parse_rfc3339(&request.since)
         .map_err(|error| ApiError::new(ErrorCode::ConfigInvalid, format!("since: {error}")))?;
-    let cursor = state.store.rewind(&request.sink, since).await?;
-    Ok(Json(json!({"sink": request.sink, "cursor": cursor})))
+    if request.dry_run {
+        let first = first_received_since(&state, since).await?;
+        let latest = *state.store.subscribe().borrow();
+        let mut plan = Vec::new();
+        for sink in &sinks {
+            let position = state.store.position(sink).await?;
+            let cursor = first.map_or(position, |first| (first - 1).min(position));
+            plan.push(json!({"sink": sink, "position": position, "cursor": cursor, "events": latest - cursor}));
+        }
+        return Ok(Json(json!({"dry_run": true, "sinks": plan})));
+    }
+    let mut done = Vec::new();
+    for sink in &sinks {
+        let cursor = state.store.rewind(sink, since).await?;
+        done.push(json!({"sink": sink, "cursor": cursor}));
+    }
+    match (request.sink, done.len()) {
+        (Some(sink), 1) => Ok(Json(json!({"sink": sink, "cursor": done[0]["cursor"]}))),
+        _ => Ok(Json(json!({"sinks": done}))),
+    }
+}
+
+/// The sequence number of the first journal event received at or after `since` (a scan of
+/// the retained journal, for a dry run).
+async fn first_received_since(state: &AppState, since: Timestamp) -> Result<Option<i64>, ApiError> {
+    let mut after = 0;
+    loop {
+        let page = state.store.journal_after(after, 1000).await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        if let Some(entry) = page
+            .iter()
+            .find(|entry| entry.received_at_ms >= since.unix_millis())
+        {
+            return Ok(Some(entry.seq));
+        }
+        after = last.seq;
+    }
 }
 
 #[derive(Debug, Deserialize)]

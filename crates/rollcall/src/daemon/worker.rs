@@ -268,6 +268,13 @@ impl Worker {
             match self.store.paused(&sink_id).await {
                 Ok(true) => {
                     self.status.lock().state = "paused";
+                    // Keep the lag current: a paused sink is where it grows.
+                    if let Ok(position) = self.store.position(&sink_id).await {
+                        if let Ok(next) = self.store.journal_after(position, 1).await {
+                            self.report_lag(position, next.first()).await;
+                        }
+                    }
+                    self.status.lock().state = "paused";
                     tokio::select! {
                         _ = shutdown.changed() => {}
                         _ = tokio::time::sleep(IDLE_POLL) => {}
