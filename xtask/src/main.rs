@@ -8,6 +8,9 @@
 //! * `bench ingest [--compare | --history N]`: bounded load runs of the release daemon over
 //!   loopback (the `ingest_load` example); `--compare` also builds the axum + SQLite baseline
 //!   and installs the fastify baseline from the npm registry (`benches/baselines/`).
+//! * `bench delivery`: a delivery worker and the HTTP sink against a local receiver that
+//!   answers in 100 ms: 5,000 events for 500 users at concurrency 1 and 16, per-user order
+//!   checked at the receiver (the `delivery_load` example).
 #![forbid(unsafe_code)]
 
 mod scaffold;
@@ -36,6 +39,7 @@ fn main() -> Result<()> {
         ["new-connector", rest @ ..] => new_connector(rest),
         ["bench", "normalize", rest @ ..] => bench_normalize(rest),
         ["bench", "ingest", rest @ ..] => bench_ingest(rest),
+        ["bench", "delivery", rest @ ..] => bench_delivery(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
@@ -150,6 +154,22 @@ fn target_dir() -> PathBuf {
 
 /// `--compare` and `--history` also need the axum + SQLite baseline (a server, and the tool
 /// that checkpoints a stopped server's database); `--compare` the fastify baseline too.
+/// `bench delivery`: the `delivery_load` example (a real worker and HTTP sink against a
+/// local receiver with a fixed latency), in release mode.
+fn bench_delivery(extra: &[&str]) -> Result<()> {
+    let mut args = vec![
+        "run",
+        "--release",
+        "--package",
+        "rollcall",
+        "--example",
+        "delivery_load",
+        "--",
+    ];
+    args.extend(extra.iter().copied().filter(|arg| *arg != "--"));
+    cargo(&args)
+}
+
 fn bench_ingest(extra: &[&str]) -> Result<()> {
     // `cargo xtask bench ingest -- --seconds 3` and `... --compare -- --seconds 3` both work.
     let extra: Vec<&str> = extra.iter().copied().filter(|arg| *arg != "--").collect();

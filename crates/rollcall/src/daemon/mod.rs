@@ -15,7 +15,7 @@ mod pipeline;
 mod redact;
 pub(crate) mod scim;
 mod state;
-mod worker;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
