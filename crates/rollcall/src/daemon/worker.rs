@@ -686,7 +686,7 @@ impl Worker {
                 };
             }
             self.status.lock().next_attempt_at = Some(self.clock.after(wait));
-            if stopped(shutdown, tokio::time::sleep(wait)).await {
+            if self.wait_holding_lease(wait, shutdown).await {
                 return Outcome::Stopped;
             }
         }
@@ -722,6 +722,8 @@ impl Worker {
                 status.state = "backing_off";
                 status.next_attempt_at = Some(self.clock.after(until - now));
             }
+            // Look again at least every third of the lease's life, renewing it.
+            let until = until.min(now + LEASE_TTL / 3);
             let wake = async {
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => {}
@@ -731,6 +733,7 @@ impl Worker {
             if stopped(shutdown, wake).await {
                 return None;
             }
+            self.keep_lease().await;
         };
         if let Some(limiter) = &self.limiter {
             while let Err(not_until) = limiter.check() {
@@ -797,6 +800,30 @@ impl Worker {
             status.next_attempt_at = None;
         }
         Some(result)
+    }
+
+    /// Sleeps `wait` (a held event's backoff), renewing the sink's lease on the way so a long
+    /// wait does not let it lapse. True when shutdown came first.
+    async fn wait_holding_lease(&self, wait: Duration, shutdown: &watch::Receiver<bool>) -> bool {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let step = until.min(tokio::time::Instant::now() + LEASE_TTL / 3);
+            if stopped(shutdown, tokio::time::sleep_until(step)).await {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            self.keep_lease().await;
+        }
+    }
+
+    /// Renews the lease when past half its life (a batch can wait on a failing sink for
+    /// longer than the lease lasts). A lease lost meanwhile fences this worker's next write.
+    async fn keep_lease(&self) {
+        if let Err(error) = self.lease().await {
+            tracing::warn!(sink = %self.config.id, error = %error, "cannot renew the lease while waiting");
+        }
     }
 
     /// Records a dead letter (the position moves with the batch).
