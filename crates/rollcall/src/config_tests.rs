@@ -308,3 +308,43 @@ fn a_variable_cannot_break_out_of_any_string_form() {
         );
     }
 }
+
+#[test]
+fn sink_delivery_keys_are_read_with_defaults_by_sink_type() {
+    let text = "[[sinks]]\nid = \"crm\"\ntype = \"http\"\nurl = \"http://127.0.0.1:9/\"\n\
+                concurrency = 4\nretry_horizon_hours = 1.5\nstart = \"now\"\n\
+                rate_limit_per_second = 20\nbreaker_failures = 3\n\
+                [[sinks]]\nid = \"out\"\ntype = \"stdout\"\n\
+                [[sinks]]\nid = \"hook\"\ntype = \"http\"\nurl = \"http://127.0.0.1:9/\"\n";
+    let config = Config::parse(text, env).unwrap();
+    let crm = &config.sinks[0].delivery;
+    assert_eq!(crm.concurrency, 4);
+    assert_eq!(crm.retry_horizon, Duration::from_secs(5400));
+    assert_eq!(crm.start, crate::config::StartAt::Now);
+    assert_eq!(crm.rate_limit_per_second, Some(20.0));
+    assert_eq!(crm.breaker_failures, 3);
+    // The sink's own options do not see the delivery keys.
+    assert!(config.sinks[0].options.get("concurrency").is_none());
+    // Ordered streams keep journal order by default; others send 16 at a time.
+    assert_eq!(config.sinks[1].delivery.concurrency, 1);
+    let hook = &config.sinks[2].delivery;
+    assert_eq!(hook.concurrency, 16);
+    assert_eq!(hook.retry_horizon, Duration::from_secs(72 * 3600));
+    assert_eq!(hook.start, crate::config::StartAt::Beginning);
+    assert_eq!(hook.rate_limit_per_second, None);
+}
+
+#[test]
+fn out_of_range_sink_delivery_keys_are_refused_with_their_name() {
+    for (line, key) in [
+        ("concurrency = 0", "concurrency"),
+        ("retry_horizon_hours = 0", "retry_horizon_hours"),
+        ("start = \"later\"", "start"),
+        ("rate_limit_per_second = -1", "rate_limit_per_second"),
+        ("breaker_failures = 0", "breaker_failures"),
+    ] {
+        let text = format!("[[sinks]]\nid = \"out\"\ntype = \"stdout\"\n{line}\n");
+        let error = Config::parse(&text, env).expect_err(&text);
+        assert!(error.message.contains(key), "{text}: {}", error.message);
+    }
+}
