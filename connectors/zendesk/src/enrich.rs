@@ -44,7 +44,7 @@ pub const BREAKER_THRESHOLD: u32 = 5;
 /// The largest response body read: a Support user is a few kilobytes.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// The longest `Retry-After` honoured; longer values are cut to this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
+const MAX_RETRY_AFTER: Duration = rollcall_core::backoff::MAX_RETRY_AFTER;
 /// How long a half-open trial request holds off other requests beyond its own timeout, in
 /// case it is cancelled and never reports back.
 const TRIAL_MARGIN: Duration = Duration::from_secs(1);

@@ -7,6 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+/// The longest `Retry-After` a peer's answer is honoured for; longer values are cut to this,
+/// so a peer cannot park a sink or a connector for days with one header.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
+
 /// Capped exponential backoff: the `n`-th wait is at most `min(max, initial * 2^(n-1))`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {

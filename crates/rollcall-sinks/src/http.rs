@@ -41,7 +41,7 @@ pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: u64 = 5;
 pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
 /// A `Retry-After` further away than this is cut to it: a misbehaving endpoint cannot park
 /// a sink for days.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub const MAX_RETRY_AFTER: Duration = rollcall_core::backoff::MAX_RETRY_AFTER;
 
 /// At most this much of an error answer's body is read, and at most
 /// [`ERROR_BODY_CHARS`] of it is quoted in the error message.

@@ -39,7 +39,7 @@ use governor::clock::Clock as _;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use rollcall_core::backoff::{Backoff, CircuitBreaker, Health};
+use rollcall_core::backoff::{Backoff, CircuitBreaker, Health, MAX_RETRY_AFTER};
 use rollcall_core::{EventType, Format, OutboundEvent, Sink, SinkError, Timestamp};
 use rollcall_store::{Advance, JournalEntry, Lease, ParkedEvent, Store};
 use serde::Serialize;
@@ -58,9 +58,6 @@ pub const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How long a half-open trial request holds off the other lines, in case it never reports
 /// back (its future dropped at shutdown).
 const TRIAL_CLAIM: Duration = Duration::from_secs(60);
-
-/// The longest `Retry-After` honoured (the HTTP sink caps what it reads at this too).
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
 
 /// The worker's clock: tokio's (paused in tests), read as wall time from when the worker
 /// started. Horizons and next-attempt times are measured on it.
