@@ -17,6 +17,7 @@ use crate::error::{ConfigError, EnrichError, NormalizeError, VerifyError};
 use crate::model::{EventType, User, UserEvent, VendorEvent};
 use crate::retry::RetryContract;
 use crate::secret::Secret;
+use crate::sync::{ListCursor, ListError, UserPage};
 use crate::time::Timestamp;
 
 /// One vendor's webhook scheme.
@@ -82,6 +83,24 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// known deadline or horizon); override it when the vendor documents its own.
     fn retry_contract(&self) -> RetryContract {
         RetryContract::default()
+    }
+
+    /// Whether [`Connector::list_users`] can list this source's users (the vendor has an API
+    /// for it and the source has its credentials). Defaults to `false`.
+    fn lists_users(&self) -> bool {
+        false
+    }
+
+    /// One page of the vendor's users, from `cursor` (`None`: the first page), mapped with
+    /// the same code as the webhooks' users. Paginated and resumable: the page's `next`
+    /// cursor fetches the following page, in this process or after a restart. Bounded by the
+    /// source's rate limit (shared with [`Connector::enrich`]); a vendor's 429 is answered
+    /// with [`ListError::RateLimited`] and its `Retry-After`, which the host honours.
+    /// Optional: the default lists nothing.
+    async fn list_users(&self, _cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
+        Err(ListError::Unsupported(
+            "the connector has no user listing".to_owned(),
+        ))
     }
 }
 

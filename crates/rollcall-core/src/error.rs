@@ -57,6 +57,10 @@ pub enum ErrorCode {
     /// The admin listener has no token and the request's `Host` is not one it answers to
     /// (DNS rebinding).
     HostNotAllowed,
+    /// The source's connector cannot list users (no vendor API, or no API credentials).
+    SyncUnsupported,
+    /// Listing the vendor's users failed (or a sync of the source is already running).
+    SyncFailed,
 }
 
 impl ErrorCode {
@@ -85,6 +89,8 @@ impl ErrorCode {
             Self::HeadersTooLarge => "headers_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::HostNotAllowed => "host_not_allowed",
+            Self::SyncUnsupported => "sync_unsupported",
+            Self::SyncFailed => "sync_failed",
         }
     }
 
@@ -108,6 +114,8 @@ impl ErrorCode {
             Self::HeadersTooLarge => 431,
             Self::UnsupportedMediaType => 415,
             Self::HostNotAllowed => 403,
+            Self::SyncUnsupported => 400,
+            Self::SyncFailed => 502,
         }
     }
 
@@ -293,6 +301,8 @@ mod tests {
             ErrorCode::HeadersTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::HostNotAllowed,
+            ErrorCode::SyncUnsupported,
+            ErrorCode::SyncFailed,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));

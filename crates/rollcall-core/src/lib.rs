@@ -12,6 +12,7 @@
 //!   by delivery, sinks and connectors' outbound calls.
 //! * [`retry`]: a vendor's retry contract (what it retries, for how long, how fast it needs
 //!   an answer).
+//! * [`sync`]: a vendor's user listing, for backfill and reconciliation.
 //! * [`error`]: error types with stable codes, an HTTP status and a retry decision.
 //!
 //! The crate does no I/O and starts no runtime.
@@ -29,6 +30,7 @@ pub mod retry;
 pub mod scrub;
 pub mod secret;
 pub mod sink;
+pub mod sync;
 pub mod time;
 pub mod timezone;
 pub mod verify;
@@ -49,6 +51,7 @@ pub use crate::sink::{
     sink_registration, sink_registrations, Format, OutboundEvent, Sink, SinkError, SinkOptions,
     SinkRegistration,
 };
+pub use crate::sync::{ListCursor, ListError, UserPage};
 pub use crate::time::Timestamp;
 
 // Connector crates register with `inventory::submit!`; re-exporting it keeps their

@@ -13,7 +13,7 @@ use rollcall_core::{EventType, Timestamp, User, UserEvent, VendorEvent};
 
 use crate::{
     Advance, DeadLetterState, IngestBatch, IngestOutcome, PrunePolicy, QuarantineState,
-    RejectedDelivery, Store, StoreError, UserQuery,
+    RejectedDelivery, Store, StoreError, SyncBatch, SyncChange, SyncCounts, SyncState, UserQuery,
 };
 
 /// How a backend's tests give the suite its stores.
@@ -60,7 +60,10 @@ macro_rules! conformance_suite {
             parked_events_are_kept_until_delivered_or_dead_lettered,
             parked_events_survive_pruning_and_a_lost_lease_cannot_park,
             a_new_sink_starts_where_it_is_told_and_an_existing_one_keeps_its_position,
-            a_pause_is_kept_until_resumed
+            a_pause_is_kept_until_resumed,
+            a_sync_commits_only_changes_whose_user_is_at_the_expected_version,
+            the_sync_state_is_saved_with_its_page_and_survives_a_reopen,
+            a_sync_state_without_changes_commits_no_event
         );
     };
     (@each $harness:expr; $($name:ident),+ $(,)?) => {
@@ -1119,4 +1122,132 @@ pub async fn a_pause_is_kept_until_resumed(harness: &dyn Harness) {
     );
     store.set_paused("crm", false).await.unwrap();
     assert!(!store.paused("crm").await.unwrap());
+}
+
+fn sync_state(cursor: Option<&str>, listed: u64) -> SyncState {
+    SyncState {
+        source: "src".to_owned(),
+        cursor: cursor.map(rollcall_core::ListCursor::new),
+        run_started_at: Some(Timestamp::from_unix_seconds(1_700_000_000).unwrap()),
+        counts: SyncCounts {
+            listed,
+            ..SyncCounts::default()
+        },
+        ..SyncState::default()
+    }
+}
+
+fn sync_batch(changes: Vec<SyncChange>, state: SyncState) -> SyncBatch {
+    SyncBatch {
+        source: "src".to_owned(),
+        received_at: Timestamp::from_unix_seconds(1_700_000_100).unwrap(),
+        changes,
+        state,
+    }
+}
+
+pub async fn a_sync_commits_only_changes_whose_user_is_at_the_expected_version(
+    harness: &dyn Harness,
+) {
+    let store = harness.open().await;
+    // User 7 is known at version 1 (a webhook); user 8 is unknown.
+    let mut first = batch("k1", &[]);
+    first.events = vec![user_event("e1", EventType::Created, User::with_id("7"))];
+    store.ingest(first).await.unwrap();
+    let named = |id: &str| User {
+        name: Some("Synced".into()),
+        ..User::with_id(id)
+    };
+    let changes = vec![
+        // Compared with version 1: still current, committed.
+        SyncChange {
+            event: user_event("s1", EventType::Updated, named("7")),
+            expected_version: Some(1),
+        },
+        // Compared with "absent", but 7 exists: a webhook got there first.
+        SyncChange {
+            event: user_event("s2", EventType::Created, named("7")),
+            expected_version: None,
+        },
+        // Absent and still absent: committed.
+        SyncChange {
+            event: user_event("s3", EventType::Created, named("8")),
+            expected_version: None,
+        },
+        // Compared with a version the user is no longer at (s1 moved it to 2).
+        SyncChange {
+            event: user_event("s4", EventType::Updated, User::with_id("7")),
+            expected_version: Some(1),
+        },
+    ];
+    let commit = store
+        .commit_sync(sync_batch(changes, sync_state(None, 2)))
+        .await
+        .unwrap();
+    assert_eq!(commit.event_ids, vec!["s1".to_owned(), "s3".to_owned()]);
+    assert_eq!(commit.conflicts, vec!["7".to_owned(), "7".to_owned()]);
+
+    let journal = store.journal_after(0, 10).await.unwrap();
+    assert_eq!(journal.len(), 3);
+    let update = journal[1].decode().unwrap();
+    assert_eq!(update.id, "s1");
+    assert_eq!(update.previous, Some(User::with_id("7")));
+    assert_eq!(update.changes.unwrap()[0].field, "name");
+    assert_eq!(store.user("src", "7").await.unwrap().version, 2);
+    assert_eq!(
+        store.user("src", "8").await.unwrap().user.name.as_deref(),
+        Some("Synced")
+    );
+}
+
+pub async fn the_sync_state_is_saved_with_its_page_and_survives_a_reopen(harness: &dyn Harness) {
+    let store = harness.open().await;
+    assert_eq!(store.sync_state("src").await.unwrap(), None);
+    let change = SyncChange {
+        event: user_event("s1", EventType::Created, User::with_id("7")),
+        expected_version: None,
+    };
+    let state = sync_state(Some("page-2"), 1);
+    store
+        .commit_sync(sync_batch(vec![change], state.clone()))
+        .await
+        .unwrap();
+    let mut other = sync_state(None, 0);
+    other.source = "another".to_owned();
+    store
+        .commit_sync(SyncBatch {
+            source: "another".to_owned(),
+            ..sync_batch(Vec::new(), other.clone())
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = harness.open().await;
+    assert_eq!(store.sync_state("src").await.unwrap(), Some(state.clone()));
+    assert_eq!(store.sync_states().await.unwrap(), vec![other, state]);
+    assert_eq!(store.journal_after(0, 10).await.unwrap().len(), 1);
+    // A batch may not save another source's state.
+    let error = store
+        .commit_sync(sync_batch(Vec::new(), SyncState::default()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+}
+
+pub async fn a_sync_state_without_changes_commits_no_event(harness: &dyn Harness) {
+    let store = harness.open().await;
+    let mut watch = store.subscribe();
+    let before = *watch.borrow_and_update();
+    let mut finished = sync_state(None, 3);
+    finished.last_complete_at = Some(Timestamp::from_unix_seconds(1_700_000_200).unwrap());
+    finished.last_error = None;
+    let commit = store
+        .commit_sync(sync_batch(Vec::new(), finished.clone()))
+        .await
+        .unwrap();
+    assert!(commit.event_ids.is_empty() && commit.conflicts.is_empty());
+    assert_eq!(store.counts().await.unwrap().last_seq, before);
+    assert_eq!(store.sync_state("src").await.unwrap(), Some(finished));
 }

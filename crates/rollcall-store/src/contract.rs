@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use crate::{
     Advance, CommitStats, DeadLetter, DeadLetterState, DirectoryEntry, IngestBatch, IngestOutcome,
     JournalEntry, Lease, ParkedEvent, PrunePolicy, PruneReport, QuarantineState,
-    QuarantinedDelivery, RejectedDelivery, Result, StoreCounts, UserQuery,
+    QuarantinedDelivery, RejectedDelivery, Result, StoreCounts, SyncBatch, SyncCommit, SyncState,
+    UserQuery,
 };
 
 /// The ingest path: durable commits of verified deliveries, and quarantine of the ones that
@@ -140,6 +141,24 @@ pub trait DirectoryStore: Send + Sync {
     async fn users(&self, query: UserQuery) -> Result<(Vec<DirectoryEntry>, u64)>;
 }
 
+/// Syncs from vendors' user listings: their events, committed conditionally, and each
+/// source's sync state.
+#[async_trait]
+pub trait SyncStore: Send + Sync {
+    /// Commits a sync page in one atomic, durable commit: each change whose user is still at
+    /// its `expected_version` (absent from the directory for `None`) is completed from the
+    /// directory and journalled exactly as [`IngestStore::ingest`] does (no dedup key), the
+    /// others are left out and reported as conflicts; and the source's sync state becomes
+    /// `batch.state`. A batch without changes only saves the state.
+    async fn commit_sync(&self, batch: SyncBatch) -> Result<SyncCommit>;
+
+    /// The source's sync state; `None` before its first sync.
+    async fn sync_state(&self, source: &str) -> Result<Option<SyncState>>;
+
+    /// Every source's sync state, ordered by source.
+    async fn sync_states(&self) -> Result<Vec<SyncState>>;
+}
+
 /// What operators do: look at quarantine and dead letters, ask for replays, move positions.
 #[async_trait]
 pub trait OperatorStore: Send + Sync {
@@ -195,6 +214,7 @@ pub trait Backend:
     + DirectoryStore
     + OperatorStore
     + RetentionStore
+    + SyncStore
     + std::fmt::Debug
 {
     /// A short name for logs (`sqlite`, `postgres`).

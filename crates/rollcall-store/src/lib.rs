@@ -3,7 +3,7 @@
 //! actions (quarantine, dead letters, replay) and retention.
 //!
 //! The contract is a set of traits ([`IngestStore`], [`JournalStore`], [`DeliveryStore`],
-//! [`DirectoryStore`], [`OperatorStore`], [`RetentionStore`]) that a backend implements
+//! [`DirectoryStore`], [`OperatorStore`], [`RetentionStore`], [`SyncStore`]) that a backend implements
 //! together as a [`Backend`]. Callers hold a [`Store`], a cheap handle over any backend, and
 //! bring the roles they use into scope (`use rollcall_store::prelude::*`). Nothing in the
 //! contract names a backend type: states are enums, errors are [`StoreError`].
@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 pub use crate::contract::{
     Backend, DeliveryStore, DirectoryStore, IngestStore, JournalStore, OperatorStore,
-    RetentionStore,
+    RetentionStore, SyncStore,
 };
 pub use crate::model::*;
 
@@ -44,7 +44,7 @@ pub use crate::model::*;
 pub mod prelude {
     pub use crate::contract::{
         Backend, DeliveryStore, DirectoryStore, IngestStore, JournalStore, OperatorStore,
-        RetentionStore,
+        RetentionStore, SyncStore,
     };
 }
 

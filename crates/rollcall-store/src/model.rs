@@ -334,3 +334,70 @@ impl PruneReport {
             + self.quarantine_expired
     }
 }
+
+/// What a source's sync (backfill or reconciliation) has done and where an unfinished
+/// listing resumes. One per source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SyncState {
+    pub source: String,
+    /// Where the listing of the run in progress resumes; `None` when no run is unfinished
+    /// (the next run starts from the first page).
+    pub cursor: Option<rollcall_core::ListCursor>,
+    /// When the run in progress (or the last run) started listing.
+    pub run_started_at: Option<Timestamp>,
+    /// When the last run ended, complete or not.
+    pub last_run_at: Option<Timestamp>,
+    /// When a listing last completed without error (and its deletions were decided).
+    pub last_complete_at: Option<Timestamp>,
+    /// What the run in progress (or the last run) counted.
+    pub counts: SyncCounts,
+    /// Why the last run stopped short; `None` after a run that completed.
+    pub last_error: Option<String>,
+}
+
+/// Users a sync run has seen, by what it did with them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SyncCounts {
+    /// Users the vendor listed.
+    pub listed: u64,
+    /// `user.created` events committed (users the directory lacked or had deleted).
+    pub created: u64,
+    /// `user.updated` events committed (users that differed).
+    pub updated: u64,
+    /// `user.deleted` events committed (users the vendor no longer lists).
+    pub deleted: u64,
+    /// Listed users identical to the directory's.
+    pub unchanged: u64,
+    /// Listed users older than the directory's (a webhook brought a newer state), or changed
+    /// by a webhook between the comparison and the commit: left alone.
+    pub stale: u64,
+}
+
+/// One event of a sync, with the directory state it was computed from.
+#[derive(Debug, Clone)]
+pub struct SyncChange {
+    pub event: UserEvent,
+    /// The directory version of the user the sync compared with; `None` when the directory
+    /// had no record of the user. The event is committed only if the user is still at that
+    /// version, so a webhook committed in between is never overwritten by an older listing.
+    pub expected_version: Option<i64>,
+}
+
+/// A page of a sync: its events and the source's sync state after it, committed together.
+#[derive(Debug, Clone)]
+pub struct SyncBatch {
+    pub source: String,
+    pub received_at: Timestamp,
+    pub changes: Vec<SyncChange>,
+    pub state: SyncState,
+}
+
+/// What [`crate::SyncStore::commit_sync`] committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncCommit {
+    /// Ids of the events committed, in order.
+    pub event_ids: Vec<String>,
+    /// User ids whose event was not committed: the directory had moved past the expected
+    /// version.
+    pub conflicts: Vec<String>,
+}

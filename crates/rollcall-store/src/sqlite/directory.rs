@@ -106,6 +106,23 @@ pub(crate) fn apply_event(
     Ok(())
 }
 
+/// The directory version of a user as the open transaction sees it (`None`: no record).
+pub(crate) fn current_version(
+    context: &mut WriteContext<'_>,
+    source: &str,
+    user_id: &str,
+) -> std::result::Result<Option<i64>, WriteError> {
+    let key = (source.to_owned(), user_id.to_owned());
+    if let Some(known) = context.directory.users.peek(&key) {
+        return Ok(Some(known.version));
+    }
+    Ok(context
+        .tx
+        .prepare_cached("SELECT version FROM users WHERE source = ?1 AND user_id = ?2")?
+        .query_row(params![source, user_id], |row| row.get(0))
+        .optional()?)
+}
+
 fn read_known(
     tx: &Connection,
     codec: &Codec,

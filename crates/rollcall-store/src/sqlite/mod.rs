@@ -19,6 +19,7 @@
 mod directory;
 mod retention;
 mod schema;
+mod sync;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -241,23 +242,7 @@ fn insert_batch(
     let received_at = batch.received_at.unix_millis();
     let mut event_ids = Vec::with_capacity(batch.events.len());
     for event in &mut batch.events {
-        directory::apply_event(context, &batch.source, event, received_at)?;
-        let json = serde_json::to_vec(event)
-            .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
-        *context.last_seq += 1;
-        tx.prepare_cached(
-            "INSERT INTO journal (seq, received_at, source, event_type, event_id, event) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            *context.last_seq,
-            received_at,
-            batch.source,
-            event.event_type.as_str(),
-            event.id,
-            context.encoder.pack(json)
-        ])?;
-        event_ids.push(std::mem::take(&mut event.id));
+        event_ids.push(journal_event(context, &batch.source, event, received_at)?);
     }
     let ids_json = serde_json::to_string(&event_ids)
         .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
@@ -271,6 +256,35 @@ fn insert_batch(
         ids_json
     ])?;
     Ok(IngestOutcome::Accepted { event_ids })
+}
+
+/// Completes `event` from the directory, records the user's new state and appends the event
+/// to the journal; returns the event's id.
+fn journal_event(
+    context: &mut WriteContext<'_>,
+    source: &str,
+    event: &mut rollcall_core::UserEvent,
+    received_at: i64,
+) -> std::result::Result<String, WriteError> {
+    directory::apply_event(context, source, event, received_at)?;
+    let json = serde_json::to_vec(event)
+        .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
+    *context.last_seq += 1;
+    context
+        .tx
+        .prepare_cached(
+            "INSERT INTO journal (seq, received_at, source, event_type, event_id, event) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            *context.last_seq,
+            received_at,
+            source,
+            event.event_type.as_str(),
+            event.id,
+            context.encoder.pack(json)
+        ])?;
+    Ok(std::mem::take(&mut event.id))
 }
 
 /// The sink's position and lease as stored.

@@ -210,6 +210,14 @@ CREATE TABLE parked (
 ) WITHOUT ROWID;
 CREATE INDEX parked_seq ON parked (seq);
 "#,
+    r#"
+-- Sync from vendors' user listings (sync.rs): one row per source, the state as JSON (cursor,
+-- run times, counts, last error). Touches no other table.
+CREATE TABLE sync_state (
+    source TEXT PRIMARY KEY,
+    state  TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Applies the migrations the database has not seen (tracked in `user_version`). Refuses a
