@@ -202,6 +202,24 @@ pub async fn replay(target: AdminTarget, request: Value) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `rollcall sync --admin`: the daemon runs the sync and answers its report (a backfill may
+/// take long: no overall timeout). Exits 1 when the listing stopped short.
+pub async fn sync(target: AdminTarget, source: String) -> Result<ExitCode> {
+    let mut client = AdminClient::new(target)?;
+    client.http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(30))
+        .build()?;
+    let report = client
+        .call(Method::POST, &format!("/v1/sources/{source}/sync"), None)
+        .await?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(if report["complete"] == Value::Bool(true) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 /// The filters and page of `rollcall users list`.
 #[derive(Debug, Clone, Default)]
 pub struct UsersFilter {

@@ -84,6 +84,26 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Sync a source's users from its vendor's API: a backfill, or a reconciliation now.
+    ///
+    /// Lists the vendor's users and commits, through the journal, exactly the differences
+    /// with the directory (created, updated, and, after a complete listing, deleted users).
+    /// On a terminal it shows progress; otherwise it prints a JSON summary. Exits 0 when the
+    /// listing completed, 1 when it stopped short (it resumes from its cursor next time).
+    ///
+    /// Without --admin it runs in this process on the configuration's store (the daemon
+    /// must not be running on a SQLite store); with --admin it asks the running daemon.
+    Sync {
+        /// The source to sync.
+        #[arg(long)]
+        source: String,
+        /// The configuration file; without it, the embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Ask the daemon at this admin API base URL to run the sync instead.
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// List the connectors compiled into this binary.
     Connectors {
         /// Print JSON instead of a table.
@@ -345,6 +365,22 @@ impl Cli {
                 admin.into(),
                 serde_json::json!({"sink": sink, "all": all, "since": since, "dry_run": dry_run}),
             )),
+            Command::Sync {
+                source,
+                config,
+                admin: Some(admin),
+            } => run_async(admin_client::sync(
+                admin_client::AdminTarget {
+                    base: Some(admin),
+                    config,
+                },
+                source,
+            )),
+            Command::Sync {
+                source,
+                config,
+                admin: None,
+            } => run_async(sync(source, config)),
             Command::Connectors { json } => list_connectors(json),
             Command::Normalize {
                 connector,
@@ -397,6 +433,88 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
     daemon::serve(config).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rollcall sync` in this process: progress on a terminal, else a JSON summary.
+async fn sync(source_id: String, config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+
+    let (config, _) = load_config(config_path.as_deref())?;
+    let sources = daemon::build_sources(&config)?;
+    let Some(source) = sources.get(&source_id) else {
+        return Ok(fail(
+            ErrorCode::SourceUnknown,
+            format!("no source {source_id:?} in the configuration"),
+            None,
+        ));
+    };
+    let path = config.store.path();
+    let store = rollcall_store::Store::open(path).map_err(|error| {
+        anyhow::anyhow!(
+            "{error}; if the daemon is running on this store, ask it instead: \
+             rollcall sync --source {source_id} --admin http://{}",
+            config.admin.listen
+        )
+    })?;
+    let metrics = crate::metrics::Metrics::default();
+    let terminal = io::stdout().is_terminal();
+    let bar = if terminal {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar.set_message(format!("{source_id}: listing users"));
+        Some(bar)
+    } else {
+        None
+    };
+    let mut progress = |counts: &rollcall_store::SyncCounts| {
+        if let Some(bar) = &bar {
+            bar.set_message(format!(
+                "{source_id}: {} listed, {} created, {} updated, {} deleted, {} unchanged, {} stale",
+                counts.listed,
+                counts.created,
+                counts.updated,
+                counts.deleted,
+                counts.unchanged,
+                counts.stale
+            ));
+        }
+    };
+    let outcome = crate::sync::run(&store, source, &metrics, &mut progress).await;
+    store.close().await;
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            return Ok(fail(error.code(), error.to_string(), None));
+        }
+    };
+    if let Some(bar) = &bar {
+        let counts = &report.counts;
+        bar.finish_with_message(format!(
+            "{source_id}: {} — {} listed, {} created, {} updated, {} deleted, {} unchanged, {} stale{}",
+            if report.complete { "complete" } else { "stopped short" },
+            counts.listed,
+            counts.created,
+            counts.updated,
+            counts.deleted,
+            counts.unchanged,
+            counts.stale,
+            report
+                .error
+                .as_deref()
+                .map(|error| format!(" ({error})"))
+                .unwrap_or_default()
+        ));
+    } else {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(if report.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn config_command(command: ConfigCommand) -> ExitCode {

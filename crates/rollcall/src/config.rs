@@ -289,6 +289,9 @@ impl DeliveryConfig {
 pub struct SourceConfig {
     pub id: String,
     pub connector: String,
+    /// How often the daemon reconciles the source with its vendor's user listing
+    /// (`sync_interval = "6h"`; at least a minute); absent: never on its own.
+    pub sync_interval: Option<Duration>,
     /// Everything else in the table, handed to the connector (which rejects unknown keys).
     pub options: serde_json::Value,
 }
@@ -429,12 +432,54 @@ impl<'de> Deserialize<'de> for SourceConfig {
         let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
         let id = take_string(&mut table, "id").map_err(D::Error::custom)?;
         let connector = take_string(&mut table, "connector").map_err(D::Error::custom)?;
+        let sync_interval = table
+            .remove("sync_interval")
+            .map(|value| parse_interval(&value))
+            .transpose()
+            .map_err(|error| D::Error::custom(format!("sync_interval: {error}")))?;
         Ok(Self {
             id,
             connector,
+            sync_interval,
             options: serde_json::Value::Object(table),
         })
     }
+}
+
+/// The shortest `sync_interval`: a listing costs the vendor's API a request per page.
+pub const MIN_SYNC_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A duration written `"90s"`, `"15m"`, `"6h"`, `"1d"`, or a number of seconds.
+fn parse_interval(value: &serde_json::Value) -> Result<Duration, String> {
+    let expected = "expected a duration such as \"30m\", \"6h\" or \"1d\", or seconds";
+    let seconds = match value {
+        serde_json::Value::Number(number) => number.as_u64().ok_or(expected)?,
+        serde_json::Value::String(text) => {
+            let text = text.trim();
+            let split = text
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len());
+            let (digits, unit) = text.split_at(split);
+            let amount: u64 = digits.parse().map_err(|_| expected)?;
+            let unit_seconds = match unit.trim() {
+                "" | "s" => 1,
+                "m" => 60,
+                "h" => 3_600,
+                "d" => 86_400,
+                _ => return Err(expected.to_owned()),
+            };
+            amount.checked_mul(unit_seconds).ok_or(expected)?
+        }
+        _ => return Err(expected.to_owned()),
+    };
+    let interval = Duration::from_secs(seconds);
+    if interval < MIN_SYNC_INTERVAL {
+        return Err(format!(
+            "must be at least {} s (a listing costs a request per page)",
+            MIN_SYNC_INTERVAL.as_secs()
+        ));
+    }
+    Ok(interval)
 }
 
 impl<'de> Deserialize<'de> for SinkConfig {
@@ -649,8 +694,19 @@ impl Config {
                 ));
             };
             let options = rollcall_core::SourceOptions::new(&source.id, source.options.clone());
-            if let Err(error) = (registration.build)(&options) {
-                return Err(at(&option_key(&error), error.message));
+            match (registration.build)(&options) {
+                Err(error) => return Err(at(&option_key(&error), error.message)),
+                Ok(connector) if source.sync_interval.is_some() && !connector.lists_users() => {
+                    return Err(at(
+                        "sync_interval",
+                        format!(
+                            "source {:?} cannot list users (connector {} without its API \
+                             options; see docs/connectors/{}.md)",
+                            source.id, source.connector, source.connector
+                        ),
+                    ))
+                }
+                Ok(_) => {}
             }
         }
         let mut seen = HashSet::new();
@@ -1148,7 +1204,8 @@ pub fn schema() -> serde_json::Value {
                     "required": ["id", "connector"],
                     "properties": {
                         "id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
-                        "connector": {"enum": connectors}
+                        "connector": {"enum": connectors},
+                        "sync_interval": {"type": ["string", "integer"], "description": "how often to reconcile with the vendor's user listing: \"30m\", \"6h\", \"1d\" or seconds (at least 60)"}
                     }
                 }
             },

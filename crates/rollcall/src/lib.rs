@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod fuzzing;
 pub mod metrics;
+pub mod sync;
 
 // Link the sink types (registered like connectors).
 use rollcall_sinks as _;

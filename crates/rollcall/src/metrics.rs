@@ -113,6 +113,16 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Partial events sent for enrichment from the vendor's API, by source and outcome (ok, failed, skipped).",
     ),
+    (
+        "rollcall_sync_users_total",
+        "counter",
+        "Users a sync compared with the directory, by source and outcome (created, updated, deleted, unchanged, stale).",
+    ),
+    (
+        "rollcall_sync_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time at which a sync of the source last completed its listing without error.",
+    ),
 ];
 
 impl Metrics {

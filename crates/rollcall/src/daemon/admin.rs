@@ -26,6 +26,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/connectors", get(connectors))
         .route("/v1/sources", get(sources))
+        .route("/v1/sources/{id}/sync", post(sync_source))
         .route("/v1/events", get(events))
         .route("/v1/sinks", get(sinks))
         .route("/v1/sinks/{id}/pause", post(pause_sink))
@@ -175,14 +176,46 @@ async fn connectors() -> Json<Value> {
     Json(json!({ "connectors": list }))
 }
 
-async fn sources(State(state): State<Arc<AppState>>) -> Json<Value> {
+/// The configured sources, each with its sync: whether it can list users, its interval, and
+/// the stored state (cursor, last complete run, counts, last error).
+async fn sources(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let stored = state.store.sync_states().await?;
     let mut list: Vec<Value> = state
         .sources
         .values()
-        .map(|s| json!({"id": s.id, "connector": s.connector_name, "path": format!("/hooks/{}", s.id)}))
+        .map(|s| {
+            let sync = stored.iter().find(|sync| sync.source == s.id);
+            json!({
+                "id": s.id,
+                "connector": s.connector_name,
+                "path": format!("/hooks/{}", s.id),
+                "sync": {
+                    "lists_users": s.connector.lists_users(),
+                    "interval_seconds": s.sync_interval.map(|interval| interval.as_secs()),
+                    "state": sync,
+                },
+            })
+        })
         .collect();
     list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    Json(json!({ "sources": list }))
+    Ok(Json(json!({ "sources": list })))
+}
+
+/// Runs a sync of the source now and answers its report (`rollcall sync --admin-url`).
+async fn sync_source(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(source) = state.sources.get(&id) else {
+        return Err(ApiError::new(
+            ErrorCode::SourceUnknown,
+            format!("no source {id:?}"),
+        ));
+    };
+    let report = crate::sync::run(&state.store, source, &state.metrics, &mut |_| {})
+        .await
+        .map_err(|error| ApiError::new(error.code(), error.to_string()))?;
+    Ok(Json(json!(report)))
 }
 
 #[derive(Debug, Deserialize)]

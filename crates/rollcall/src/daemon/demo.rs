@@ -42,6 +42,7 @@ pub fn default_config(data_dir: &Path) -> Result<Config> {
         config.sources.push(SourceConfig {
             id: format!("{}-demo", registration.name),
             connector: registration.name.to_owned(),
+            sync_interval: None,
             options: (registration.demo_options)(seed),
         });
     }

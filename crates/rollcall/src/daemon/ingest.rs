@@ -446,6 +446,8 @@ mod tests {
                 id: "s".to_owned(),
                 connector_name: "test",
                 connector,
+                sync_interval: None,
+                sync_lock: Default::default(),
             }),
         );
         Arc::new(AppState {

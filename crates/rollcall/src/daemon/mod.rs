@@ -12,6 +12,7 @@ pub mod demo;
 mod http_server;
 mod ingest;
 mod pipeline;
+mod reconciler;
 mod redact;
 pub(crate) mod scim;
 mod state;
@@ -62,6 +63,8 @@ pub fn build_sources(config: &Config) -> Result<HashMap<String, Arc<Source>>> {
                 id: source.id.clone(),
                 connector_name: registration.name,
                 connector,
+                sync_interval: source.sync_interval,
+                sync_lock: Default::default(),
             }),
         );
     }
@@ -158,6 +161,22 @@ pub async fn serve(config: Config) -> Result<()> {
         Some(tokio::spawn(pruner.run(pruner_shutdown, PRUNE_FIRST_DELAY)))
     };
 
+    reconciler::publish_stored_state(&state).await;
+    let (stop_reconcilers, reconcilers_shutdown) = watch::channel(false);
+    let reconciler_tasks: Vec<_> = state
+        .sources
+        .values()
+        .filter_map(|source| {
+            let interval = source.sync_interval?;
+            Some(tokio::spawn(reconciler::run(
+                Arc::clone(&state),
+                Arc::clone(source),
+                interval,
+                reconcilers_shutdown.clone(),
+            )))
+        })
+        .collect();
+
     let (stop_listeners, listeners_shutdown) = watch::channel(false);
     let ingest_task = tokio::spawn(http_server::serve(
         "ingest",
@@ -177,6 +196,7 @@ pub async fn serve(config: Config) -> Result<()> {
     shutdown_signal().await;
     eprintln!("rollcall: shutting down: no new requests; finishing in-flight work");
     let _ = stop_pruner.send(true);
+    let _ = stop_reconcilers.send(true);
     let _ = stop_listeners.send(true);
     ingest_task.await.context("ingest listener task")?;
     admin_task.await.context("admin listener task")?;
@@ -191,6 +211,9 @@ pub async fn serve(config: Config) -> Result<()> {
         tracing::warn!(
             "delivery workers did not stop in time; undelivered events stay in the journal"
         );
+    }
+    for task in reconciler_tasks {
+        let _ = task.await;
     }
     if let Some(task) = pruner_task {
         if tokio::time::timeout(PRUNER_STOP, task).await.is_err() {

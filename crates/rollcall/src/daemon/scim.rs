@@ -1187,6 +1187,8 @@ mod tests {
                     id: id.to_owned(),
                     connector_name: "test",
                     connector: Box::new(Unused),
+                    sync_interval: None,
+                    sync_lock: Default::default(),
                 }),
             );
         }

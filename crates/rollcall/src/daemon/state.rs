@@ -18,6 +18,11 @@ pub struct Source {
     pub id: String,
     pub connector_name: &'static str,
     pub connector: Box<dyn Connector>,
+    /// How often the daemon reconciles the source with its vendor's user listing
+    /// (`sync_interval`); `None`: only on request.
+    pub sync_interval: Option<Duration>,
+    /// Held while a sync of the source runs: one at a time.
+    pub sync_lock: tokio::sync::Mutex<()>,
 }
 
 /// State shared by the ingest and admin routers.
