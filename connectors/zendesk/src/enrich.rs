@@ -28,7 +28,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rollcall_core::backoff::{Backoff, BreakerState, CircuitBreaker, Health};
-use rollcall_core::{ConfigError, EnrichError, EventType, Secret, User, UserEvent};
+use rollcall_core::sync::parse_retry_after;
+use rollcall_core::{
+    ConfigError, EnrichError, EventType, ListCursor, ListError, Secret, User, UserEvent, UserPage,
+};
 
 use crate::mapping;
 use crate::payload::{self, Payload};
@@ -217,6 +220,97 @@ impl Enricher {
         Some(trial)
     }
 
+    /// One page of the account's users (`GET /api/v2/users.json` with cursor pagination,
+    /// 100 per page), each mapped with the bare-user mapping the webhooks use. Waits for the
+    /// source's token bucket (shared with enrichment) instead of skipping; a 429 pauses
+    /// enrichment too (the breaker) and is answered with its `Retry-After`.
+    pub async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
+        loop {
+            let wait = {
+                let mut guard = self.lock();
+                guard.bucket.wait_time(Instant::now())
+            };
+            match wait {
+                None => break,
+                Some(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+        let mut url = reqwest::Url::parse(&format!("{}/api/v2/users.json", self.base_url))
+            .map_err(|error| ListError::failed(false, format!("bad API URL: {error}")))?;
+        url.query_pairs_mut()
+            .append_pair("page[size]", LIST_PAGE_SIZE);
+        if let Some(cursor) = cursor {
+            url.query_pairs_mut()
+                .append_pair("page[after]", cursor.as_str());
+        }
+        let response = self
+            .client
+            .get(url)
+            .basic_auth(
+                format!("{}/token", self.email),
+                Some(self.api_token.expose()),
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await;
+        let mut response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                let failure = self.transport_failure(&error);
+                self.record(Health::Failing, false, Instant::now());
+                return Err(ListError::failed(true, failure.error.message));
+            }
+        };
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => {}
+            429 => {
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(parse_retry_after)
+                    .unwrap_or(DEFAULT_LIST_RETRY_AFTER);
+                self.record(Health::RetryAfter(retry_after), false, Instant::now());
+                return Err(ListError::RateLimited { retry_after });
+            }
+            401 | 403 => return Err(ListError::failed(
+                false,
+                format!(
+                    "the Zendesk API refused the credentials ({status}): check email and api_token"
+                ),
+            )),
+            code => {
+                return Err(ListError::failed(
+                    code >= 500,
+                    format!("the Zendesk API answered {code} to the user listing"),
+                ))
+            }
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_PAGE_BYTES {
+                        return Err(ListError::failed(
+                            false,
+                            format!("a Zendesk user page is over {MAX_PAGE_BYTES} bytes"),
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    return Err(ListError::failed(
+                        true,
+                        self.transport_failure(&error).error.message,
+                    ))
+                }
+            }
+        }
+        parse_user_page(&body)
+    }
+
     fn record(&self, health: Health, trial: bool, now: Instant) {
         self.lock().breaker.record(health, trial, now);
     }
@@ -363,6 +457,68 @@ impl Enricher {
     }
 }
 
+/// Users per listing page (the Users API's maximum).
+const LIST_PAGE_SIZE: &str = "100";
+/// The largest listing page read: 100 users of a few kilobytes.
+const MAX_PAGE_BYTES: usize = 8 << 20;
+/// The pause after a 429 without a readable `Retry-After`.
+const DEFAULT_LIST_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A Users API page: `{"users": [...], "meta": {"has_more", "after_cursor"}}`, each user
+/// mapped with [`mapping::user_from_support`] (the bare-user webhook's mapping).
+pub fn parse_user_page(body: &[u8]) -> Result<UserPage, ListError> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        users: Vec<serde_json::Value>,
+        #[serde(default)]
+        meta: Meta,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Meta {
+        #[serde(default)]
+        has_more: bool,
+        #[serde(default)]
+        after_cursor: Option<String>,
+    }
+    let page: Page = serde_json::from_slice(body).map_err(|error| {
+        ListError::failed(
+            false,
+            format!(
+                "the Zendesk user page is not readable (line {}, column {})",
+                error.line(),
+                error.column()
+            ),
+        )
+    })?;
+    let mut users = Vec::with_capacity(page.users.len());
+    for (index, raw) in page.users.into_iter().enumerate() {
+        let support: payload::SupportUser = serde_json::from_value(raw.clone()).map_err(|_| {
+            ListError::failed(
+                false,
+                format!("users[{index}] is not a Zendesk user object"),
+            )
+        })?;
+        let Some(id) = support.id.clone() else {
+            return Err(ListError::failed(
+                false,
+                format!("users[{index}] has no id"),
+            ));
+        };
+        users.push(mapping::user_from_support(&support, id, raw));
+    }
+    let next = match (page.meta.has_more, page.meta.after_cursor) {
+        (true, Some(cursor)) if !cursor.is_empty() => Some(ListCursor::new(cursor)),
+        (true, _) => {
+            return Err(ListError::failed(
+                false,
+                "the Zendesk user page says has_more without an after_cursor",
+            ))
+        }
+        (false, _) => None,
+    };
+    Ok(UserPage { users, next })
+}
+
 /// Makes the API's user the event's user, unless the API's state is older than the event.
 fn complete(event: &mut UserEvent, user: User) -> Result<(), EnrichError> {
     if let (Some(event_time), Some(api_time)) = (event.user.updated_at, user.updated_at) {
@@ -478,6 +634,15 @@ impl TokenBucket {
             tokens: capacity,
             refilled: now,
         }
+    }
+
+    /// Takes a token if one is there (`None`), else says how long until one is.
+    fn wait_time(&mut self, now: Instant) -> Option<Duration> {
+        if self.try_take(now) {
+            return None;
+        }
+        let missing = (1.0 - self.tokens).max(0.0);
+        Some(Duration::from_secs_f64(missing / self.rate).max(Duration::from_millis(1)))
     }
 
     fn try_take(&mut self, now: Instant) -> bool {

@@ -39,8 +39,8 @@ pub mod signature;
 
 use rollcall_core::verify::{encode_base64, DEFAULT_TOLERANCE_SECONDS};
 use rollcall_core::{
-    ConfigError, Connector, ConnectorRegistration, Delivery, EnrichError, NormalizeError, Secret,
-    SignError, SourceOptions, UserEvent, VerifyError,
+    ConfigError, Connector, ConnectorRegistration, Delivery, EnrichError, ListCursor, ListError,
+    NormalizeError, Secret, SignError, SourceOptions, UserEvent, UserPage, VerifyError,
 };
 use rollcall_core::{RetriedAnswers, RetryContract};
 use serde::Deserialize;
@@ -201,6 +201,20 @@ impl Connector for ZendeskConnector {
 
     fn enriches(&self) -> bool {
         self.enricher.is_some()
+    }
+
+    /// With API credentials: the Users API lists every user (see [`enrich::Enricher::list_users`]).
+    fn lists_users(&self) -> bool {
+        self.enricher.is_some()
+    }
+
+    async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
+        match &self.enricher {
+            Some(enricher) => enricher.list_users(cursor).await,
+            None => Err(ListError::Unsupported(
+                "the source has no API credentials (api_token, email, subdomain)".to_owned(),
+            )),
+        }
     }
 
     fn retry_contract(&self) -> RetryContract {

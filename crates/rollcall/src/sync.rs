@@ -50,12 +50,9 @@ use std::time::Duration;
 
 use rollcall_core::directory::{self, KnownUser};
 use rollcall_core::{
-    Delivery, EventType, ListCursor, ListError, Timestamp, User, UserEvent, UserPage,
-    VendorEvent,
+    Delivery, EventType, ListCursor, ListError, Timestamp, User, UserEvent, UserPage, VendorEvent,
 };
-use rollcall_store::{
-    StoreError, SyncBatch, SyncChange, SyncCounts, SyncState, UserQuery,
-};
+use rollcall_store::{StoreError, SyncBatch, SyncChange, SyncCounts, SyncState, UserQuery};
 use serde::Serialize;
 
 use crate::daemon::Source;
@@ -64,12 +61,26 @@ use crate::metrics::Metrics;
 /// `vendor_event.type` of every event a sync commits.
 pub const SYNC_EVENT_TYPE: &str = "rollcall.sync";
 
-/// How often a page is asked again after a rate limit before the run stops.
-const MAX_RATE_LIMITED_ATTEMPTS: u32 = 20;
-/// How often a page is asked again after another transient failure.
-const MAX_TRANSIENT_RETRIES: u32 = 3;
-/// The first pause after a transient failure (doubled each time).
-const FIRST_RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// How a run retries a page.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// How often a page is asked again after a rate limit before the run stops.
+    pub rate_limited_attempts: u32,
+    /// How often a page is asked again after another transient failure.
+    pub transient_retries: u32,
+    /// The first pause after a transient failure (doubled each time).
+    pub first_retry_pause: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            rate_limited_attempts: 20,
+            transient_retries: 3,
+            first_retry_pause: Duration::from_secs(1),
+        }
+    }
+}
 /// The pause after a rate limit that names no time (or zero).
 const DEFAULT_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(1);
 /// Directory users read per query while deciding deletions, and deletions per commit.
@@ -125,6 +136,17 @@ pub async fn run(
     metrics: &Metrics,
     progress: &mut (dyn FnMut(&SyncCounts) + Send),
 ) -> Result<SyncReport, SyncError> {
+    run_with(store, source, metrics, progress, Pacing::default()).await
+}
+
+/// [`run`] with its own retry pacing.
+pub async fn run_with(
+    store: &rollcall_store::Store,
+    source: &Source,
+    metrics: &Metrics,
+    progress: &mut (dyn FnMut(&SyncCounts) + Send),
+    pacing: Pacing,
+) -> Result<SyncReport, SyncError> {
     if !source.connector.lists_users() {
         return Err(SyncError::Unsupported {
             source_id: source.id.clone(),
@@ -173,7 +195,7 @@ pub async fn run(
     let mut error = None;
     loop {
         let fetched_at = Timestamp::now();
-        let page = match fetch_page(source, cursor.as_ref()).await {
+        let page = match fetch_page(source, cursor.as_ref(), pacing).await {
             Ok(page) => page,
             Err(failure) => {
                 tracing::warn!(source = %source.id, error = %failure, "sync listing stopped; it resumes from its cursor");
@@ -182,7 +204,9 @@ pub async fn run(
             }
         };
         pages += 1;
-        let changes = run.compare(&page.users, fetched_at, &mut state.counts).await?;
+        let changes = run
+            .compare(&page.users, fetched_at, &mut state.counts)
+            .await?;
         state.cursor.clone_from(&page.next);
         let conflicts = run.commit(changes, &state).await?;
         for event_type in conflicts {
@@ -223,13 +247,19 @@ pub async fn run(
 }
 
 /// One page, asked again after rate limits and transient failures.
-async fn fetch_page(source: &Source, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
+async fn fetch_page(
+    source: &Source,
+    cursor: Option<&ListCursor>,
+    pacing: Pacing,
+) -> Result<UserPage, ListError> {
     let mut rate_limited = 0u32;
     let mut transient = 0u32;
     loop {
         match source.connector.list_users(cursor).await {
             Ok(page) => return Ok(page),
-            Err(ListError::RateLimited { retry_after }) if rate_limited < MAX_RATE_LIMITED_ATTEMPTS => {
+            Err(ListError::RateLimited { retry_after })
+                if rate_limited < pacing.rate_limited_attempts =>
+            {
                 rate_limited += 1;
                 let pause = if retry_after.is_zero() {
                     DEFAULT_RATE_LIMIT_PAUSE
@@ -239,8 +269,8 @@ async fn fetch_page(source: &Source, cursor: Option<&ListCursor>) -> Result<User
                 tracing::info!(source = %source.id, wait_ms = pause.as_millis() as u64, "sync rate limited by the vendor; waiting");
                 tokio::time::sleep(pause).await;
             }
-            Err(error) if error.is_retryable() && transient < MAX_TRANSIENT_RETRIES => {
-                let pause = FIRST_RETRY_PAUSE * 2u32.pow(transient);
+            Err(error) if error.is_retryable() && transient < pacing.transient_retries => {
+                let pause = pacing.first_retry_pause * 2u32.pow(transient);
                 transient += 1;
                 tracing::info!(source = %source.id, error = %error, wait_ms = pause.as_millis() as u64, "sync page failed; retrying");
                 tokio::time::sleep(pause).await;
@@ -311,9 +341,14 @@ impl Run<'_> {
                 deleted: entry.deleted,
                 partial: entry.partial,
             };
-            let mut candidate = self.change(EventType::Updated, listed.clone(), Some(record.version));
+            let mut candidate =
+                self.change(EventType::Updated, listed.clone(), Some(record.version));
             directory::apply(Some(&record), &mut candidate.event);
-            let differs = candidate.event.changes.as_ref().is_some_and(|changes| !changes.is_empty());
+            let differs = candidate
+                .event
+                .changes
+                .as_ref()
+                .is_some_and(|changes| !changes.is_empty());
             // A user known only partially becomes complete: that is news even when the
             // fields the webhooks told match.
             if differs || record.partial {
@@ -368,7 +403,12 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn change(&mut self, event_type: EventType, user: User, expected_version: Option<i64>) -> SyncChange {
+    fn change(
+        &mut self,
+        event_type: EventType,
+        user: User,
+        expected_version: Option<i64>,
+    ) -> SyncChange {
         SyncChange {
             event: self.event(event_type, user),
             expected_version,

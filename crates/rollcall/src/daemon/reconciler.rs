@@ -69,7 +69,9 @@ pub async fn run(
                 error = report.error.as_deref().unwrap_or(""),
                 "reconciliation stopped short; the next run resumes from its cursor"
             ),
-            Err(error) => tracing::warn!(source = %source.id, error = %error, "reconciliation did not run"),
+            Err(error) => {
+                tracing::warn!(source = %source.id, error = %error, "reconciliation did not run")
+            }
         }
         wait = interval;
     }
@@ -86,5 +88,7 @@ async fn first_wait(state: &AppState, source: &Source, interval: Duration) -> Op
     let last = sync.last_complete_at?;
     let elapsed_ms = Timestamp::now().unix_millis() - last.unix_millis();
     let elapsed = Duration::from_millis(u64::try_from(elapsed_ms).unwrap_or(0));
-    interval.checked_sub(elapsed).map(|left| left.max(FIRST_DELAY))
+    interval
+        .checked_sub(elapsed)
+        .map(|left| left.max(FIRST_DELAY))
 }
