@@ -274,12 +274,14 @@ impl Enricher {
                 self.record(Health::RetryAfter(retry_after), false, Instant::now());
                 return Err(ListError::RateLimited { retry_after });
             }
-            401 | 403 => return Err(ListError::failed(
-                false,
-                format!(
+            401 | 403 => {
+                return Err(ListError::failed(
+                    false,
+                    format!(
                     "the Zendesk API refused the credentials ({status}): check email and api_token"
                 ),
-            )),
+                ))
+            }
             code => {
                 return Err(ListError::failed(
                     code >= 500,

@@ -348,3 +348,50 @@ fn out_of_range_sink_delivery_keys_are_refused_with_their_name() {
         assert!(error.message.contains(key), "{text}: {}", error.message);
     }
 }
+
+const ZENDESK_WITH_API: &str = r#"
+[[sources]]
+id = "zd"
+connector = "zendesk"
+signing_secret = "s"
+api_token = "t"
+email = "agent@acme.example"
+subdomain = "acme"
+"#;
+
+#[test]
+fn sync_interval_takes_units_or_seconds_and_is_kept_from_the_connector_options() {
+    for (written, seconds) in [
+        ("\"90s\"", 90),
+        ("\"15m\"", 900),
+        ("\"6h\"", 21_600),
+        ("\"1d\"", 86_400),
+        ("3600", 3_600),
+    ] {
+        let text = format!("{ZENDESK_WITH_API}sync_interval = {written}\n");
+        let config = Config::parse(&text, |_| None).unwrap();
+        assert_eq!(
+            config.sources[0].sync_interval,
+            Some(Duration::from_secs(seconds)),
+            "{written}"
+        );
+        assert!(config.sources[0].options.get("sync_interval").is_none());
+    }
+}
+
+#[test]
+fn sync_interval_rejects_bad_values_and_sources_that_cannot_list_users() {
+    for bad in ["\"10s\"", "\"6 weeks\"", "\"h\"", "-5", "true"] {
+        let text = format!("{ZENDESK_WITH_API}sync_interval = {bad}\n");
+        let error = Config::parse(&text, |_| None).unwrap_err();
+        assert!(error.message.contains("sync_interval"), "{bad}: {error}");
+    }
+    let without_api = "[[sources]]\nid = \"zd\"\nconnector = \"zendesk\"\nsigning_secret = \"s\"\nsync_interval = \"1h\"\n";
+    let error = Config::parse(without_api, |_| None).unwrap_err();
+    assert_eq!(
+        error.key.as_deref(),
+        Some("sources[0].sync_interval"),
+        "{error}"
+    );
+    assert!(error.message.contains("cannot list users"), "{error}");
+}

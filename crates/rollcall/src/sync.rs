@@ -528,3 +528,296 @@ fn record_metrics(metrics: &Metrics, source: &str, state: &SyncState, complete: 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use rollcall_core::{Delivery, NormalizeError, UserStatus, VerifyError};
+    use rollcall_store::{IngestBatch, Store};
+
+    use super::*;
+
+    type Asked = Arc<Mutex<Vec<(Option<ListCursor>, tokio::time::Instant)>>>;
+
+    /// A connector whose listing answers from a script, one answer per call, and records
+    /// when it was asked for which page.
+    #[derive(Debug)]
+    struct Scripted {
+        answers: Mutex<VecDeque<Result<UserPage, ListError>>>,
+        asked: Asked,
+    }
+
+    #[rollcall_core::async_trait]
+    impl rollcall_core::Connector for Scripted {
+        fn verify(&self, _delivery: &Delivery) -> Result<(), VerifyError> {
+            Ok(())
+        }
+        fn normalize(&self, _delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
+            Ok(Vec::new())
+        }
+        fn lists_users(&self) -> bool {
+            true
+        }
+        async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push((cursor.cloned(), tokio::time::Instant::now()));
+            self.answers
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| Err(ListError::failed(false, "script exhausted")))
+        }
+    }
+
+    fn source(answers: Vec<Result<UserPage, ListError>>) -> (Source, Asked) {
+        let asked = Asked::default();
+        let source = Source {
+            id: "s".to_owned(),
+            connector_name: "test",
+            connector: Box::new(Scripted {
+                answers: Mutex::new(answers.into()),
+                asked: Arc::clone(&asked),
+            }),
+            sync_interval: None,
+            sync_lock: Default::default(),
+        };
+        (source, asked)
+    }
+
+    fn user(id: &str, name: &str, updated_at: &str) -> User {
+        User {
+            name: Some(name.to_owned()),
+            status: Some(UserStatus::Active),
+            updated_at: Some(Timestamp::parse_rfc3339(updated_at).unwrap()),
+            ..User::with_id(id)
+        }
+    }
+
+    fn page(users: Vec<User>, next: Option<&str>) -> Result<UserPage, ListError> {
+        Ok(UserPage {
+            users,
+            next: next.map(ListCursor::new),
+        })
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        (dir, store)
+    }
+
+    async fn webhook(store: &Store, key: &str, event_type: EventType, user: User) {
+        let mut event = rollcall_store::conformance::event(key, &user.id);
+        event.source = "s".to_owned();
+        event.event_type = event_type;
+        event.user = user;
+        store
+            .ingest(IngestBatch {
+                source: "s".to_owned(),
+                dedup_key: key.to_owned(),
+                received_at: Timestamp::now(),
+                events: vec![event],
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limited_page_is_asked_again_after_the_vendors_retry_after() {
+        let (_dir, store) = store();
+        let (source, asked) = source(vec![
+            page(vec![user("1", "Ann", "2025-01-01T00:00:00Z")], Some("p2")),
+            Err(ListError::RateLimited {
+                retry_after: Duration::from_secs(7),
+            }),
+            page(vec![user("2", "Bob", "2025-01-01T00:00:00Z")], None),
+        ]);
+        let report = run(&store, &source, &Metrics::default(), &mut |_| {})
+            .await
+            .unwrap();
+        assert!(report.complete, "{report:?}");
+        assert_eq!(report.counts.created, 2);
+        let asked = asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 3);
+        assert_eq!(asked[1].0, Some(ListCursor::new("p2")));
+        assert_eq!(
+            asked[2].0,
+            Some(ListCursor::new("p2")),
+            "the same page again"
+        );
+        let waited = asked[2].1 - asked[1].1;
+        assert!(
+            waited >= Duration::from_secs(7) && waited < Duration::from_secs(8),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_failure_is_retried_with_a_doubling_pause_then_the_run_stops() {
+        let (_dir, store) = store();
+        let failing = || Err(ListError::failed(true, "the vendor answered 503"));
+        let (source, asked) = source(vec![failing(), failing(), failing(), failing()]);
+        let report = run(&store, &source, &Metrics::default(), &mut |_| {})
+            .await
+            .unwrap();
+        assert!(!report.complete);
+        assert_eq!(report.error.as_deref(), Some("the vendor answered 503"));
+        let times: Vec<_> = asked.lock().unwrap().iter().map(|(_, at)| *at).collect();
+        let pauses: Vec<u64> = times
+            .windows(2)
+            .map(|pair| (pair[1] - pair[0]).as_secs())
+            .collect();
+        assert_eq!(pauses, [1, 2, 4]);
+        let state = store.sync_state("s").await.unwrap().unwrap();
+        assert_eq!(state.last_error.as_deref(), Some("the vendor answered 503"));
+        assert_eq!(state.last_complete_at, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listing_older_than_a_webhooks_state_leaves_the_user_alone() {
+        let (_dir, store) = store();
+        // A webhook brought Ann's newer state (updated at noon).
+        webhook(
+            &store,
+            "w1",
+            EventType::Created,
+            user("1", "Ann B.", "2025-01-01T12:00:00Z"),
+        )
+        .await;
+        let before = store.counts().await.unwrap().last_seq;
+        // The listing still shows her as of the morning.
+        let (source, _) = source(vec![page(
+            vec![user("1", "Ann", "2025-01-01T08:00:00Z")],
+            None,
+        )]);
+        let report = run(&store, &source, &Metrics::default(), &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!((report.counts.stale, report.counts.updated), (1, 0));
+        assert_eq!(store.counts().await.unwrap().last_seq, before);
+        assert_eq!(
+            store.user("s", "1").await.unwrap().user.name.as_deref(),
+            Some("Ann B.")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_user_changed_by_a_webhook_after_the_page_was_fetched_is_left_alone() {
+        let (_dir, store) = store();
+        let (source, _) = source(Vec::new());
+        let mut run = Run {
+            store: &store,
+            source: &source,
+            metrics: &Metrics::default(),
+            run_started_at: Timestamp::now(),
+            listed: HashSet::new(),
+            index: 0,
+        };
+        let fetched_at = Timestamp::now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The webhook lands between the page's fetch and the comparison.
+        webhook(&store, "w1", EventType::Created, User::with_id("1")).await;
+        let mut counts = SyncCounts::default();
+        let changes = run
+            .compare(
+                &[user("1", "Ann", "2025-01-01T00:00:00Z")],
+                fetched_at,
+                &mut counts,
+            )
+            .await
+            .unwrap();
+        assert!(changes.is_empty());
+        assert_eq!(counts.stale, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_user_a_webhook_created_during_the_listing_is_not_deleted() {
+        let (_dir, store) = store();
+        webhook(&store, "w0", EventType::Created, User::with_id("old")).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (source, _) = source(vec![page(Vec::new(), None)]);
+        let mut run = Run {
+            store: &store,
+            source: &source,
+            metrics: &Metrics::default(),
+            run_started_at: Timestamp::now(),
+            listed: HashSet::new(),
+            index: 0,
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        webhook(&store, "w1", EventType::Created, User::with_id("new")).await;
+        let mut state = SyncState {
+            source: "s".to_owned(),
+            ..SyncState::default()
+        };
+        run.delete_unlisted(&mut state).await.unwrap();
+        assert_eq!(state.counts.deleted, 1);
+        assert!(store.user("s", "old").await.unwrap().deleted);
+        assert!(!store.user("s", "new").await.unwrap().deleted);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_without_a_listing_cannot_sync_and_one_sync_runs_at_a_time() {
+        let (_dir, store) = store();
+        #[derive(Debug)]
+        struct NoListing;
+        #[rollcall_core::async_trait]
+        impl rollcall_core::Connector for NoListing {
+            fn verify(&self, _delivery: &Delivery) -> Result<(), VerifyError> {
+                Ok(())
+            }
+            fn normalize(&self, _delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
+                Ok(Vec::new())
+            }
+        }
+        let plain = Source {
+            id: "plain".to_owned(),
+            connector_name: "test",
+            connector: Box::new(NoListing),
+            sync_interval: None,
+            sync_lock: Default::default(),
+        };
+        let error = run(&store, &plain, &Metrics::default(), &mut |_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), rollcall_core::ErrorCode::SyncUnsupported);
+
+        let (source, _) = source(vec![page(Vec::new(), None)]);
+        let _held = source.sync_lock.lock().await;
+        let error = run(&store, &source, &Metrics::default(), &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SyncError::Running(_)), "{error:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_events_say_so_and_carry_no_vendor_id() {
+        let (_dir, store) = store();
+        let (source, _) = source(vec![page(
+            vec![user("1", "Ann", "2025-01-01T00:00:00Z")],
+            None,
+        )]);
+        let metrics = Metrics::default();
+        run(&store, &source, &metrics, &mut |_| {}).await.unwrap();
+        let event = store.journal_after(0, 10).await.unwrap()[0]
+            .decode()
+            .unwrap();
+        assert_eq!(event.vendor_event.event_type, SYNC_EVENT_TYPE);
+        assert_eq!(event.vendor_event.id, None);
+        assert_eq!(event.vendor_event.occurred_at, None);
+        assert_eq!(event.event_type, EventType::Created);
+        assert!(!event.partial);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"rollcall_sync_users_total{source="s",outcome="created"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("rollcall_sync_last_success_timestamp_seconds{source=\"s\"}"));
+    }
+}
