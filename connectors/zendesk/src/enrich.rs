@@ -28,6 +28,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rollcall_core::backoff::{Backoff, BreakerState, CircuitBreaker, Health};
+use rollcall_core::rate::TokenBucket;
 use rollcall_core::sync::parse_retry_after;
 use rollcall_core::{
     ConfigError, EnrichError, EventType, ListCursor, ListError, Secret, User, UserEvent, UserPage,
@@ -518,7 +519,11 @@ pub fn parse_user_page(body: &[u8]) -> Result<UserPage, ListError> {
         }
         (false, _) => None,
     };
-    Ok(UserPage { users, next })
+    Ok(UserPage {
+        users,
+        next,
+        unlisted: &[],
+    })
 }
 
 /// Makes the API's user the event's user, unless the API's state is older than the event.
@@ -617,68 +622,10 @@ struct Guard {
     breaker: CircuitBreaker,
 }
 
-/// A token bucket refilled continuously at `rate` tokens per second, holding at most one
-/// second's worth (and at least one token).
-#[derive(Debug)]
-struct TokenBucket {
-    rate: f64,
-    capacity: f64,
-    tokens: f64,
-    refilled: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: f64, now: Instant) -> Self {
-        let capacity = rate.max(1.0);
-        Self {
-            rate,
-            capacity,
-            tokens: capacity,
-            refilled: now,
-        }
-    }
-
-    /// Takes a token if one is there (`None`), else says how long until one is.
-    fn wait_time(&mut self, now: Instant) -> Option<Duration> {
-        if self.try_take(now) {
-            return None;
-        }
-        let missing = (1.0 - self.tokens).max(0.0);
-        Some(Duration::from_secs_f64(missing / self.rate).max(Duration::from_millis(1)))
-    }
-
-    fn try_take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_bucket_holds_one_seconds_worth_and_refills() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::new(2.0, start);
-        assert!(bucket.try_take(start));
-        assert!(bucket.try_take(start));
-        assert!(!bucket.try_take(start));
-        assert!(bucket.try_take(start + Duration::from_millis(500)));
-        assert!(!bucket.try_take(start + Duration::from_millis(500)));
-        // A slow rate still allows one request.
-        let mut slow = TokenBucket::new(0.5, start);
-        assert!(slow.try_take(start));
-        assert!(!slow.try_take(start + Duration::from_secs(1)));
-        assert!(slow.try_take(start + Duration::from_secs(2)));
-    }
 
     #[test]
     fn only_numeric_ids_go_into_the_path() {

@@ -12,6 +12,7 @@
 //!   by delivery, sinks and connectors' outbound calls.
 //! * [`retry`]: a vendor's retry contract (what it retries, for how long, how fast it needs
 //!   an answer).
+//! * [`rate`]: the token bucket that bounds a source's calls to its vendor's API.
 //! * [`sync`]: a vendor's user listing, for backfill and reconciliation.
 //! * [`error`]: error types with stable codes, an HTTP status and a retry decision.
 //!
@@ -26,6 +27,7 @@ pub mod directory;
 pub mod error;
 pub mod json;
 pub mod model;
+pub mod rate;
 pub mod retry;
 pub mod scrub;
 pub mod secret;

@@ -40,6 +40,10 @@ pub struct UserPage {
     pub users: Vec<User>,
     /// The next page's cursor; `None` on the last page.
     pub next: Option<ListCursor>,
+    /// Unified fields (as in [`crate::model::USER_FIELDS`]) the vendor's listing never
+    /// states, though its webhooks may (Okta lists no group memberships): the host keeps
+    /// what the directory knows for them instead of reading their absence as a removal.
+    pub unlisted: &'static [&'static str],
 }
 
 /// Why a page could not be listed.

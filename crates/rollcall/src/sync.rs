@@ -205,7 +205,7 @@ pub async fn run_with(
         };
         pages += 1;
         let changes = run
-            .compare(&page.users, fetched_at, &mut state.counts)
+            .compare(&page.users, page.unlisted, fetched_at, &mut state.counts)
             .await?;
         state.cursor.clone_from(&page.next);
         let conflicts = run.commit(changes, &state).await?;
@@ -297,6 +297,7 @@ impl Run<'_> {
     async fn compare(
         &mut self,
         users: &[User],
+        unlisted: &[&str],
         fetched_at: Timestamp,
         counts: &mut SyncCounts,
     ) -> Result<Vec<SyncChange>, StoreError> {
@@ -329,6 +330,7 @@ impl Run<'_> {
                 changes.push(self.change(EventType::Created, listed.clone(), Some(entry.version)));
                 continue;
             }
+            let listed = &keep_unlisted(listed, unlisted, &entry.user);
             if let (Some(known_at), Some(listed_at)) = (entry.user.updated_at, listed.updated_at) {
                 if listed_at < known_at {
                     counts.stale += 1;
@@ -484,6 +486,30 @@ impl Run<'_> {
     }
 }
 
+/// `listed` with the fields its listing never states taken from the directory's `known`
+/// user (present or absent as known).
+fn keep_unlisted(listed: &User, unlisted: &[&str], known: &User) -> User {
+    if unlisted.is_empty() {
+        return listed.clone();
+    }
+    let (Ok(serde_json::Value::Object(mut merged)), Ok(serde_json::Value::Object(known))) =
+        (serde_json::to_value(listed), serde_json::to_value(known))
+    else {
+        return listed.clone();
+    };
+    for field in unlisted {
+        match known.get(*field) {
+            Some(value) => {
+                merged.insert((*field).to_owned(), value.clone());
+            }
+            None => {
+                merged.remove(*field);
+            }
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(merged)).unwrap_or_else(|_| listed.clone())
+}
+
 trait Uncount {
     /// Moves an event that was not committed (a conflict) from its count to `stale`.
     fn uncount(&mut self, event_type: EventType);
@@ -603,6 +629,7 @@ mod tests {
         Ok(UserPage {
             users,
             next: next.map(ListCursor::new),
+            unlisted: &[],
         })
     }
 
@@ -727,6 +754,7 @@ mod tests {
         let changes = run
             .compare(
                 &[user("1", "Ann", "2025-01-01T00:00:00Z")],
+                &[],
                 fetched_at,
                 &mut counts,
             )
@@ -794,6 +822,36 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, SyncError::Running(_)), "{error:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fields_a_listing_never_states_keep_what_the_directory_knows() {
+        let (_dir, store) = store();
+        let grouped = User {
+            groups: Some(vec![rollcall_core::Group {
+                id: Some("g1".into()),
+                name: Some("Engineering".into()),
+                organization: None,
+            }]),
+            ..user("1", "Ann", "2025-01-01T00:00:00Z")
+        };
+        webhook(&store, "w1", EventType::Created, grouped.clone()).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let before = store.counts().await.unwrap().last_seq;
+        let (source, _) = source(vec![Ok(UserPage {
+            users: vec![user("1", "Ann", "2025-01-01T00:00:00Z")],
+            next: None,
+            unlisted: &["groups", "roles"],
+        })]);
+        let report = run(&store, &source, &Metrics::default(), &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(report.counts.unchanged, 1, "{report:?}");
+        assert_eq!(store.counts().await.unwrap().last_seq, before);
+        assert_eq!(
+            store.user("s", "1").await.unwrap().user.groups,
+            grouped.groups
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
