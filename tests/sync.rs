@@ -557,3 +557,360 @@ async fn end_to_end_backfill_then_a_webhook_then_a_reconciliation_with_nothing_t
         "{metrics}"
     );
 }
+
+// --- Okta: the Users API with Link pagination, then the DEPROVISIONED users ---
+
+const OKTA_SOURCE: &str = "okta-sync";
+const OKTA_TOKEN: &str = "okta-test-api-token";
+
+#[derive(Default)]
+struct OktaState {
+    /// The recorded pages of the default listing.
+    pages: Vec<Value>,
+    /// The recorded page of `search=status eq "DEPROVISIONED"`.
+    deprovisioned: Value,
+    /// Answer this page (1-based, the deprovisioned page being the last) with 500.
+    fail_page: Option<usize>,
+    /// Answer the next listing request with 429 and `X-Rate-Limit-Reset` this many seconds
+    /// ahead.
+    rate_limit_once: Option<u64>,
+    /// (search, after) of each listing request.
+    requests: Vec<(Option<String>, Option<String>)>,
+}
+
+struct FakeOkta {
+    base_url: String,
+    state: Arc<Mutex<OktaState>>,
+}
+
+impl FakeOkta {
+    async fn start() -> FakeOkta {
+        let read = |name: &str| -> Value {
+            serde_json::from_slice(
+                &std::fs::read(repo().join(format!("connectors/okta/fixtures/sync/{name}.json")))
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        let state = Arc::new(Mutex::new(OktaState {
+            pages: vec![read("users_page_1"), read("users_page_2")],
+            deprovisioned: read("deprovisioned_page_1"),
+            ..OktaState::default()
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let base_url = format!("http://{address}");
+        let app = {
+            let state = Arc::clone(&state);
+            let base_url = base_url.clone();
+            axum::Router::new().fallback(move |request: Request<Body>| {
+                let response = okta_answer(&state, &base_url, &request);
+                async move { response }
+            })
+        };
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeOkta { base_url, state }
+    }
+
+    fn users_mut(&self, edit: impl FnOnce(&mut Vec<&mut Value>)) {
+        let mut state = self.state.lock().unwrap();
+        let state = &mut *state;
+        let mut users: Vec<&mut Value> = state
+            .pages
+            .iter_mut()
+            .chain(std::iter::once(&mut state.deprovisioned))
+            .flat_map(|page| page.as_array_mut().unwrap().iter_mut())
+            .collect();
+        edit(&mut users);
+    }
+
+    fn remove_user(&self, id: &str) {
+        let mut state = self.state.lock().unwrap();
+        let state = &mut *state;
+        for page in state
+            .pages
+            .iter_mut()
+            .chain(std::iter::once(&mut state.deprovisioned))
+        {
+            page.as_array_mut().unwrap().retain(|user| user["id"] != id);
+        }
+    }
+}
+
+fn okta_answer(
+    state: &Mutex<OktaState>,
+    base_url: &str,
+    request: &Request<Body>,
+) -> axum::response::Response {
+    let mut state = state.lock().unwrap();
+    let authorized = request
+        .headers()
+        .get("authorization")
+        .is_some_and(|value| value == format!("SSWS {OKTA_TOKEN}").as_str());
+    if !authorized {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if request.uri().path() != "/api/v1/users" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let pairs: Vec<(String, String)> =
+        form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    assert_eq!(get("limit").as_deref(), Some("200"));
+    let (search, after) = (get("search"), get("after"));
+    state.requests.push((search.clone(), after.clone()));
+    if let Some(seconds) = state.rate_limit_once.take() {
+        let reset = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + seconds;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("x-rate-limit-reset", reset.to_string())],
+            "{\"errorCode\":\"E0000047\"}",
+        )
+            .into_response();
+    }
+    let json = [("content-type", "application/json")];
+    let (number, body, next) = match (search.as_deref(), after.as_deref()) {
+        (Some("status eq \"DEPROVISIONED\""), None) => {
+            (state.pages.len() + 1, state.deprovisioned.clone(), None)
+        }
+        (None, None) => (1, state.pages[0].clone(), Some("page-2")),
+        (None, Some("page-2")) => (2, state.pages[1].clone(), None),
+        _ => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    if state.fail_page == Some(number) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, json, "{}").into_response();
+    }
+    let mut links = vec![format!("<{base_url}/api/v1/users?limit=200>; rel=\"self\"")];
+    if let Some(next) = next {
+        links.push(format!(
+            "<{base_url}/api/v1/users?after={next}&limit=200>; rel=\"next\""
+        ));
+    }
+    let mut response = (StatusCode::OK, json, body.to_string()).into_response();
+    for link in links {
+        response.headers_mut().append("link", link.parse().unwrap());
+    }
+    response
+}
+
+fn okta_source(api: &FakeOkta) -> Source {
+    let registration = rollcall_core::registration("okta").unwrap();
+    let options = json!({
+        "authorization_secret": "hook-secret",
+        "api_token": OKTA_TOKEN,
+        "org_url": api.base_url,
+        "api_rate_per_second": 1000.0,
+    });
+    Source {
+        id: OKTA_SOURCE.to_owned(),
+        connector_name: registration.name,
+        connector: (registration.build)(&SourceOptions::new(OKTA_SOURCE, options)).unwrap(),
+        sync_interval: None,
+        sync_lock: Default::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_backfill_lists_active_and_deprovisioned_users_then_a_second_run_emits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let api = FakeOkta::start().await;
+    let source = okta_source(&api);
+
+    let report = sync(&store, &source).await;
+    assert!(report.complete && report.deletions_checked, "{report:?}");
+    assert_eq!((report.pages, report.counts.created), (3, 5));
+    let isaac = store
+        .user(OKTA_SOURCE, "00ub0oNGTSWTBKOLGLNR")
+        .await
+        .unwrap()
+        .user;
+    assert_eq!(isaac.name.as_deref(), Some("Isaac Brock"));
+    assert_eq!(isaac.username.as_deref(), Some("isaac.brock@example.com"));
+    assert_eq!(isaac.status.unwrap().as_str(), "active");
+    assert!(isaac.remote_data.unwrap().get("credentials").is_none());
+    let status = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .user(OKTA_SOURCE, id)
+                .await
+                .unwrap()
+                .user
+                .status
+                .unwrap()
+                .as_str()
+                .to_owned()
+        }
+    };
+    assert_eq!(status("00ub0oNGTSWTBKOLGLNT").await, "invited");
+    assert_eq!(status("00ub0oNGTSWTBKOLGLNU").await, "inactive");
+    assert_eq!(status("00ub0oNGTSWTBKOLGLNV").await, "inactive");
+    assert_eq!(
+        store
+            .user(OKTA_SOURCE, "00ub0oNGTSWTBKOLGLNU")
+            .await
+            .unwrap()
+            .user
+            .name
+            .as_deref(),
+        Some("E. Judy")
+    );
+
+    let before = last_seq(&store).await;
+    let again = sync(&store, &source).await;
+    assert_eq!(
+        (again.counts.listed, again.counts.unchanged),
+        (5, 5),
+        "{again:?}"
+    );
+    assert_eq!(last_seq(&store).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_reconciliation_emits_exactly_the_changes_and_keeps_groups_webhooks_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let api = FakeOkta::start().await;
+    let source = okta_source(&api);
+    sync(&store, &source).await;
+    // A membership webhook told rollcall Isaac's group; the listing never states groups.
+    let body = fixture("okta", "group.user_membership.add.json");
+    let events = source
+        .connector
+        .normalize(&rollcall_core::Delivery::new(
+            OKTA_SOURCE,
+            body,
+            Timestamp::now(),
+        ))
+        .unwrap();
+    let member = events[0].user.id.clone();
+    store
+        .ingest(rollcall_store::IngestBatch {
+            source: OKTA_SOURCE.to_owned(),
+            dedup_key: "membership".to_owned(),
+            received_at: Timestamp::now(),
+            events,
+        })
+        .await
+        .unwrap();
+    let before = last_seq(&store).await;
+
+    api.users_mut(|users| {
+        for user in users.iter_mut() {
+            if user["id"] == "00ub0oNGTSWTBKOLGLNS" {
+                user["profile"]["title"] = json!("Lead Bassist");
+                user["lastUpdated"] = json!("2025-08-01T00:00:00.000Z");
+            }
+        }
+    });
+    let report = sync(&store, &source).await;
+    assert_eq!(report.counts.updated, 1, "{report:?}");
+    let events = store.journal_after(before, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let event = events[0].decode().unwrap();
+    assert_eq!(event.user.id, "00ub0oNGTSWTBKOLGLNS");
+    let fields: Vec<_> = event
+        .changes
+        .unwrap()
+        .into_iter()
+        .map(|change| change.field)
+        .collect();
+    assert_eq!(fields, ["title", "updated_at"]);
+    assert_eq!(member, "00ub0oNGTSWTBKOLGLNS");
+    let groups = store.user(OKTA_SOURCE, &member).await.unwrap().user.groups;
+    assert_eq!(
+        groups.unwrap()[0].id.as_deref(),
+        Some("00g1emaKYZTWRYYRRTSK"),
+        "the webhook's group is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_a_user_deleted_at_the_vendor_is_deleted_after_a_complete_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let api = FakeOkta::start().await;
+    let source = okta_source(&api);
+    sync(&store, &source).await;
+    let before = last_seq(&store).await;
+    api.remove_user("00ub0oNGTSWTBKOLGLNV");
+    let report = sync(&store, &source).await;
+    assert_eq!(report.counts.deleted, 1, "{report:?}");
+    let events = store.journal_after(before, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "user.deleted");
+    assert!(
+        store
+            .user(OKTA_SOURCE, "00ub0oNGTSWTBKOLGLNV")
+            .await
+            .unwrap()
+            .deleted
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_a_listing_that_fails_on_page_3_deletes_no_one_and_resumes_from_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let api = FakeOkta::start().await;
+    let source = okta_source(&api);
+    sync(&store, &source).await;
+    let before = last_seq(&store).await;
+    api.remove_user("00ub0oNGTSWTBKOLGLNR");
+    api.state.lock().unwrap().fail_page = Some(3);
+    let report = sync(&store, &source).await;
+    assert!(!report.complete && !report.deletions_checked, "{report:?}");
+    assert_eq!(last_seq(&store).await, before);
+    let cursor = store
+        .sync_state(OKTA_SOURCE)
+        .await
+        .unwrap()
+        .unwrap()
+        .cursor
+        .unwrap();
+    assert_eq!(cursor.as_str(), "deprovisioned:");
+
+    api.state.lock().unwrap().fail_page = None;
+    let asked = api.state.lock().unwrap().requests.len();
+    let resumed = sync(&store, &source).await;
+    assert!(resumed.complete && resumed.resumed && !resumed.deletions_checked);
+    let requests = api.state.lock().unwrap().requests[asked..].to_vec();
+    assert_eq!(
+        requests,
+        [(Some("status eq \"DEPROVISIONED\"".to_owned()), None)]
+    );
+    assert_eq!(last_seq(&store).await, before);
+    assert_eq!(sync(&store, &source).await.counts.deleted, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_429_is_waited_out_until_the_rate_limit_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let api = FakeOkta::start().await;
+    let source = okta_source(&api);
+    api.state.lock().unwrap().rate_limit_once = Some(30);
+    match source.connector.list_users(None).await.unwrap_err() {
+        rollcall_core::ListError::RateLimited { retry_after } => assert!(
+            retry_after > Duration::from_secs(28) && retry_after <= Duration::from_secs(30),
+            "{retry_after:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    api.state.lock().unwrap().rate_limit_once = Some(1);
+    let report = sync(&store, &source).await;
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.counts.created, 5);
+}

@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 
 pub mod handshake;
+pub mod listing;
 pub mod mapping;
 pub mod payload;
 pub mod signature;
@@ -41,8 +42,8 @@ pub mod signature;
 use rollcall_core::verify::encode_base64;
 use rollcall_core::RetryContract;
 use rollcall_core::{
-    ConfigError, Connector, ConnectorRegistration, Delivery, HandshakeResponse, NormalizeError,
-    Secret, SignError, SourceOptions, UserEvent, VerifyError,
+    ConfigError, Connector, ConnectorRegistration, Delivery, HandshakeResponse, ListCursor,
+    ListError, NormalizeError, Secret, SignError, SourceOptions, UserEvent, UserPage, VerifyError,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -93,11 +94,26 @@ pub struct OktaOptions {
     /// (`authScheme.key`). Default `Authorization`.
     #[serde(default)]
     pub authorization_header: Option<String>,
+    /// Sync: an Okta API token (Security > API > Tokens) of an admin who can read users (a
+    /// Read-Only Administrator is enough). `api_token` and `org_url` go together.
+    #[serde(default)]
+    pub api_token: Option<Secret>,
+    /// Sync: the org's base URL (`https://acme.okta.com`).
+    #[serde(default)]
+    pub org_url: Option<String>,
+    /// Sync: Users API requests per second at most (default 5).
+    #[serde(default)]
+    pub api_rate_per_second: Option<f64>,
+    /// Sync: the timeout of one request, in milliseconds (default 10000).
+    #[serde(default)]
+    pub api_timeout_ms: Option<u64>,
 }
 
 /// The Okta connector for one source.
 #[derive(Debug, Clone)]
 pub struct Okta {
+    /// The Users API listing, when the source has API options.
+    lister: Option<std::sync::Arc<listing::Lister>>,
     /// `None` only for offline (normalize-only) connectors.
     check: Option<AuthorizationCheck>,
     /// The same secret, which test requests carry.
@@ -116,7 +132,15 @@ impl Okta {
         signature::check_header_name(&header)
             .map_err(|message| ConfigError::new(HEADER_OPTION, message))?;
         let secret = options.require_secret(parsed.authorization_secret, SECRET_OPTION)?;
+        let lister = listing::Lister::from_options(&listing::ListingOptions {
+            api_token: parsed.api_token.as_ref(),
+            org_url: parsed.org_url.as_deref(),
+            api_rate_per_second: parsed.api_rate_per_second,
+            api_timeout_ms: parsed.api_timeout_ms,
+        })?
+        .map(std::sync::Arc::new);
         Ok(Self {
+            lister,
             check: secret
                 .as_ref()
                 .map(|secret| AuthorizationCheck::new(&header, secret)),
@@ -126,6 +150,7 @@ impl Okta {
     }
 }
 
+#[rollcall_core::async_trait]
 impl Connector for Okta {
     fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
         match &self.check {
@@ -184,6 +209,20 @@ impl Connector for Okta {
     fn retry_contract(&self) -> RetryContract {
         retry_contract()
     }
+
+    /// With `api_token` and `org_url`: the Users API lists every user ([`listing`]).
+    fn lists_users(&self) -> bool {
+        self.lister.is_some()
+    }
+
+    async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
+        match &self.lister {
+            Some(lister) => lister.list_users(cursor).await,
+            None => Err(ListError::Unsupported(
+                "the source has no API options (api_token, org_url)".to_owned(),
+            )),
+        }
+    }
 }
 
 /// Okta's event hook contract (developer.okta.com, event hooks, "Timeout and retry"): an
@@ -220,6 +259,12 @@ authorization_secret = "${OKTA_EVENT_HOOK_SECRET}"
 # The name must be Authorization or contain secret, token, signature, api-key, apikey or
 # password, so quarantined deliveries never keep the secret.
 # authorization_header = "X-Okta-Hook-Secret"
+# Optional: sync (rollcall sync, sync_interval) from the Users API. api_token and org_url
+# go together; the token's admin needs to read users (Read-Only Administrator).
+# org_url = "https://acme.okta.com"
+# api_token = "${OKTA_API_TOKEN}"
+# api_rate_per_second = 5
+# api_timeout_ms = 10000
 "#,
         demo_options,
     }

@@ -347,3 +347,104 @@ mod tests {
         assert_eq!(user.emails, None);
     }
 }
+
+/// The unified user for a Users API user object (`GET /api/v1/users`), for sync.
+///
+/// The fields a webhook's `User` target carries are mapped as the webhooks map them: `id`;
+/// `username` is `profile.login` (the target's `alternateId`); `name` is what Okta shows as
+/// the target's `displayName`: `profile.displayName` when set, else `firstName lastName`.
+/// `status` follows the webhook events' statuses: `ACTIVE`, `RECOVERY` and
+/// `PASSWORD_EXPIRED` are `active`; `STAGED` and `PROVISIONED` (activation pending, as after
+/// `user.lifecycle.reactivate`) `invited`; `SUSPENDED`, `LOCKED_OUT` and `DEPROVISIONED`
+/// (deactivated) `inactive`. The rest comes from the profile; `remote_data` is the user
+/// object without `credentials` and `_links`.
+pub fn user_from_api(raw: &Value) -> Result<User, String> {
+    let text = |value: Option<&Value>| {
+        value
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned)
+    };
+    let Some(id) = text(raw.get("id")) else {
+        return Err("missing user id".to_owned());
+    };
+    let empty = Value::Object(serde_json::Map::new());
+    let profile = raw.get("profile").unwrap_or(&empty);
+    let field = |name: &str| text(profile.get(name));
+    let first_name = field("firstName");
+    let last_name = field("lastName");
+    let name = field("displayName").or_else(|| {
+        let joined = [first_name.as_deref(), last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!joined.is_empty()).then_some(joined)
+    });
+    let mut emails = Vec::new();
+    if let Some(email) = field("email") {
+        emails.push(rollcall_core::Email {
+            email,
+            email_type: Some("work".to_owned()),
+            is_primary: Some(true),
+        });
+    }
+    if let Some(email) = field("secondEmail") {
+        emails.push(rollcall_core::Email {
+            email,
+            email_type: None,
+            is_primary: Some(false),
+        });
+    }
+    let mut phones = Vec::new();
+    for (key, kind) in [("mobilePhone", "mobile"), ("primaryPhone", "work")] {
+        if let Some(number) = field(key) {
+            phones.push(rollcall_core::Phone {
+                number,
+                extension: None,
+                phone_type: Some(kind.to_owned()),
+            });
+        }
+    }
+    let time = |key: &str| -> Result<Option<rollcall_core::Timestamp>, String> {
+        match text(raw.get(key)) {
+            Some(value) => rollcall_core::Timestamp::parse_rfc3339(&value)
+                .map(Some)
+                .map_err(|error| format!("{key}: {error}")),
+            None => Ok(None),
+        }
+    };
+    let mut remote = raw.clone();
+    if let Value::Object(map) = &mut remote {
+        map.remove("credentials");
+        map.remove("_links");
+    }
+    Ok(User {
+        id,
+        first_name,
+        last_name,
+        title: field("title"),
+        name,
+        username: field("login"),
+        emails: (!emails.is_empty()).then_some(emails),
+        phones: (!phones.is_empty()).then_some(phones),
+        status: text(raw.get("status")).map(|status| api_status(&status)),
+        timezone: field("timezone"),
+        languages: field("preferredLanguage").map(|language| vec![language]),
+        created_at: time("created")?,
+        updated_at: time("lastUpdated")?,
+        remote_data: Some(remote),
+        ..User::default()
+    })
+}
+
+/// A Users API `status` as a unified status; unknown values pass through.
+pub fn api_status(status: &str) -> UserStatus {
+    match status {
+        "ACTIVE" | "RECOVERY" | "PASSWORD_EXPIRED" => UserStatus::Active,
+        "STAGED" | "PROVISIONED" => UserStatus::Invited,
+        "SUSPENDED" | "LOCKED_OUT" | "DEPROVISIONED" => UserStatus::Inactive,
+        other => UserStatus::from_vendor(other),
+    }
+}
