@@ -914,3 +914,199 @@ async fn okta_429_is_waited_out_until_the_rate_limit_reset() {
     assert!(report.complete, "{report:?}");
     assert_eq!(report.counts.created, 5);
 }
+
+// --- VCC Live: the Database API's user list, one answer for the whole account ---
+
+const VCC_SOURCE: &str = "vcc-sync";
+
+#[derive(Default)]
+struct VccState {
+    list: Value,
+    fail: bool,
+    rate_limit_once: Option<u64>,
+    requests: usize,
+}
+
+struct FakeVcc {
+    base_url: String,
+    state: Arc<Mutex<VccState>>,
+}
+
+impl FakeVcc {
+    async fn start() -> FakeVcc {
+        let list = serde_json::from_slice(
+            &std::fs::read(repo().join("connectors/vcclive/fixtures/sync/users.json")).unwrap(),
+        )
+        .unwrap();
+        let state = Arc::new(Mutex::new(VccState {
+            list,
+            ..VccState::default()
+        }));
+        let app = {
+            let state = Arc::clone(&state);
+            axum::Router::new().fallback(move |request: Request<Body>| {
+                let mut state = state.lock().unwrap();
+                // Basic auth: the account and its API password.
+                let authorized = request.headers().get("authorization").is_some_and(|value| {
+                    value == "Basic bXljYzp2Y2MtYXBpLXBhc3N3b3Jk" // mycc:vcc-api-password
+                });
+                let response = if !authorized {
+                    StatusCode::UNAUTHORIZED.into_response()
+                } else if request.uri().path() != "/v2/users" {
+                    StatusCode::NOT_FOUND.into_response()
+                } else {
+                    state.requests += 1;
+                    if let Some(seconds) = state.rate_limit_once.take() {
+                        (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            [("retry-after", seconds.to_string())],
+                            "",
+                        )
+                            .into_response()
+                    } else if state.fail {
+                        (StatusCode::BAD_GATEWAY, "").into_response()
+                    } else {
+                        (StatusCode::OK, state.list.to_string()).into_response()
+                    }
+                };
+                async move { response }
+            })
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeVcc {
+            base_url: format!("http://{address}"),
+            state,
+        }
+    }
+
+    fn users(&self) -> std::sync::MutexGuard<'_, VccState> {
+        self.state.lock().unwrap()
+    }
+}
+
+fn vcc_source(api: &FakeVcc) -> Source {
+    let registration = rollcall_core::registration("vcclive").unwrap();
+    let options = json!({
+        "secret_key": "vcc-secret",
+        "account": "mycc",
+        "api_password": "vcc-api-password",
+        "api_base_url": api.base_url,
+        "api_rate_per_second": 1000.0,
+    });
+    Source {
+        id: VCC_SOURCE.to_owned(),
+        connector_name: registration.name,
+        connector: (registration.build)(&SourceOptions::new(VCC_SOURCE, options)).unwrap(),
+        sync_interval: None,
+        sync_lock: Default::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vcclive_backfill_then_a_second_run_emits_nothing_and_a_change_emits_exactly_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let api = FakeVcc::start().await;
+    let source = vcc_source(&api);
+
+    let report = sync(&store, &source).await;
+    assert!(report.complete, "{report:?}");
+    assert_eq!((report.pages, report.counts.created), (1, 3));
+    let peter = store.user(VCC_SOURCE, "4").await.unwrap().user;
+    // Mapped by the webhook mapping, the list's names read as the webhook's.
+    let webhook = rollcall_connector_vcclive::mapping::user(
+        &serde_json::from_value(json!({
+            "userId": 4, "name": "Peter Green", "username": "peter", "extension": "4",
+            "isAgent": true, "privGroup": 2, "state": "active"
+        }))
+        .unwrap(),
+        "new",
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            peter.name.clone(),
+            peter.username.clone(),
+            peter.status.clone(),
+            peter.roles.clone(),
+            peter.groups.clone()
+        ),
+        (
+            webhook.name,
+            webhook.username,
+            webhook.status,
+            webhook.roles,
+            webhook.groups
+        )
+    );
+
+    let before = last_seq(&store).await;
+    assert_eq!(sync(&store, &source).await.counts.unchanged, 3);
+    assert_eq!(last_seq(&store).await, before);
+
+    api.users().list["response"][2]["status"] = json!("inactive");
+    let report = sync(&store, &source).await;
+    assert_eq!(report.counts.updated, 1, "{report:?}");
+    let events = store.journal_after(before, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let event = events[0].decode().unwrap();
+    assert_eq!(event.user.id, "6");
+    let fields: Vec<_> = event
+        .changes
+        .unwrap()
+        .into_iter()
+        .map(|change| change.field)
+        .collect();
+    assert_eq!(fields, ["status"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vcclive_a_deleted_user_goes_only_after_a_list_that_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let api = FakeVcc::start().await;
+    let source = vcc_source(&api);
+    sync(&store, &source).await;
+    let before = last_seq(&store).await;
+
+    api.users().list["response"]
+        .as_array_mut()
+        .unwrap()
+        .remove(1);
+    api.users().fail = true;
+    let failed = sync(&store, &source).await;
+    assert!(!failed.complete && !failed.deletions_checked, "{failed:?}");
+    assert!(failed.error.as_deref().unwrap().contains("502"));
+    assert_eq!(
+        last_seq(&store).await,
+        before,
+        "a failed list deletes no one"
+    );
+
+    api.users().fail = false;
+    let report = sync(&store, &source).await;
+    assert_eq!(report.counts.deleted, 1, "{report:?}");
+    assert!(store.user(VCC_SOURCE, "5").await.unwrap().deleted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vcclive_429_with_retry_after_is_waited_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let api = FakeVcc::start().await;
+    let source = vcc_source(&api);
+    api.users().rate_limit_once = Some(1);
+    assert_eq!(
+        source.connector.list_users(None).await.unwrap_err(),
+        rollcall_core::ListError::RateLimited {
+            retry_after: Duration::from_secs(1)
+        }
+    );
+    api.users().rate_limit_once = Some(1);
+    let report = sync(&store, &source).await;
+    assert!(report.complete);
+    assert_eq!(report.counts.created, 3);
+    assert_eq!(api.users().requests, 3);
+}

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod encryption;
+pub mod listing;
 pub mod mapping;
 pub mod payload;
 pub mod signature;
@@ -37,8 +38,8 @@ pub mod signature;
 use std::borrow::Cow;
 
 use rollcall_core::{
-    inventory, ConfigError, Connector, ConnectorRegistration, Delivery, NormalizeError, Secret,
-    SignError, SourceOptions, UserEvent, VerifyError,
+    inventory, ConfigError, Connector, ConnectorRegistration, Delivery, ListCursor, ListError,
+    NormalizeError, Secret, SignError, SourceOptions, UserEvent, UserPage, VerifyError,
 };
 use serde::Deserialize;
 
@@ -68,6 +69,22 @@ pub struct VccLiveOptions {
     /// The encryption secret key set in VCC Live.
     #[serde(default)]
     pub encryption_key: Option<Secret>,
+    /// Sync: the account's name (`mycc` for mycc.asp.virtual-call-center.eu), the Database
+    /// API's user name. `account` and `api_password` go together.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Sync: the Database API password.
+    #[serde(default)]
+    pub api_password: Option<Secret>,
+    /// Sync: the API base URL, overriding `https://{account}.asp.virtual-call-center.eu`.
+    #[serde(default)]
+    pub api_base_url: Option<String>,
+    /// Sync: API requests per second at most (default 1).
+    #[serde(default)]
+    pub api_rate_per_second: Option<f64>,
+    /// Sync: the timeout of the user list request, in milliseconds (default 30000).
+    #[serde(default)]
+    pub api_timeout_ms: Option<u64>,
 }
 
 /// The VCC Live connector for one source.
@@ -80,6 +97,8 @@ pub struct VccLiveConnector {
     /// The query parameter the secret is in.
     secret_parameter: String,
     decryption: Option<BodyDecryption>,
+    /// The Database API user list, when the source has API options.
+    lister: Option<listing::Lister>,
 }
 
 impl VccLiveConnector {
@@ -111,7 +130,15 @@ impl VccLiveConnector {
             }
             (Some(cipher), Some(key)) => Some(BodyDecryption::new(cipher, &key)),
         };
+        let lister = listing::Lister::from_options(&listing::ListingOptions {
+            account: parsed.account.as_deref(),
+            api_password: parsed.api_password.as_ref(),
+            api_base_url: parsed.api_base_url.as_deref(),
+            api_rate_per_second: parsed.api_rate_per_second,
+            api_timeout_ms: parsed.api_timeout_ms,
+        })?;
         Ok(Self {
+            lister,
             secret_key: secret_key
                 .as_ref()
                 .map(|secret| SecretKeyCheck::new(&secret_parameter, secret)),
@@ -135,7 +162,22 @@ impl VccLiveConnector {
     }
 }
 
+#[rollcall_core::async_trait]
 impl Connector for VccLiveConnector {
+    /// With `account` and `api_password`: the Database API lists every user ([`listing`]).
+    fn lists_users(&self) -> bool {
+        self.lister.is_some()
+    }
+
+    async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
+        match &self.lister {
+            Some(lister) => lister.list_users(cursor).await,
+            None => Err(ListError::Unsupported(
+                "the source has no API options (account, api_password)".to_owned(),
+            )),
+        }
+    }
+
     fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
         match &self.secret_key {
             Some(check) => check.verify(delivery),
@@ -251,6 +293,9 @@ secret_key = "${VCCLIVE_SECRET_KEY}"
 # URL when the random initialization vector is on):
 # cipher = "aes-256-ctr"          # or "aes-256-cbc"
 # encryption_key = "<the encryption secret key set in VCC Live>"
+# Optional: sync (rollcall sync, sync_interval) from the Database API's user list.
+# account = "mycc"
+# api_password = "${VCCLIVE_API_PASSWORD}"
 "#;
 
 inventory::submit! {
