@@ -1110,3 +1110,197 @@ async fn vcclive_429_with_retry_after_is_waited_out() {
     assert_eq!(report.counts.created, 3);
     assert_eq!(api.users().requests, 3);
 }
+
+// --- HighLevel: the API v2 user list of one sub-account (location) ---
+
+const GHL_SOURCE: &str = "ghl-sync";
+const GHL_LOCATION: &str = "ve9EPM428h8vShlRW1KT";
+
+#[derive(Default)]
+struct GhlState {
+    list: Value,
+    fail: bool,
+    rate_limit_once: Option<u64>,
+    requests: usize,
+}
+
+async fn start_fake_highlevel() -> (String, Arc<Mutex<GhlState>>) {
+    let list = serde_json::from_slice(
+        &std::fs::read(repo().join("connectors/highlevel/fixtures/sync/users.json")).unwrap(),
+    )
+    .unwrap();
+    let state = Arc::new(Mutex::new(GhlState {
+        list,
+        ..GhlState::default()
+    }));
+    let app = {
+        let state = Arc::clone(&state);
+        axum::Router::new().fallback(move |request: Request<Body>| {
+            let mut state = state.lock().unwrap();
+            let headers = request.headers();
+            let authorized = headers
+                .get("authorization")
+                .is_some_and(|value| value == "Bearer ghl-token")
+                && headers
+                    .get("version")
+                    .is_some_and(|value| value == "2021-07-28");
+            let response = if !authorized {
+                StatusCode::UNAUTHORIZED.into_response()
+            } else if request.uri().path() != "/users/"
+                || request.uri().query() != Some(&format!("locationId={GHL_LOCATION}")[..])
+            {
+                StatusCode::NOT_FOUND.into_response()
+            } else {
+                state.requests += 1;
+                if let Some(seconds) = state.rate_limit_once.take() {
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", seconds.to_string())],
+                        "",
+                    )
+                        .into_response()
+                } else if state.fail {
+                    (StatusCode::SERVICE_UNAVAILABLE, "").into_response()
+                } else {
+                    (StatusCode::OK, state.list.to_string()).into_response()
+                }
+            };
+            async move { response }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}"), state)
+}
+
+fn ghl_source(base_url: &str) -> Source {
+    let registration = rollcall_core::registration("highlevel").unwrap();
+    let options = json!({
+        "api_token": "ghl-token",
+        "location_id": GHL_LOCATION,
+        "api_base_url": base_url,
+        "api_rate_per_second": 1000.0,
+    });
+    Source {
+        id: GHL_SOURCE.to_owned(),
+        connector_name: registration.name,
+        connector: (registration.build)(&SourceOptions::new(GHL_SOURCE, options)).unwrap(),
+        sync_interval: None,
+        sync_lock: Default::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn highlevel_backfill_maps_users_as_webhooks_do_then_a_second_run_emits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let (base_url, _state) = start_fake_highlevel().await;
+    let source = ghl_source(&base_url);
+
+    let report = sync(&store, &source).await;
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.counts.created, 3);
+    // The same user as a UserCreate webhook of a sub-account user gives.
+    let webhook = source
+        .connector
+        .normalize(&rollcall_core::Delivery::new(
+            GHL_SOURCE,
+            json!({
+                "type": "UserCreate", "locationId": GHL_LOCATION, "id": "1JJuKvc3pgQBBB9HaUSj",
+                "firstName": "Jane", "lastName": "Roe", "email": "jane.roe@example.com",
+                "phone": "+13235559998", "role": "user", "permissions": {"contactsEnabled": true}
+            })
+            .to_string(),
+            Timestamp::now(),
+        ))
+        .unwrap();
+    let jane = store
+        .user(GHL_SOURCE, "1JJuKvc3pgQBBB9HaUSj")
+        .await
+        .unwrap()
+        .user;
+    assert_eq!(jane, webhook[0].user);
+    let annie = store
+        .user(GHL_SOURCE, "2KKvLwd4qhRCCC0IbVTk")
+        .await
+        .unwrap()
+        .user;
+    assert_eq!(
+        annie.organizations.unwrap()[0].id.as_deref(),
+        Some("5DP4iH6HLkQsiKESj6rh")
+    );
+    assert_eq!(annie.groups.unwrap().len(), 2);
+
+    let before = last_seq(&store).await;
+    assert_eq!(sync(&store, &source).await.counts.unchanged, 3);
+    assert_eq!(last_seq(&store).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn highlevel_changes_and_deletions_are_emitted_only_after_a_list_that_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let (base_url, state) = start_fake_highlevel().await;
+    let source = ghl_source(&base_url);
+    sync(&store, &source).await;
+    let before = last_seq(&store).await;
+
+    {
+        let mut state = state.lock().unwrap();
+        state.list["users"][0]["roles"]["role"] = json!("user");
+        // Marked deleted by HighLevel: as good as not listed.
+        state.list["users"][1]["deleted"] = json!(true);
+        state.fail = true;
+    }
+    let failed = sync(&store, &source).await;
+    assert!(!failed.complete && !failed.deletions_checked, "{failed:?}");
+    assert_eq!(last_seq(&store).await, before);
+
+    state.lock().unwrap().fail = false;
+    let report = sync(&store, &source).await;
+    assert_eq!(
+        (report.counts.updated, report.counts.deleted),
+        (1, 1),
+        "{report:?}"
+    );
+    let events: Vec<_> = store
+        .journal_after(before, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.decode().unwrap())
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].user.id, "0IHuJvc2ofPAAA8GzTRi");
+    let fields: Vec<_> = events[0]
+        .changes
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|change| change.field)
+        .collect();
+    assert_eq!(fields, ["roles"]);
+    assert_eq!(events[1].event_type.as_str(), "user.deleted");
+    assert_eq!(events[1].user.id, "1JJuKvc3pgQBBB9HaUSj");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn highlevel_429_with_retry_after_is_waited_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let (base_url, state) = start_fake_highlevel().await;
+    let source = ghl_source(&base_url);
+    state.lock().unwrap().rate_limit_once = Some(1);
+    assert_eq!(
+        source.connector.list_users(None).await.unwrap_err(),
+        rollcall_core::ListError::RateLimited {
+            retry_after: Duration::from_secs(1)
+        }
+    );
+    state.lock().unwrap().rate_limit_once = Some(1);
+    let report = sync(&store, &source).await;
+    assert!(report.complete);
+    assert_eq!(report.counts.created, 3);
+    assert_eq!(state.lock().unwrap().requests, 3);
+}

@@ -42,6 +42,7 @@
 //! on the SHA-256 of the body.
 #![forbid(unsafe_code)]
 
+pub mod listing;
 pub mod mapping;
 pub mod payload;
 pub mod signature;
@@ -91,6 +92,22 @@ pub struct HighLevelOptions {
     /// `ed25519_public_key`.
     #[serde(default)]
     pub signing_key: Option<Secret>,
+    /// Sync: a private integration token (or OAuth access token) with `users.readonly`.
+    /// `api_token` and `location_id` go together.
+    #[serde(default)]
+    pub api_token: Option<Secret>,
+    /// Sync: the sub-account (location) whose users are listed.
+    #[serde(default)]
+    pub location_id: Option<String>,
+    /// Sync: the API base URL (default `https://services.leadconnectorhq.com`).
+    #[serde(default)]
+    pub api_base_url: Option<String>,
+    /// Sync: API requests per second at most (default 5).
+    #[serde(default)]
+    pub api_rate_per_second: Option<f64>,
+    /// Sync: the timeout of the user list request, in milliseconds (default 15000).
+    #[serde(default)]
+    pub api_timeout_ms: Option<u64>,
 }
 
 /// HighLevel's retry contract ("Automated Webhook Retries", HighLevel help center): only
@@ -106,6 +123,8 @@ pub fn retry_contract() -> RetryContract {
 /// The HighLevel connector for one source.
 #[derive(Debug, Clone)]
 pub struct HighLevel {
+    /// The location's user list, when the source has API options.
+    lister: Option<std::sync::Arc<listing::Lister>>,
     keys: SignatureKeys,
     /// Only with the `signing_key` option (demos and tests).
     signing_key: Option<SigningKey>,
@@ -152,7 +171,16 @@ impl HighLevel {
             DEFAULT_RSA_PUBLIC_KEY,
             RsaPublicKey::from_pem,
         )?;
+        let lister = listing::Lister::from_options(&listing::ListingOptions {
+            api_token: options.api_token.as_ref(),
+            location_id: options.location_id.as_deref(),
+            api_base_url: options.api_base_url.as_deref(),
+            api_rate_per_second: options.api_rate_per_second,
+            api_timeout_ms: options.api_timeout_ms,
+        })?
+        .map(std::sync::Arc::new);
         Ok(Self {
+            lister,
             keys: SignatureKeys { ed25519, rsa },
             signing_key,
         })
@@ -178,7 +206,25 @@ fn read_key<K>(
     }
 }
 
+#[rollcall_core::async_trait]
 impl Connector for HighLevel {
+    /// With `api_token` and `location_id`: the API lists the location's users ([`listing`]).
+    fn lists_users(&self) -> bool {
+        self.lister.is_some()
+    }
+
+    async fn list_users(
+        &self,
+        cursor: Option<&rollcall_core::ListCursor>,
+    ) -> Result<rollcall_core::UserPage, rollcall_core::ListError> {
+        match &self.lister {
+            Some(lister) => lister.list_users(cursor).await,
+            None => Err(rollcall_core::ListError::Unsupported(
+                "the source has no API options (api_token, location_id)".to_owned(),
+            )),
+        }
+    }
+
     fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
         self.keys.verify(delivery)
     }
@@ -272,6 +318,9 @@ connector = "highlevel"
 # For demos and tests only (HighLevel signs real deliveries with its own key): an Ed25519
 # private key to sign test requests with, whose public key then verifies X-GHL-Signature.
 # signing_key = "${HIGHLEVEL_TEST_SIGNING_KEY}"
+# Optional: sync (rollcall sync, sync_interval) of one sub-account's users from the API v2.
+# location_id = "ve9EPM428h8vShlRW1KT"
+# api_token = "${HIGHLEVEL_API_TOKEN}"
 "#,
         demo_options,
     }
