@@ -1304,3 +1304,252 @@ async fn highlevel_429_with_retry_after_is_waited_out() {
     assert_eq!(report.counts.created, 3);
     assert_eq!(state.lock().unwrap().requests, 3);
 }
+
+// --- Freshservice: agents then requesters, page by page with Link headers ---
+
+const FS_SOURCE: &str = "fs-sync";
+
+#[derive(Default)]
+struct FsState {
+    /// (listing, pages)
+    agents: Vec<Value>,
+    requesters: Vec<Value>,
+    fail_page: Option<usize>,
+    rate_limit_once: Option<u64>,
+    requests: Vec<String>,
+}
+
+async fn start_fake_freshservice() -> (String, Arc<Mutex<FsState>>) {
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(
+            &std::fs::read(
+                repo().join(format!("connectors/freshservice/fixtures/sync/{name}.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    };
+    let state = Arc::new(Mutex::new(FsState {
+        agents: vec![read("agents_page_1"), read("agents_page_2")],
+        requesters: vec![read("requesters_page_1")],
+        ..FsState::default()
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let base_url = format!("http://{address}");
+    let app = {
+        let state = Arc::clone(&state);
+        let base_url = base_url.clone();
+        axum::Router::new().fallback(move |request: Request<Body>| {
+            let mut state = state.lock().unwrap();
+            // Basic auth: the API key and `X`.
+            let authorized = request
+                .headers()
+                .get("authorization")
+                .is_some_and(|value| value == "Basic ZnMtYXBpLWtleTpY"); // fs-api-key:X
+            let path = request.uri().path().to_owned();
+            let query: Vec<(String, String)> =
+                form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                    .map(|(key, value)| (key.into_owned(), value.into_owned()))
+                    .collect();
+            let page: usize = query
+                .iter()
+                .find(|(key, _)| key == "page")
+                .and_then(|(_, value)| value.parse().ok())
+                .unwrap_or(1);
+            let response = if !authorized {
+                StatusCode::UNAUTHORIZED.into_response()
+            } else {
+                state.requests.push(format!("{path}?page={page}"));
+                let (pages, before) = match path.as_str() {
+                    "/api/v2/agents" => (state.agents.clone(), 0),
+                    "/api/v2/requesters" => (state.requesters.clone(), state.agents.len()),
+                    _ => (Vec::new(), usize::MAX),
+                };
+                if before == usize::MAX || page == 0 || page > pages.len() {
+                    StatusCode::NOT_FOUND.into_response()
+                } else if let Some(seconds) = state.rate_limit_once.take() {
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", seconds.to_string())],
+                        "",
+                    )
+                        .into_response()
+                } else if state.fail_page == Some(before + page) {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "").into_response()
+                } else {
+                    let mut response =
+                        (StatusCode::OK, pages[page - 1].to_string()).into_response();
+                    if page < pages.len() {
+                        let link = format!(
+                            "<{base_url}{path}?per_page=100&page={}>; rel=\"next\"",
+                            page + 1
+                        );
+                        response.headers_mut().insert("link", link.parse().unwrap());
+                    }
+                    response
+                }
+            };
+            async move { response }
+        })
+    };
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base_url, state)
+}
+
+fn fs_source(base_url: &str) -> Source {
+    let registration = rollcall_core::registration("freshservice").unwrap();
+    let options = json!({
+        "signing_secret": "whsec_c2VjcmV0LWZvci1mcmVzaHNlcnZpY2UtdGVzdHM=",
+        "api_key": "fs-api-key",
+        "domain": "acme.freshservice.com",
+        "api_base_url": base_url,
+        "api_rate_per_second": 1000.0,
+    });
+    Source {
+        id: FS_SOURCE.to_owned(),
+        connector_name: registration.name,
+        connector: (registration.build)(&SourceOptions::new(FS_SOURCE, options)).unwrap(),
+        sync_interval: None,
+        sync_lock: Default::default(),
+    }
+}
+
+fn fs_remove(state: &Mutex<FsState>, id: u64) {
+    let mut state = state.lock().unwrap();
+    let state = &mut *state;
+    for page in state.agents.iter_mut() {
+        page["agents"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|user| user["id"] != id);
+    }
+    for page in state.requesters.iter_mut() {
+        page["requesters"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|user| user["id"] != id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshservice_backfill_lists_agents_then_requesters_then_a_second_run_emits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let (base_url, state) = start_fake_freshservice().await;
+    let source = fs_source(&base_url);
+
+    let report = sync(&store, &source).await;
+    assert!(report.complete, "{report:?}");
+    assert_eq!((report.pages, report.counts.created), (3, 5));
+    assert_eq!(
+        state.lock().unwrap().requests,
+        [
+            "/api/v2/agents?page=1",
+            "/api/v2/agents?page=2",
+            "/api/v2/requesters?page=1"
+        ]
+    );
+    let rachel = store.user(FS_SOURCE, "11").await.unwrap().user;
+    assert_eq!(rachel.emails.unwrap()[0].email, "rachel.green@acme.example");
+    assert_eq!(rachel.timezone.as_deref(), Some("America/New_York"));
+    assert_eq!(
+        store
+            .user(FS_SOURCE, "13")
+            .await
+            .unwrap()
+            .user
+            .status
+            .unwrap()
+            .as_str(),
+        "inactive"
+    );
+    assert_eq!(
+        store
+            .user(FS_SOURCE, "93")
+            .await
+            .unwrap()
+            .user
+            .timezone
+            .as_deref(),
+        Some("Asia/Kolkata")
+    );
+
+    let before = last_seq(&store).await;
+    assert_eq!(sync(&store, &source).await.counts.unchanged, 5);
+    assert_eq!(last_seq(&store).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshservice_reconciliation_emits_the_changes_and_deletes_only_after_a_complete_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let (base_url, state) = start_fake_freshservice().await;
+    let source = fs_source(&base_url);
+    sync(&store, &source).await;
+    let before = last_seq(&store).await;
+
+    {
+        let mut state = state.lock().unwrap();
+        state.agents[0]["agents"][1]["job_title"] = json!("Paleontologist");
+        state.agents[0]["agents"][1]["updated_at"] = json!("2025-06-01T00:00:00Z");
+    }
+    fs_remove(&state, 94);
+    state.lock().unwrap().fail_page = Some(3);
+    let failed = sync(&store, &source).await;
+    assert!(!failed.complete && !failed.deletions_checked, "{failed:?}");
+    // The change on page 1 is committed; no one is deleted.
+    let events = store.journal_after(before, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let event = events[0].decode().unwrap();
+    assert_eq!(event.user.id, "12");
+    let fields: Vec<_> = event
+        .changes
+        .unwrap()
+        .into_iter()
+        .map(|change| change.field)
+        .collect();
+    assert_eq!(fields, ["title", "updated_at"]);
+    let cursor = store
+        .sync_state(FS_SOURCE)
+        .await
+        .unwrap()
+        .unwrap()
+        .cursor
+        .unwrap();
+    assert_eq!(cursor.as_str(), "requesters:1");
+
+    state.lock().unwrap().fail_page = None;
+    let resumed = sync(&store, &source).await;
+    assert!(
+        resumed.complete && resumed.resumed && !resumed.deletions_checked,
+        "{resumed:?}"
+    );
+    assert_eq!(store.journal_after(before, 10).await.unwrap().len(), 1);
+    let full = sync(&store, &source).await;
+    assert_eq!(
+        (full.counts.deleted, full.counts.unchanged),
+        (1, 4),
+        "{full:?}"
+    );
+    assert!(store.user(FS_SOURCE, "94").await.unwrap().deleted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshservice_429_with_retry_after_is_waited_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    let (base_url, state) = start_fake_freshservice().await;
+    let source = fs_source(&base_url);
+    state.lock().unwrap().rate_limit_once = Some(1);
+    assert_eq!(
+        source.connector.list_users(None).await.unwrap_err(),
+        rollcall_core::ListError::RateLimited {
+            retry_after: Duration::from_secs(1)
+        }
+    );
+    state.lock().unwrap().rate_limit_once = Some(1);
+    let report = sync(&store, &source).await;
+    assert!(report.complete);
+    assert_eq!(report.counts.created, 5);
+}

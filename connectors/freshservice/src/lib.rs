@@ -30,12 +30,13 @@
 
 use rollcall_core::verify::{encode_base64, StandardWebhooks};
 use rollcall_core::{
-    async_trait, inventory, ConfigError, Connector, ConnectorRegistration, Delivery,
-    NormalizeError, Secret, SignError, SourceOptions, UserEvent, VerifyError,
+    async_trait, inventory, ConfigError, Connector, ConnectorRegistration, Delivery, ListCursor,
+    ListError, NormalizeError, Secret, SignError, SourceOptions, UserEvent, UserPage, VerifyError,
 };
 use serde::Deserialize;
 
 mod changes;
+pub mod listing;
 pub mod mapping;
 pub mod payload;
 pub mod signature;
@@ -51,6 +52,22 @@ pub struct FreshserviceOptions {
     /// except when only normalizing offline.
     #[serde(default)]
     pub signing_secret: Option<Secret>,
+    /// Sync: an API key (Profile settings > Your API key) of an agent who can view agents
+    /// and requesters. `api_key` and `domain` go together.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// Sync: the account's domain (`acme.freshservice.com`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Sync: the API base URL, overriding `https://{domain}` (proxies and tests).
+    #[serde(default)]
+    pub api_base_url: Option<String>,
+    /// Sync: API requests per second at most (default 1).
+    #[serde(default)]
+    pub api_rate_per_second: Option<f64>,
+    /// Sync: the timeout of one request, in milliseconds (default 15000).
+    #[serde(default)]
+    pub api_timeout_ms: Option<u64>,
 }
 
 /// The Freshservice connector for one configured source.
@@ -58,6 +75,8 @@ pub struct FreshserviceOptions {
 pub struct FreshserviceConnector {
     /// `None` only offline, where verify answers `source_misconfigured`.
     scheme: Option<StandardWebhooks>,
+    /// The agents and requesters listing, when the source has API options.
+    lister: Option<listing::Lister>,
 }
 
 impl FreshserviceConnector {
@@ -66,7 +85,14 @@ impl FreshserviceConnector {
         let parsed: FreshserviceOptions = options.parse()?;
         let secret = options.require_secret(parsed.signing_secret, signature::SECRET_OPTION)?;
         let scheme = secret.as_ref().map(signature::scheme).transpose()?;
-        Ok(Self { scheme })
+        let lister = listing::Lister::from_options(&listing::ListingOptions {
+            api_key: parsed.api_key.as_ref(),
+            domain: parsed.domain.as_deref(),
+            api_base_url: parsed.api_base_url.as_deref(),
+            api_rate_per_second: parsed.api_rate_per_second,
+            api_timeout_ms: parsed.api_timeout_ms,
+        })?;
+        Ok(Self { scheme, lister })
     }
 }
 
@@ -113,6 +139,20 @@ impl Connector for FreshserviceConnector {
     fn retry_contract(&self) -> rollcall_core::RetryContract {
         retry_contract()
     }
+
+    /// With `api_key` and `domain`: the API lists agents, then requesters ([`listing`]).
+    fn lists_users(&self) -> bool {
+        self.lister.is_some()
+    }
+
+    async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
+        match &self.lister {
+            Some(lister) => lister.list_users(cursor).await,
+            None => Err(ListError::Unsupported(
+                "the source has no API options (api_key, domain)".to_owned(),
+            )),
+        }
+    }
 }
 
 /// The forwarder app's contract: Freshworks' request method waits 15 s for an answer (its
@@ -145,6 +185,9 @@ connector = "freshservice"
 # The forwarder app's Standard Webhooks secret (`whsec_` + base64), the same value as its
 # "Signing secret" installation parameter.
 signing_secret = "${FRESHSERVICE_SIGNING_SECRET}"
+# Optional: sync (rollcall sync, sync_interval) of agents and requesters from the API v2.
+# domain = "acme.freshservice.com"
+# api_key = "${FRESHSERVICE_API_KEY}"
 "#,
         demo_options,
     }

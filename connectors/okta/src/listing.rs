@@ -247,28 +247,14 @@ impl Position {
 
 /// The `after` of the `rel="next"` link, if any.
 pub fn next_after(headers: &reqwest::header::HeaderMap) -> Option<String> {
-    for value in headers.get_all(reqwest::header::LINK) {
-        let Ok(text) = value.to_str() else { continue };
-        for link in text.split(',') {
-            let mut parts = link.split(';');
-            let Some(target) = parts.next() else { continue };
-            let is_next = parts.any(|part| {
-                let part = part.trim().replace(' ', "");
-                part == "rel=\"next\"" || part == "rel=next"
-            });
-            if !is_next {
-                continue;
-            }
-            let target = target.trim().trim_start_matches('<').trim_end_matches('>');
-            let Ok(url) = reqwest::Url::parse(target) else {
-                continue;
-            };
-            if let Some((_, after)) = url.query_pairs().find(|(key, _)| key == "after") {
-                return Some(after.into_owned());
-            }
-        }
-    }
-    None
+    let values = headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|value| value.to_str().ok());
+    let next = reqwest::Url::parse(&rollcall_core::sync::next_link(values)?).ok()?;
+    next.query_pairs()
+        .find(|(key, _)| key == "after")
+        .map(|(_, after)| after.into_owned())
 }
 
 /// How long Okta asks to wait: `Retry-After` when sent, else until `X-Rate-Limit-Reset`

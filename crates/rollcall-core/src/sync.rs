@@ -102,9 +102,45 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
+/// The target of the `rel="next"` link among `Link` header values (RFC 8288), as written.
+pub fn next_link<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    for value in values {
+        for link in value.split(',') {
+            let mut parts = link.split(';');
+            let Some(target) = parts.next() else { continue };
+            let is_next = parts.any(|part| {
+                let part: String = part.chars().filter(|c| !c.is_whitespace()).collect();
+                part.eq_ignore_ascii_case("rel=\"next\"") || part.eq_ignore_ascii_case("rel=next")
+            });
+            if is_next {
+                let target = target.trim();
+                let target = target.strip_prefix('<').unwrap_or(target);
+                let target = target.strip_suffix('>').unwrap_or(target);
+                return Some(target.to_owned());
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_link_is_found_among_link_values() {
+        let values = [
+            "<https://acme.okta.com/api/v1/users?limit=200>; rel=\"self\"",
+            "<https://acme.okta.com/api/v1/users?after=00u1&limit=200>; rel=\"next\"",
+        ];
+        assert_eq!(
+            next_link(values).as_deref(),
+            Some("https://acme.okta.com/api/v1/users?after=00u1&limit=200")
+        );
+        let combined = "<https://x/a?page=1>; rel=\"prev\", <https://x/a?page=3>; rel=next";
+        assert_eq!(next_link([combined]).as_deref(), Some("https://x/a?page=3"));
+        assert_eq!(next_link(["<https://x/a>; rel=\"self\""]), None);
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_is_capped() {
