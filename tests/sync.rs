@@ -112,11 +112,13 @@ fn answer(state: &Mutex<FakeState>, request: &Request<Body>) -> axum::response::
         .strip_prefix("/api/v2/users/")
         .and_then(|rest| rest.strip_suffix(".json"))
     {
-        return match state
-            .singles
-            .iter()
-            .find(|user| user["id"].to_string() == id)
-        {
+        return match state.singles.iter().find(|user| {
+            user["id"]
+                .as_u64()
+                .map(|number| number.to_string())
+                .as_deref()
+                == Some(id)
+        }) {
             Some(user) => (StatusCode::OK, json, json!({"user": user}).to_string()).into_response(),
             None => StatusCode::NOT_FOUND.into_response(),
         };
@@ -1552,4 +1554,73 @@ async fn freshservice_429_with_retry_after_is_waited_out() {
     let report = sync(&store, &source).await;
     assert!(report.complete);
     assert_eq!(report.counts.created, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollcall_sync_prints_a_json_summary_off_a_terminal_and_exits_by_completeness() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = FakeZendesk::start().await;
+    let config = dir.path().join("rollcall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\ntype = \"sqlite\"\npath = \"{}\"\n{}",
+            dir.path().join("data/rollcall.db").display(),
+            zendesk_enrich_source_toml(SOURCE, &api.base_url)
+        ),
+    )
+    .unwrap();
+    let run = |config: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+                .args(["sync", "--source", SOURCE, "--config"])
+                .arg(&config)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let output = run(config.clone()).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["complete"], true, "{summary}");
+    assert_eq!(summary["created"], 5, "{summary}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(ZENDESK_API_TOKEN));
+
+    // The vendor fails on page 3: exit 1, the summary says why, nothing deleted.
+    api.state.lock().unwrap().fail_page = Some(3);
+    let output = run(config.clone()).await;
+    assert_eq!(output.status.code(), Some(1));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["complete"], false, "{summary}");
+    assert!(
+        summary["error"].as_str().unwrap().contains("500"),
+        "{summary}"
+    );
+
+    // A source that cannot list users: sync_unsupported.
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\ntype = \"sqlite\"\npath = \"{}\"\n[[sources]]\nid = \"plain\"\nconnector = \"zendesk\"\nsigning_secret = \"s\"\n",
+            dir.path().join("data/rollcall.db").display()
+        ),
+    )
+    .unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .args(["sync", "--source", "plain", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("sync_unsupported"));
 }

@@ -256,98 +256,6 @@ pub fn actor(actor: &LogActor) -> Option<Actor> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn every_listed_event_type_maps_to_a_unified_type() {
-        for vendor_type in crate::EVENT_TYPES {
-            assert!(unified_for(vendor_type).is_some(), "{vendor_type}");
-        }
-    }
-
-    #[test]
-    fn lifecycle_events_set_the_status_they_leave_the_user_in() {
-        let status = |vendor_type| unified_for(vendor_type).unwrap().1;
-        assert_eq!(status("user.lifecycle.activate"), Some(UserStatus::Active));
-        assert_eq!(status("user.lifecycle.unsuspend"), Some(UserStatus::Active));
-        assert_eq!(
-            status("user.lifecycle.deactivate"),
-            Some(UserStatus::Inactive)
-        );
-        assert_eq!(status("user.lifecycle.suspend"), Some(UserStatus::Inactive));
-        assert_eq!(
-            status("user.lifecycle.delete.initiated"),
-            Some(UserStatus::Deleted)
-        );
-        assert_eq!(status("user.lifecycle.create"), None);
-        assert_eq!(status("user.account.update_profile"), None);
-        assert_eq!(
-            status("user.lifecycle.delete.completed"),
-            Some(UserStatus::Deleted)
-        );
-        assert_eq!(
-            status("user.lifecycle.reactivate"),
-            Some(UserStatus::Invited)
-        );
-        assert_eq!(status("user.account.lock"), Some(UserStatus::Inactive));
-        assert_eq!(status("user.account.unlock"), Some(UserStatus::Active));
-        assert_eq!(status("user.account.privilege.grant"), None);
-        assert_eq!(status("group.user_membership.remove"), None);
-    }
-
-    #[test]
-    fn privilege_names_are_split_on_commas() {
-        let raw = json!({"debugContext": {"debugData": {
-            "privilegeGranted": "Super administrator, Help Desk administrator ,"
-        }}});
-        let names: Vec<_> = privileges(&raw, PRIVILEGE_GRANTED)
-            .unwrap()
-            .into_iter()
-            .map(|role| role.name.unwrap())
-            .collect();
-        assert_eq!(names, ["Super administrator", "Help Desk administrator"]);
-        assert_eq!(privileges(&raw, PRIVILEGE_REVOKED), None);
-    }
-
-    #[test]
-    fn other_user_event_types_are_not_mapped() {
-        for vendor_type in [
-            "user.session.start",
-            "group.user_membership.change",
-            "user.account.reset_password",
-            "User.Lifecycle.Create",
-        ] {
-            assert_eq!(unified_for(vendor_type), None, "{vendor_type}");
-        }
-    }
-
-    #[test]
-    fn an_actor_with_neither_id_nor_name_is_no_actor() {
-        assert_eq!(actor(&LogActor::default()), None);
-        let system = LogActor {
-            id: Some("0oa1".into()),
-            actor_type: Some("PublicClientApp".into()),
-            ..LogActor::default()
-        };
-        assert_eq!(actor(&system).unwrap().id.as_deref(), Some("0oa1"));
-    }
-
-    #[test]
-    fn the_login_is_the_username_and_never_an_email() {
-        let event: LogEvent = serde_json::from_value(json!({
-            "eventType": "user.lifecycle.create",
-            "target": [{"id": "00u1", "type": "User", "alternateId": "ann@example.com"}]
-        }))
-        .unwrap();
-        let user = user(&event, None).unwrap();
-        assert_eq!(user.username.as_deref(), Some("ann@example.com"));
-        assert_eq!(user.emails, None);
-    }
-}
-
 /// The unified user for a Users API user object (`GET /api/v1/users`), for sync.
 ///
 /// The fields a webhook's `User` target carries are mapped as the webhooks map them: `id`;
@@ -446,5 +354,97 @@ pub fn api_status(status: &str) -> UserStatus {
         "STAGED" | "PROVISIONED" => UserStatus::Invited,
         "SUSPENDED" | "LOCKED_OUT" | "DEPROVISIONED" => UserStatus::Inactive,
         other => UserStatus::from_vendor(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_listed_event_type_maps_to_a_unified_type() {
+        for vendor_type in crate::EVENT_TYPES {
+            assert!(unified_for(vendor_type).is_some(), "{vendor_type}");
+        }
+    }
+
+    #[test]
+    fn lifecycle_events_set_the_status_they_leave_the_user_in() {
+        let status = |vendor_type| unified_for(vendor_type).unwrap().1;
+        assert_eq!(status("user.lifecycle.activate"), Some(UserStatus::Active));
+        assert_eq!(status("user.lifecycle.unsuspend"), Some(UserStatus::Active));
+        assert_eq!(
+            status("user.lifecycle.deactivate"),
+            Some(UserStatus::Inactive)
+        );
+        assert_eq!(status("user.lifecycle.suspend"), Some(UserStatus::Inactive));
+        assert_eq!(
+            status("user.lifecycle.delete.initiated"),
+            Some(UserStatus::Deleted)
+        );
+        assert_eq!(status("user.lifecycle.create"), None);
+        assert_eq!(status("user.account.update_profile"), None);
+        assert_eq!(
+            status("user.lifecycle.delete.completed"),
+            Some(UserStatus::Deleted)
+        );
+        assert_eq!(
+            status("user.lifecycle.reactivate"),
+            Some(UserStatus::Invited)
+        );
+        assert_eq!(status("user.account.lock"), Some(UserStatus::Inactive));
+        assert_eq!(status("user.account.unlock"), Some(UserStatus::Active));
+        assert_eq!(status("user.account.privilege.grant"), None);
+        assert_eq!(status("group.user_membership.remove"), None);
+    }
+
+    #[test]
+    fn privilege_names_are_split_on_commas() {
+        let raw = json!({"debugContext": {"debugData": {
+            "privilegeGranted": "Super administrator, Help Desk administrator ,"
+        }}});
+        let names: Vec<_> = privileges(&raw, PRIVILEGE_GRANTED)
+            .unwrap()
+            .into_iter()
+            .map(|role| role.name.unwrap())
+            .collect();
+        assert_eq!(names, ["Super administrator", "Help Desk administrator"]);
+        assert_eq!(privileges(&raw, PRIVILEGE_REVOKED), None);
+    }
+
+    #[test]
+    fn other_user_event_types_are_not_mapped() {
+        for vendor_type in [
+            "user.session.start",
+            "group.user_membership.change",
+            "user.account.reset_password",
+            "User.Lifecycle.Create",
+        ] {
+            assert_eq!(unified_for(vendor_type), None, "{vendor_type}");
+        }
+    }
+
+    #[test]
+    fn an_actor_with_neither_id_nor_name_is_no_actor() {
+        assert_eq!(actor(&LogActor::default()), None);
+        let system = LogActor {
+            id: Some("0oa1".into()),
+            actor_type: Some("PublicClientApp".into()),
+            ..LogActor::default()
+        };
+        assert_eq!(actor(&system).unwrap().id.as_deref(), Some("0oa1"));
+    }
+
+    #[test]
+    fn the_login_is_the_username_and_never_an_email() {
+        let event: LogEvent = serde_json::from_value(json!({
+            "eventType": "user.lifecycle.create",
+            "target": [{"id": "00u1", "type": "User", "alternateId": "ann@example.com"}]
+        }))
+        .unwrap();
+        let user = user(&event, None).unwrap();
+        assert_eq!(user.username.as_deref(), Some("ann@example.com"));
+        assert_eq!(user.emails, None);
     }
 }

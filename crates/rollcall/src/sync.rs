@@ -182,6 +182,9 @@ pub async fn run_with(
         },
     };
     let run_started_at = state.run_started_at.unwrap_or(started_at);
+    // A resumed run's counts start from what the stopped run counted (and already reported
+    // as metrics): this invocation reports only what it adds.
+    let counted_before = state.counts;
     let mut run = Run {
         store,
         source,
@@ -232,7 +235,7 @@ pub async fn run_with(
         state.last_complete_at = Some(finished_at);
     }
     run.commit(Vec::new(), &state).await?;
-    record_metrics(metrics, &source.id, &state, complete);
+    record_metrics(metrics, &source.id, &state, &counted_before, complete);
     Ok(SyncReport {
         source: source.id.clone(),
         complete,
@@ -529,15 +532,22 @@ impl Uncount for SyncCounts {
 
 /// `rollcall_sync_users_total{source,outcome}` for the run's counts, and
 /// `rollcall_sync_last_success_timestamp_seconds{source}` after a complete run.
-fn record_metrics(metrics: &Metrics, source: &str, state: &SyncState, complete: bool) {
+fn record_metrics(
+    metrics: &Metrics,
+    source: &str,
+    state: &SyncState,
+    before: &SyncCounts,
+    complete: bool,
+) {
     let counts = &state.counts;
-    for (outcome, value) in [
-        ("created", counts.created),
-        ("updated", counts.updated),
-        ("deleted", counts.deleted),
-        ("unchanged", counts.unchanged),
-        ("stale", counts.stale),
+    for (outcome, now, then) in [
+        ("created", counts.created, before.created),
+        ("updated", counts.updated, before.updated),
+        ("deleted", counts.deleted, before.deleted),
+        ("unchanged", counts.unchanged, before.unchanged),
+        ("stale", counts.stale, before.stale),
     ] {
+        let value = now.saturating_sub(then);
         metrics.add(
             "rollcall_sync_users_total",
             &[("source", source), ("outcome", outcome)],
