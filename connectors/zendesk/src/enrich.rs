@@ -622,7 +622,6 @@ struct Guard {
     breaker: CircuitBreaker,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
