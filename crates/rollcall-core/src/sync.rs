@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use crate::backoff::MAX_RETRY_AFTER;
 use crate::error::ErrorCode;
 use crate::model::User;
 
@@ -90,13 +91,9 @@ impl ListError {
     }
 }
 
-/// The longest `Retry-After` a connector honours; a vendor asking for more is waited on for
-/// this long, then asked again.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
-
 /// Reads a `Retry-After` value: delay seconds (what Zendesk, Okta's `X-Rate-Limit-Reset`
 /// aside, and most APIs send). An HTTP date is not read (`None`); the caller then uses its
-/// own pause. Capped at [`MAX_RETRY_AFTER`].
+/// own pause. Capped at [`MAX_RETRY_AFTER`] (the one cap for every peer).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let seconds = value.trim().parse::<u64>().ok()?;
     Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
