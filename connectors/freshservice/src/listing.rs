@@ -11,10 +11,9 @@
 //! departments and workspaces as ids only, where the webhooks carry them with names: the
 //! page leaves them to what webhooks told ([`UserPage::unlisted`]).
 
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rollcall_core::rate::TokenBucket;
+use rollcall_core::rate::RateLimit;
 use rollcall_core::sync::{next_link, parse_retry_after};
 use rollcall_core::{ConfigError, ListCursor, ListError, Secret, UserPage};
 use serde_json::Value;
@@ -52,7 +51,7 @@ pub struct Lister {
     client: reqwest::Client,
     base_url: String,
     api_key: Secret,
-    bucket: Mutex<TokenBucket>,
+    rate_limit: RateLimit,
 }
 
 impl Lister {
@@ -111,12 +110,12 @@ impl Lister {
         let rate = options
             .api_rate_per_second
             .unwrap_or(DEFAULT_RATE_PER_SECOND);
-        if !rate.is_finite() || rate <= 0.0 {
+        let Some(rate_limit) = RateLimit::per_second(rate) else {
             return Err(ConfigError::new(
                 "api_rate_per_second",
                 "must be a number above 0",
             ));
-        }
+        };
         let timeout_ms = options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if timeout_ms == 0 {
             return Err(ConfigError::new("api_timeout_ms", "must be at least 1"));
@@ -138,7 +137,7 @@ impl Lister {
             client,
             base_url,
             api_key: api_key.clone(),
-            bucket: Mutex::new(TokenBucket::new(rate, Instant::now())),
+            rate_limit,
         }))
     }
 
@@ -146,12 +145,8 @@ impl Lister {
     pub async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
         let (listing, page) = read_cursor(cursor)?;
         let (name, path, key) = LISTINGS[listing];
-        loop {
-            let wait = self.lock().wait_time(Instant::now());
-            match wait {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => break,
-            }
+        while let Some(wait) = self.rate_limit.wait_time() {
+            tokio::time::sleep(wait).await;
         }
         let page_text = page.to_string();
         let mut response = self
@@ -225,12 +220,6 @@ impl Lister {
             next: next.map(ListCursor::new),
             unlisted: UNLISTED,
         })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, TokenBucket> {
-        self.bucket
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -8,10 +8,9 @@
 //! the webhook mapping ([`crate::mapping::user`]). A user the API marks `deleted: true` is
 //! left out, as if not listed.
 
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rollcall_core::rate::TokenBucket;
+use rollcall_core::rate::RateLimit;
 use rollcall_core::sync::parse_retry_after;
 use rollcall_core::{ConfigError, EventType, ListCursor, ListError, Secret, UserPage};
 use serde_json::{Map, Value};
@@ -56,7 +55,7 @@ pub struct Lister {
     base_url: String,
     location_id: String,
     api_token: Secret,
-    bucket: Mutex<TokenBucket>,
+    rate_limit: RateLimit,
 }
 
 impl Lister {
@@ -113,12 +112,12 @@ impl Lister {
         let rate = options
             .api_rate_per_second
             .unwrap_or(DEFAULT_RATE_PER_SECOND);
-        if !rate.is_finite() || rate <= 0.0 {
+        let Some(rate_limit) = RateLimit::per_second(rate) else {
             return Err(ConfigError::new(
                 "api_rate_per_second",
                 "must be a number above 0",
             ));
-        }
+        };
         let timeout_ms = options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if timeout_ms == 0 {
             return Err(ConfigError::new("api_timeout_ms", "must be at least 1"));
@@ -141,7 +140,7 @@ impl Lister {
             base_url,
             location_id: location_id.to_owned(),
             api_token: api_token.clone(),
-            bucket: Mutex::new(TokenBucket::new(rate, Instant::now())),
+            rate_limit,
         }))
     }
 
@@ -153,12 +152,8 @@ impl Lister {
                 "the HighLevel user list has one page: there is no cursor to resume from",
             ));
         }
-        loop {
-            let wait = self.lock().wait_time(Instant::now());
-            match wait {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => break,
-            }
+        while let Some(wait) = self.rate_limit.wait_time() {
+            tokio::time::sleep(wait).await;
         }
         let mut response = self
             .client
@@ -212,12 +207,6 @@ impl Lister {
             }
         }
         parse_user_list(&body, &self.location_id)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, TokenBucket> {
-        self.bucket
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

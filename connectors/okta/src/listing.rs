@@ -13,10 +13,9 @@
 //! the listing (a request per user would be needed): the page says so
 //! ([`UserPage::unlisted`]), and the host keeps what webhooks told.
 
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rollcall_core::rate::TokenBucket;
+use rollcall_core::rate::RateLimit;
 use rollcall_core::sync::parse_retry_after;
 use rollcall_core::{ConfigError, ListCursor, ListError, Secret, UserPage};
 use serde_json::Value;
@@ -54,7 +53,7 @@ pub struct Lister {
     /// Without a trailing `/`.
     org_url: String,
     api_token: Secret,
-    bucket: Mutex<TokenBucket>,
+    rate_limit: RateLimit,
 }
 
 impl Lister {
@@ -96,12 +95,12 @@ impl Lister {
         let rate = options
             .api_rate_per_second
             .unwrap_or(DEFAULT_RATE_PER_SECOND);
-        if !rate.is_finite() || rate <= 0.0 {
+        let Some(rate_limit) = RateLimit::per_second(rate) else {
             return Err(ConfigError::new(
                 "api_rate_per_second",
                 "must be a number above 0",
             ));
-        }
+        };
         let timeout_ms = options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if timeout_ms == 0 {
             return Err(ConfigError::new("api_timeout_ms", "must be at least 1"));
@@ -120,19 +119,15 @@ impl Lister {
             client,
             org_url,
             api_token: api_token.clone(),
-            bucket: Mutex::new(TokenBucket::new(rate, Instant::now())),
+            rate_limit,
         }))
     }
 
     /// One page of the org's users from `cursor`.
     pub async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
         let position = Position::read(cursor)?;
-        loop {
-            let wait = self.lock().wait_time(Instant::now());
-            match wait {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => break,
-            }
+        while let Some(wait) = self.rate_limit.wait_time() {
+            tokio::time::sleep(wait).await;
         }
         let mut url = reqwest::Url::parse(&format!("{}/api/v1/users", self.org_url))
             .map_err(|error| ListError::failed(false, format!("bad org_url: {error}")))?;
@@ -203,12 +198,6 @@ impl Lister {
             next: next.map(ListCursor::new),
             unlisted: UNLISTED,
         })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, TokenBucket> {
-        self.bucket
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

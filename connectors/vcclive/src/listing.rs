@@ -9,10 +9,9 @@
 //! phone numbers: the page says so ([`UserPage::unlisted`]) and the host keeps what webhooks
 //! told.
 
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rollcall_core::rate::TokenBucket;
+use rollcall_core::rate::RateLimit;
 use rollcall_core::sync::parse_retry_after;
 use rollcall_core::{ConfigError, ListCursor, ListError, Secret, UserPage};
 use serde_json::{Map, Value};
@@ -52,7 +51,7 @@ pub struct Lister {
     base_url: String,
     account: String,
     api_password: Secret,
-    bucket: Mutex<TokenBucket>,
+    rate_limit: RateLimit,
 }
 
 impl Lister {
@@ -111,12 +110,12 @@ impl Lister {
         let rate = options
             .api_rate_per_second
             .unwrap_or(DEFAULT_RATE_PER_SECOND);
-        if !rate.is_finite() || rate <= 0.0 {
+        let Some(rate_limit) = RateLimit::per_second(rate) else {
             return Err(ConfigError::new(
                 "api_rate_per_second",
                 "must be a number above 0",
             ));
-        }
+        };
         let timeout_ms = options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if timeout_ms == 0 {
             return Err(ConfigError::new("api_timeout_ms", "must be at least 1"));
@@ -139,7 +138,7 @@ impl Lister {
             base_url,
             account: account.to_owned(),
             api_password: api_password.clone(),
-            bucket: Mutex::new(TokenBucket::new(rate, Instant::now())),
+            rate_limit,
         }))
     }
 
@@ -151,12 +150,8 @@ impl Lister {
                 "the VCC Live user list has one page: there is no cursor to resume from",
             ));
         }
-        loop {
-            let wait = self.lock().wait_time(Instant::now());
-            match wait {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => break,
-            }
+        while let Some(wait) = self.rate_limit.wait_time() {
+            tokio::time::sleep(wait).await;
         }
         let mut response = self
             .client
@@ -208,12 +203,6 @@ impl Lister {
             }
         }
         parse_user_list(&body)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, TokenBucket> {
-        self.bucket
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

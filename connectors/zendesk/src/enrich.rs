@@ -12,8 +12,8 @@
 //! Guards, all per source:
 //!
 //! * a timeout per request (`api_timeout_ms`, default 3000);
-//! * a token bucket (`api_rate_per_second`, default 10, burst of one second's worth): when it
-//!   is empty the event is not enriched, rather than waiting;
+//! * a rate limit (`api_rate_per_second`, default 10, burst of one second's worth; rollcall-core's
+//!   [`RateLimit`], on `governor`): when it is spent the event is not enriched, rather than waiting;
 //! * a circuit breaker (rollcall-core's shared [`CircuitBreaker`]): after
 //!   [`BREAKER_THRESHOLD`] consecutive failures it opens for
 //!   `api_breaker_cooldown_ms` (default 30 s) and events are not enriched; then one request
@@ -28,7 +28,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rollcall_core::backoff::{Backoff, BreakerState, CircuitBreaker, Health};
-use rollcall_core::rate::TokenBucket;
+use rollcall_core::rate::RateLimit;
 use rollcall_core::sync::parse_retry_after;
 use rollcall_core::{
     ConfigError, EnrichError, EventType, ListCursor, ListError, Secret, User, UserEvent, UserPage,
@@ -86,6 +86,8 @@ pub struct Enricher {
     email: String,
     api_token: Secret,
     timeout: Duration,
+    /// Shared by enrichment (which skips when it is spent) and listing (which waits).
+    rate_limit: RateLimit,
     guard: Mutex<Guard>,
 }
 
@@ -142,12 +144,12 @@ impl Enricher {
         let rate = options
             .api_rate_per_second
             .unwrap_or(DEFAULT_RATE_PER_SECOND);
-        if !rate.is_finite() || rate <= 0.0 {
+        let Some(rate_limit) = RateLimit::per_second(rate) else {
             return Err(ConfigError::new(
                 "api_rate_per_second",
                 "must be a number above 0",
             ));
-        }
+        };
         let cooldown = Duration::from_millis(
             options
                 .api_breaker_cooldown_ms
@@ -172,8 +174,8 @@ impl Enricher {
             email: email.to_owned(),
             api_token: api_token.clone(),
             timeout,
+            rate_limit,
             guard: Mutex::new(Guard {
-                bucket: TokenBucket::new(rate, Instant::now()),
                 breaker: CircuitBreaker::new(BREAKER_THRESHOLD, Backoff::new(cooldown, cooldown)),
             }),
         }))
@@ -212,7 +214,7 @@ impl Enricher {
             BreakerState::Open => return None,
             BreakerState::HalfOpen => true,
         };
-        if !guard.bucket.try_take(now) {
+        if !self.rate_limit.try_take() {
             return None;
         }
         if trial {
@@ -223,18 +225,11 @@ impl Enricher {
 
     /// One page of the account's users (`GET /api/v2/users.json` with cursor pagination,
     /// 100 per page), each mapped with the bare-user mapping the webhooks use. Waits for the
-    /// source's token bucket (shared with enrichment) instead of skipping; a 429 pauses
+    /// source's rate limit (shared with enrichment) instead of skipping; a 429 pauses
     /// enrichment too (the breaker) and is answered with its `Retry-After`.
     pub async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
-        loop {
-            let wait = {
-                let mut guard = self.lock();
-                guard.bucket.wait_time(Instant::now())
-            };
-            match wait {
-                None => break,
-                Some(wait) => tokio::time::sleep(wait).await,
-            }
+        while let Some(wait) = self.rate_limit.wait_time() {
+            tokio::time::sleep(wait).await;
         }
         let mut url = reqwest::Url::parse(&format!("{}/api/v2/users.json", self.base_url))
             .map_err(|error| ListError::failed(false, format!("bad API URL: {error}")))?;
@@ -618,7 +613,6 @@ impl Failure {
 
 #[derive(Debug)]
 struct Guard {
-    bucket: TokenBucket,
     breaker: CircuitBreaker,
 }
 

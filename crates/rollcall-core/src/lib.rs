@@ -12,7 +12,7 @@
 //!   by delivery, sinks and connectors' outbound calls.
 //! * [`retry`]: a vendor's retry contract (what it retries, for how long, how fast it needs
 //!   an answer).
-//! * [`rate`]: the token bucket that bounds a source's calls to its vendor's API.
+//! * [`rate`]: the rate limit (on `governor`) that bounds a source's calls to its vendor's API.
 //! * [`sync`]: a vendor's user listing, for backfill and reconciliation.
 //! * [`error`]: error types with stable codes, an HTTP status and a retry decision.
 //!

@@ -35,11 +35,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
-use governor::clock::Clock as _;
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 use rollcall_core::backoff::{Backoff, CircuitBreaker, Health, MAX_RETRY_AFTER};
+use rollcall_core::rate::{self, RateLimit};
 use rollcall_core::{EventType, Format, OutboundEvent, Sink, SinkError, Timestamp};
 use rollcall_store::{Advance, JournalEntry, Lease, ParkedEvent, Store};
 use serde::Serialize;
@@ -100,7 +97,7 @@ impl governor::clock::Clock for RateClock {
     }
 }
 
-type SinkRateLimiter = RateLimiter<NotKeyed, InMemoryState, RateClock, NoOpMiddleware<Duration>>;
+type SinkRateLimiter = RateLimit<RateClock>;
 
 /// What `/v1/sinks` shows of a sink's worker.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -155,7 +152,6 @@ pub struct Worker {
     /// Set when the breaker closes after being open: every parked line is due.
     recovered: AtomicBool,
     limiter: Option<SinkRateLimiter>,
-    rate_clock: RateClock,
     /// Parked events by user line, in sequence order, as the store holds them.
     parked: Mutex<BTreeMap<String, VecDeque<ParkedEvent>>>,
     /// The lease token the parked lines were loaded under (reloaded on a new token).
@@ -204,8 +200,8 @@ impl Worker {
         let limiter = config
             .delivery
             .rate_limit_per_second
-            .and_then(|rate| Quota::with_period(Duration::from_secs_f64(1.0 / rate)))
-            .map(|quota| RateLimiter::direct_with_clock(quota, rate_clock.clone()));
+            .and_then(rate::quota_paced)
+            .map(|quota| RateLimit::with_clock(quota, rate_clock));
         Self {
             config,
             sink,
@@ -219,7 +215,6 @@ impl Worker {
             breaker_changed: watch::Sender::new(0),
             recovered: AtomicBool::new(false),
             limiter,
-            rate_clock,
             parked: Mutex::new(BTreeMap::new()),
             parked_token: Mutex::new(None),
             inflight: AtomicI64::new(0),
@@ -733,8 +728,7 @@ impl Worker {
             self.keep_lease().await;
         };
         if let Some(limiter) = &self.limiter {
-            while let Err(not_until) = limiter.check() {
-                let wait = not_until.wait_time_from(self.rate_clock.now());
+            while let Some(wait) = limiter.wait_time() {
                 if stopped(shutdown, tokio::time::sleep(wait)).await {
                     return None;
                 }
