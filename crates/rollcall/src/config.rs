@@ -30,6 +30,39 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// How the daemon writes its log lines (always to standard error).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// `text` for people, `json` (one object per line) for log collectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!(
+                "unknown log format {other:?} (expected text or json)"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -577,13 +610,13 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
-            file: Some(path.to_path_buf()),
-            line: None,
-            key: None,
-            message: format!("cannot read: {error}"),
-        })?;
-        Self::parse(&text, |name| std::env::var(name).ok()).map_err(|mut error| {
+        Self::load_with(path, &Overrides::from_env())
+    }
+
+    /// Reads and validates a configuration file, with `overrides` applied over it.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let text = read_file(path)?;
+        Self::parse_with(&text, |name| std::env::var(name).ok(), overrides).map_err(|mut error| {
             error.file = Some(path.to_path_buf());
             error
         })
@@ -595,9 +628,20 @@ impl Config {
     /// a variable's value is data, whatever it holds (quotes, newlines, `'`), and cannot
     /// change the document's structure in any TOML string form.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::parse_with(text, env, &Overrides::default())
+    }
+
+    /// As [`Config::parse`], with `overrides` applied over the file's values.
+    pub fn parse_with(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
         let mut document: toml::Table =
             toml::from_str(text).map_err(|error| toml_error(text, &error))?;
         interpolate_table(&mut document, text, &env)?;
+        overrides.apply(&mut document)?;
+        default_store_type(&mut document);
         let config: Config =
             toml::Value::Table(document)
                 .try_into()
@@ -1047,6 +1091,184 @@ fn find_section_key_line(text: &str, section: &str, key: &str) -> Option<usize> 
     None
 }
 
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| ConfigError {
+        file: Some(path.to_path_buf()),
+        line: None,
+        key: None,
+        message: format!("cannot read: {error}"),
+    })
+}
+
+/// `[store]` without `type` is the embedded SQLite store.
+fn default_store_type(document: &mut toml::Table) {
+    if let Some(toml::Value::Table(store)) = document.get_mut("store") {
+        store
+            .entry("type")
+            .or_insert_with(|| toml::Value::String("sqlite".to_owned()));
+    }
+}
+
+impl AdminConfig {
+    /// Only the `[admin]` table of a configuration file (with its overrides): what the
+    /// operator commands need. The rest of the file, and the variables it names, are not
+    /// read, so an operator needs neither the sources' secrets nor the sinks' passwords.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_text(&read_file(path)?, overrides).map_err(|mut error| {
+            error.file = Some(path.to_path_buf());
+            error
+        })
+    }
+
+    /// The defaults with `overrides` applied (`ROLLCALL_ADMIN_LISTEN`, `ROLLCALL_ADMIN_TOKEN`).
+    pub fn from_overrides(overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_text("", overrides)
+    }
+
+    fn load_text(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut document: toml::Table =
+            toml::from_str(text).map_err(|error| toml_error(text, &error))?;
+        let mut admin = toml::Table::new();
+        if let Some(table) = document.remove("admin") {
+            admin.insert("admin".to_owned(), table);
+        }
+        interpolate_table(&mut admin, text, &|name: &str| std::env::var(name).ok())?;
+        overrides.only("admin").apply(&mut admin)?;
+        let table = admin
+            .remove("admin")
+            .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
+        table
+            .try_into()
+            .map_err(|error: toml::de::Error| toml_error(text, &error))
+    }
+}
+
+/// The prefix of the environment variables that override configuration keys:
+/// `ROLLCALL_<TABLE>_<KEY>` sets `key` of `[table]` (`ROLLCALL_INGEST_LISTEN`,
+/// `ROLLCALL_ADMIN_TOKEN`, `ROLLCALL_LOG_FORMAT`).
+pub const ENV_PREFIX: &str = "ROLLCALL_";
+
+/// The tables whose keys can be overridden; `[[sources]]` and `[[sinks]]` are lists, and
+/// their values take `${VARS}` instead.
+const OVERRIDABLE_TABLES: &[&str] = &["ingest", "admin", "store", "delivery", "log"];
+
+/// Values set outside the file (environment variables, command-line flags), applied over
+/// it in order: a later one wins.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides(Vec<Override>);
+
+#[derive(Debug, Clone)]
+struct Override {
+    /// Where the value came from, for errors: `ROLLCALL_INGEST_LISTEN`, `--listen`.
+    origin: String,
+    table: String,
+    key: String,
+    value: String,
+}
+
+impl Overrides {
+    /// The `ROLLCALL_<TABLE>_<KEY>` variables of this process's environment.
+    pub fn from_env() -> Self {
+        Self::from_variables(std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        }))
+    }
+
+    /// The overrides among `variables` (name, value); other variables are ignored.
+    pub fn from_variables(variables: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut overrides: Vec<Override> = variables
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let rest = name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
+                let (table, key) = rest.split_once('_')?;
+                (OVERRIDABLE_TABLES.contains(&table) && !key.is_empty()).then(|| Override {
+                    origin: name.clone(),
+                    table: table.to_owned(),
+                    key: key.to_owned(),
+                    value,
+                })
+            })
+            .collect();
+        // The environment's order is arbitrary; make the result not depend on it.
+        overrides.sort_by(|a, b| a.origin.cmp(&b.origin));
+        Self(overrides)
+    }
+
+    /// Sets `[table] key` to `value`, over everything before; `origin` names the flag.
+    pub fn set(&mut self, origin: &str, table: &str, key: &str, value: impl Into<String>) {
+        self.0.push(Override {
+            origin: origin.to_owned(),
+            table: table.to_owned(),
+            key: key.to_owned(),
+            value: value.into(),
+        });
+    }
+
+    fn only(&self, table: &str) -> Self {
+        Self(
+            self.0
+                .iter()
+                .filter(|item| item.table == table)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Writes each value into `document`, typed as the schema types its key.
+    fn apply(&self, document: &mut toml::Table) -> Result<(), ConfigError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let schema = schema();
+        for item in &self.0 {
+            let error = |message: String| ConfigError {
+                file: None,
+                line: None,
+                key: Some(format!("{}.{}", item.table, item.key)),
+                message: format!("{message} (set by {})", item.origin),
+            };
+            let property = &schema["properties"][&item.table]["properties"][&item.key];
+            if property.is_null() {
+                return Err(error("unknown key".to_owned()));
+            }
+            let value = typed_value(&item.value, property).map_err(error)?;
+            let table = document
+                .entry(item.table.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(table) = table else {
+                return Err(error(format!(
+                    "[{}] is not a table in the file",
+                    item.table
+                )));
+            };
+            table.insert(item.key.clone(), value);
+        }
+        Ok(())
+    }
+}
+
+/// `text` as the JSON Schema `property` types it: a string stays a string (a token of
+/// digits is still a token); numbers, booleans and arrays (in TOML syntax) are parsed.
+fn typed_value(text: &str, property: &serde_json::Value) -> Result<toml::Value, String> {
+    let trimmed = text.trim();
+    match property["type"].as_str() {
+        Some("integer") => trimmed
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("{text:?} is not an integer")),
+        Some("boolean") => trimmed
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .map_err(|_| format!("{text:?} is not true or false")),
+        Some("array") => toml::from_str::<toml::Table>(&format!("value = {trimmed}"))
+            .ok()
+            .and_then(|mut table| table.remove("value"))
+            .filter(toml::Value::is_array)
+            .ok_or_else(|| format!("{text:?} is not a TOML array, e.g. [\"a\", \"b\"]")),
+        _ => Ok(toml::Value::String(text.to_owned())),
+    }
+}
+
 /// A complete example configuration, built from the registered connectors and sinks.
 pub fn example() -> String {
     let mut text = String::from(
@@ -1124,12 +1346,18 @@ pub fn schema() -> serde_json::Value {
             "store": {
                 "type": "object", "additionalProperties": false,
                 "properties": {
-                    "type": {"enum": ["sqlite"]},
+                    "type": {"enum": ["sqlite"], "default": "sqlite"},
                     "path": {"type": "string", "default": "rollcall-data/rollcall.db"},
                     "retention_hours": {"type": "integer", "minimum": 0, "default": 168, "description": "hours a delivered event stays in the journal (replayed quarantine entries and dead letters: after their replay); 0 keeps everything"},
                     "dedup_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours a dedup key is remembered; 0 keeps them; otherwise at least retention_hours"},
                     "quarantine_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours an open (never replayed) quarantined delivery is kept; 0 keeps them until replayed"},
                     "quarantine_max_mib": {"type": "integer", "minimum": 0, "default": 1024, "description": "MiB the bodies of open quarantined deliveries may take; beyond it the oldest are deleted; 0: no cap"}
+                }
+            },
+            "log": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "format": {"type": "string", "enum": ["text", "json"], "default": "text", "description": "json: every line on standard error is one JSON object (start-up lines included)"}
                 }
             },
             "delivery": {

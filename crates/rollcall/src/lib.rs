@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod fuzzing;
+pub mod logging;
 pub mod metrics;
 
 // Link the sink types (registered like connectors).

@@ -51,7 +51,20 @@ pub fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             require_known_host,
         ))
+        .layer(middleware::map_response(identify))
         .with_state(state)
+}
+
+/// The header every admin answer carries, so the operator commands can tell a rollcall
+/// admin API from whatever else answers on the address they were given.
+pub const VERSION_HEADER: &str = "rollcall-version";
+
+async fn identify(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        VERSION_HEADER,
+        header::HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
+    response
 }
 
 /// Without a token, the admin listener is on loopback and trusts whoever reaches it; a web

@@ -18,7 +18,7 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use rollcall_core::{Delivery, ErrorCode, HandshakeResponse, Timestamp};
@@ -32,6 +32,8 @@ use super::state::{AppState, Source};
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/hooks/{source}", any(ingest))
+        // For load balancers and container health checks, which reach only this listener.
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .with_state(state)
 }
 

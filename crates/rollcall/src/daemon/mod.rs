@@ -29,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Retention};
 use crate::metrics::Metrics;
+pub use admin::VERSION_HEADER;
 pub use state::{AppState, IngestLimits, Source};
 
 /// How long workers get to deliver what is committed at shutdown.
@@ -134,8 +135,8 @@ pub async fn serve(config: Config) -> Result<()> {
     let ingest_address = ingest_listener.local_addr()?;
     let admin_address = admin_listener.local_addr()?;
     // Tests and scripts read these two lines to find the ports when configured with :0.
-    eprintln!("rollcall: ingest listening on http://{ingest_address}");
-    eprintln!("rollcall: admin listening on http://{admin_address}");
+    crate::announce!(address = %ingest_address, "ingest listening on http://{ingest_address}");
+    crate::announce!(address = %admin_address, "admin listening on http://{admin_address}");
 
     let (stop_workers, worker_shutdown) = watch::channel(false);
     let mut worker_tasks = Vec::new();
@@ -175,7 +176,7 @@ pub async fn serve(config: Config) -> Result<()> {
     ));
 
     shutdown_signal().await;
-    eprintln!("rollcall: shutting down: no new requests; finishing in-flight work");
+    crate::announce!("shutting down: no new requests; finishing in-flight work");
     let _ = stop_pruner.send(true);
     let _ = stop_listeners.send(true);
     ingest_task.await.context("ingest listener task")?;
@@ -198,7 +199,7 @@ pub async fn serve(config: Config) -> Result<()> {
         }
     }
     store.close().await;
-    eprintln!("rollcall: stopped cleanly");
+    crate::announce!("stopped cleanly");
     Ok(())
 }
 
