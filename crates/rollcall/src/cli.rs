@@ -475,16 +475,26 @@ fn serve(
             return ExitCode::from(2);
         }
     };
-    logging::init(config.log.format);
+    let telemetry = match logging::init_with_traces(config.log.format, &config.traces) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            logging::init(config.log.format);
+            announce_error!("{error}");
+            return ExitCode::from(2);
+        }
+    };
     if defaults {
         for line in daemon::demo::describe(&config) {
             announce!("{line}");
         }
     }
-    run_async(async move {
+    let code = run_async(async move {
         daemon::serve(config).await?;
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // After the runtime: the exporter's last flush blocks.
+    telemetry.shutdown();
+    code
 }
 
 /// `rollcall health`: GET the ingest listener's /healthz.

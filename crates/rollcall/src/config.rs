@@ -32,6 +32,35 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub traces: TracesConfig,
+}
+
+/// OpenTelemetry traces: one span per delivery received and per send to a sink, exported
+/// over OTLP/HTTP when the binary is built with the `otlp` feature.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesConfig {
+    /// The collector's OTLP/HTTP traces URL, e.g. `http://127.0.0.1:4318/v1/traces`; no
+    /// export when absent.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    "rollcall".to_owned()
 }
 
 /// How the daemon writes its log lines (always to standard error).
@@ -853,6 +882,15 @@ impl Config {
                 });
             }
         }
+        if self.traces.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
+            return Err(ConfigError {
+                file: None,
+                line: find_section_key_line(text, "traces", "otlp_endpoint"),
+                key: Some("traces.otlp_endpoint".to_owned()),
+                message: "this build exports no traces (build rollcall with --features otlp)"
+                    .to_owned(),
+            });
+        }
         if self.delivery.batch_size == 0 {
             return Err(ConfigError {
                 file: None,
@@ -1150,7 +1188,7 @@ pub const ENV_PREFIX: &str = "ROLLCALL_";
 
 /// The tables whose keys can be overridden; `[[sources]]` and `[[sinks]]` are lists, and
 /// their values take `${VARS}` instead.
-const OVERRIDABLE_TABLES: &[&str] = &["ingest", "admin", "store", "delivery", "log"];
+const OVERRIDABLE_TABLES: &[&str] = &["ingest", "admin", "store", "delivery", "log", "traces"];
 
 /// Values set outside the file (environment variables, command-line flags), applied over
 /// it in order: a later one wins.
@@ -1358,6 +1396,13 @@ pub fn schema() -> serde_json::Value {
                 "type": "object", "additionalProperties": false,
                 "properties": {
                     "format": {"type": "string", "enum": ["text", "json"], "default": "text", "description": "json: every line on standard error is one JSON object (start-up lines included)"}
+                }
+            },
+            "traces": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "otlp_endpoint": {"type": "string", "description": "OTLP/HTTP (protobuf) traces URL of a collector, e.g. http://127.0.0.1:4318/v1/traces; needs a build with the otlp feature"},
+                    "service_name": {"type": "string", "default": "rollcall", "description": "the service.name resource attribute of exported spans"}
                 }
             },
             "delivery": {

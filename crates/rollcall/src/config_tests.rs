@@ -393,3 +393,16 @@ fn the_admin_table_loads_without_the_variables_of_other_tables() {
     assert_eq!(admin.listen.port(), 9191);
     assert!(Config::load_with(&path, &Overrides::default()).is_err());
 }
+
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn a_traces_endpoint_needs_a_build_with_the_otlp_feature() {
+    let error = Config::parse(
+        "[traces]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\n",
+        env,
+    )
+    .unwrap_err();
+    assert_eq!(error.key.as_deref(), Some("traces.otlp_endpoint"));
+    assert_eq!(error.line, Some(2));
+    assert!(error.message.contains("--features otlp"), "{error}");
+}
