@@ -384,3 +384,51 @@ fn every_command_describes_itself() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_token_reads_metrics_users_and_scim_but_cannot_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with_listeners(
+        dir.path(),
+        "",
+        "token = \"operate-token\"\ntokens = [{ token = \"read-token\", scope = \"read\" }]",
+        &format!(
+            "{}\n[[sinks]]\nid = \"archive\"\ntype = \"file\"\npath = \"{}\"\n",
+            sources_toml(),
+            dir.path().join("events.jsonl").display()
+        ),
+    );
+    let client = client();
+    let status = |token: Option<&'static str>, method: reqwest::Method, path: &str| {
+        let mut request = client.request(method, format!("{}{path}", daemon.admin));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request
+                .json(&serde_json::json!({"sink": "archive", "since": "2000-01-01T00:00:00Z"}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    use reqwest::Method;
+    for path in ["/metrics", "/v1/users", "/v1/events", "/scim/v2/Users"] {
+        let (code, _) = status(Some("read-token"), Method::GET, path).await;
+        assert_eq!(code, 200, "read token on {path}");
+        let (code, _) = status(None, Method::GET, path).await;
+        assert_eq!(code, 401, "no token on {path}");
+    }
+    let (code, body) = status(Some("read-token"), Method::POST, "/v1/replay").await;
+    assert_eq!(code, 403);
+    assert_eq!(body["error"]["code"], "scope_insufficient");
+    let (code, body) = status(Some("read-token"), Method::POST, "/v1/dead-letters/replay").await;
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = status(Some("operate-token"), Method::POST, "/v1/replay").await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = status(Some("wrong"), Method::GET, "/metrics").await;
+    assert_eq!(code, 401);
+}

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     /// The admin listener has no token and the request's `Host` is not one it answers to
     /// (DNS rebinding).
     HostNotAllowed,
+    /// The admin request's token is valid but its scope does not allow the request (a
+    /// `read` token asking to replay, say).
+    ScopeInsufficient,
 }
 
 impl ErrorCode {
@@ -85,6 +88,7 @@ impl ErrorCode {
             Self::HeadersTooLarge => "headers_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::HostNotAllowed => "host_not_allowed",
+            Self::ScopeInsufficient => "scope_insufficient",
         }
     }
 
@@ -108,6 +112,7 @@ impl ErrorCode {
             Self::HeadersTooLarge => 431,
             Self::UnsupportedMediaType => 415,
             Self::HostNotAllowed => 403,
+            Self::ScopeInsufficient => 403,
         }
     }
 

@@ -44,7 +44,7 @@ impl AdminClient {
             Some(base) => base,
             None => format!("http://{}", crate::cli::connect_address(admin.listen)),
         };
-        let token = admin.token.map(|token| token.expose().to_owned());
+        let token = admin.client_token().map(|token| token.expose().to_owned());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;

@@ -175,9 +175,14 @@ pub struct ConnectionLimits {
 pub struct AdminConfig {
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
-    /// Bearer token for the admin API; required when `listen` is not a loopback address.
+    /// Bearer token for the admin API, with every right (scope `operate`); a token (this or
+    /// one of `tokens`) is required when `listen` is not a loopback address.
     #[serde(default)]
     pub token: Option<Secret>,
+    /// More tokens, each with its scope: `read` for scrapers, SCIM clients and dashboards,
+    /// `operate` for operators.
+    #[serde(default)]
+    pub tokens: Vec<ScopedToken>,
     /// As `ingest.header_read_timeout_seconds`, for the admin listener.
     #[serde(default = "default_header_read_timeout_seconds")]
     pub header_read_timeout_seconds: u64,
@@ -191,11 +196,31 @@ pub struct AdminConfig {
     pub allowed_hosts: Vec<String>,
 }
 
+/// An admin token and what it may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedToken {
+    pub token: Secret,
+    pub scope: Scope,
+}
+
+/// What an admin token may do. `operate` includes `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Reads: `/metrics`, `/v1/*` with GET, SCIM.
+    Read,
+    /// Everything: also replays, quarantine and dead-letter actions (every method but GET
+    /// and HEAD).
+    Operate,
+}
+
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: default_admin_listen(),
             token: None,
+            tokens: Vec::new(),
             header_read_timeout_seconds: default_header_read_timeout_seconds(),
             max_connections: default_admin_max_connections(),
             allowed_hosts: Vec::new(),
@@ -204,6 +229,29 @@ impl Default for AdminConfig {
 }
 
 impl AdminConfig {
+    /// Every token with its scope; `token` is `operate`.
+    pub fn scoped_tokens(&self) -> Vec<(Secret, Scope)> {
+        self.token
+            .iter()
+            .map(|token| (token.clone(), Scope::Operate))
+            .chain(
+                self.tokens
+                    .iter()
+                    .map(|scoped| (scoped.token.clone(), scoped.scope)),
+            )
+            .collect()
+    }
+
+    /// The token the operator commands send: the most capable one configured.
+    pub fn client_token(&self) -> Option<&Secret> {
+        self.token.as_ref().or_else(|| {
+            self.tokens
+                .iter()
+                .max_by_key(|scoped| scoped.scope)
+                .map(|scoped| &scoped.token)
+        })
+    }
+
     pub fn connection_limits(&self) -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds.max(1)),
@@ -771,9 +819,9 @@ impl Config {
         // token that every request without credentials matches: never a way to turn auth off.
         if self
             .admin
-            .token
-            .as_ref()
-            .is_some_and(|token| token.expose().trim().is_empty())
+            .scoped_tokens()
+            .iter()
+            .any(|(token, _)| token.expose().trim().is_empty())
         {
             return Err(ConfigError {
                 file: None,
@@ -784,7 +832,7 @@ impl Config {
                     .to_owned(),
             });
         }
-        if !self.admin.listen.ip().is_loopback() && self.admin.token.is_none() {
+        if !self.admin.listen.ip().is_loopback() && self.admin.scoped_tokens().is_empty() {
             return Err(ConfigError {
                 file: None,
                 line: find_section_key_line(text, "admin", "listen"),
@@ -1375,7 +1423,8 @@ pub fn schema() -> serde_json::Value {
                 "type": "object", "additionalProperties": false,
                 "properties": {
                     "listen": {"type": "string", "default": "127.0.0.1:9090"},
-                    "token": {"type": "string", "minLength": 1, "description": "bearer token; required when listen is not loopback; never empty"},
+                    "token": {"type": "string", "minLength": 1, "description": "bearer token with every right (scope operate); a token is required when listen is not loopback; never empty"},
+                    "tokens": {"type": "array", "default": [], "description": "more bearer tokens, each with its scope: read (GET: metrics, users, events, SCIM) or operate (also replays and other actions)", "items": {"type": "object", "additionalProperties": false, "required": ["token", "scope"], "properties": {"token": {"type": "string", "minLength": 1}, "scope": {"enum": ["read", "operate"]}}}},
                     "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10},
                     "max_connections": {"type": "integer", "minimum": 1, "default": 64},
                     "allowed_hosts": {"type": "array", "items": {"type": "string"}, "default": [], "description": "host names the token-less admin listener answers to besides its bind address, localhost and loopback"}

@@ -406,3 +406,39 @@ fn a_traces_endpoint_needs_a_build_with_the_otlp_feature() {
     assert_eq!(error.line, Some(2));
     assert!(error.message.contains("--features otlp"), "{error}");
 }
+
+#[test]
+fn admin_tokens_carry_scopes_and_a_read_token_alone_opens_a_remote_listener() {
+    let config = Config::parse(
+        "[admin]\nlisten = \"0.0.0.0:9090\"\ntokens = [{ token = \"r\", scope = \"read\" }, { token = \"o\", scope = \"operate\" }]\n",
+        env,
+    )
+    .unwrap();
+    let scopes: Vec<_> = config
+        .admin
+        .scoped_tokens()
+        .into_iter()
+        .map(|(token, scope)| (token.expose().to_owned(), scope))
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("r".to_owned(), Scope::Read),
+            ("o".to_owned(), Scope::Operate)
+        ]
+    );
+    assert_eq!(config.admin.client_token().unwrap().expose(), "o");
+
+    let error = Config::parse(
+        "[admin]\ntokens = [{ token = \" \", scope = \"read\" }]\n",
+        env,
+    )
+    .unwrap_err();
+    assert!(error.message.contains("must not be empty"), "{error}");
+    let error = Config::parse(
+        "[admin]\ntokens = [{ token = \"x\", scope = \"admin\" }]\n",
+        env,
+    )
+    .unwrap_err();
+    assert!(error.message.contains("unknown variant `admin`"), "{error}");
+}

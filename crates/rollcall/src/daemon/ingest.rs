@@ -459,7 +459,7 @@ mod tests {
             max_body_bytes: 1024,
             request_timeout,
             body_timeout: request_timeout / 2,
-            admin_token: None,
+            admin_tokens: Default::default(),
             ingest_limits: crate::daemon::IngestLimits::new(4096, 2, ["s".to_owned()].iter()),
             admin_hosts: Vec::new(),
         })

@@ -120,7 +120,7 @@ pub async fn serve(config: Config) -> Result<()> {
         max_body_bytes: config.ingest.max_body_bytes,
         request_timeout: config.ingest.request_timeout(),
         body_timeout: config.ingest.body_timeout(),
-        admin_token: config.admin.token.clone(),
+        admin_tokens: state::AdminTokens::new(config.admin.scoped_tokens()),
         ingest_limits,
         admin_hosts: state::admin_hosts(config.admin.listen, &config.admin.allowed_hosts),
     });
