@@ -432,3 +432,90 @@ async fn a_read_token_reads_metrics_users_and_scim_but_cannot_replay() {
     let (code, _) = status(Some("wrong"), Method::GET, "/metrics").await;
     assert_eq!(code, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_and_its_successor_are_both_valid_while_listed() {
+    const NEW_FRESHSERVICE: &str = "whsec_bmV3LWZyZXNoc2VydmljZS1zZWNyZXQ=";
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        dir.path(),
+        &format!(
+            r#"
+[[sources]]
+id = "zd"
+connector = "zendesk"
+signing_secret = ["zendesk-new-secret", "{ZENDESK_SECRET}"]
+
+[[sources]]
+id = "fs"
+connector = "freshservice"
+signing_secret = ["{NEW_FRESHSERVICE}", "{FRESHSERVICE_SECRET}"]
+
+[[sources]]
+id = "vcc"
+connector = "vcclive"
+secret_key = ["vcc-new-key", "{VCC_SECRET}"]
+"#
+        ),
+    );
+    let client = client();
+    let now = rollcall_core::Timestamp::now;
+    let cases = [
+        (
+            "zd",
+            "zendesk",
+            "signing_secret",
+            "zendesk-new-secret",
+            fixture("zendesk", "webhook_user_created.json"),
+        ),
+        (
+            "fs",
+            "freshservice",
+            "signing_secret",
+            NEW_FRESHSERVICE,
+            fixture("freshservice", "onUserCreate.json"),
+        ),
+        (
+            "vcc",
+            "vcclive",
+            "secret_key",
+            "vcc-new-key",
+            fixture("vcclive", "user_created.json"),
+        ),
+    ];
+    for (source, connector, option, new_secret, body) in cases {
+        // The old secret (what the harness signs with) still verifies...
+        let (status, answer) = daemon.send(&client, source, &body).await;
+        assert_eq!(status, 202, "{source} old secret: {answer}");
+        // ...and so does the new one (a new body: the first is now a duplicate).
+        let mut other = body.clone();
+        other.extend_from_slice(b"\n");
+        let signed = sign_with(
+            source,
+            connector,
+            serde_json::json!({ option: new_secret }),
+            &other,
+            now(),
+        );
+        let (status, answer) = post_signed(&client, &daemon.url(source), &signed).await;
+        assert!(
+            status == 202 || status == 200,
+            "{source} new secret: {status} {answer}"
+        );
+        // A secret that is not listed does not.
+        let wrong = match connector {
+            "freshservice" => "whsec_d3Jvbmctc2VjcmV0",
+            _ => "not-a-listed-secret",
+        };
+        let signed = sign_with(
+            source,
+            connector,
+            serde_json::json!({ option: wrong }),
+            &body,
+            now(),
+        );
+        let (status, answer) = post_signed(&client, &daemon.url(source), &signed).await;
+        assert_eq!(status, 401, "{source} unlisted secret: {answer}");
+        assert_eq!(answer["error"]["code"], "signature_invalid");
+    }
+}

@@ -31,7 +31,7 @@
 use rollcall_core::verify::{encode_base64, StandardWebhooks};
 use rollcall_core::{
     async_trait, inventory, ConfigError, Connector, ConnectorRegistration, Delivery,
-    NormalizeError, Secret, SignError, SourceOptions, UserEvent, VerifyError,
+    NormalizeError, Secrets, SignError, SourceOptions, UserEvent, VerifyError,
 };
 use serde::Deserialize;
 
@@ -47,38 +47,53 @@ pub const CONNECTOR_NAME: &str = "freshservice";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FreshserviceOptions {
-    /// The forwarder app's Standard Webhooks secret, `whsec_` followed by base64. Required
-    /// except when only normalizing offline.
+    /// The forwarder app's Standard Webhooks secret, `whsec_` followed by base64, or a list
+    /// of them while one is rotated (any verifies; the first signs). Required except when
+    /// only normalizing offline.
     #[serde(default)]
-    pub signing_secret: Option<Secret>,
+    pub signing_secret: Option<Secrets>,
 }
 
 /// The Freshservice connector for one configured source.
 #[derive(Debug)]
 pub struct FreshserviceConnector {
-    /// `None` only offline, where verify answers `source_misconfigured`.
-    scheme: Option<StandardWebhooks>,
+    /// One per configured secret, the signing one first; empty only offline, where verify
+    /// answers `source_misconfigured`.
+    schemes: Vec<StandardWebhooks>,
 }
 
 impl FreshserviceConnector {
     /// Builds the connector from a source's options.
     pub fn from_options(options: &SourceOptions) -> Result<Self, ConfigError> {
         let parsed: FreshserviceOptions = options.parse()?;
-        let secret = options.require_secret(parsed.signing_secret, signature::SECRET_OPTION)?;
-        let scheme = secret.as_ref().map(signature::scheme).transpose()?;
-        Ok(Self { scheme })
+        let secrets = options.require_secrets(parsed.signing_secret, signature::SECRET_OPTION)?;
+        let schemes = secrets
+            .iter()
+            .flat_map(Secrets::iter)
+            .map(signature::scheme)
+            .collect::<Result<_, _>>()?;
+        Ok(Self { schemes })
     }
 }
 
 #[async_trait]
 impl Connector for FreshserviceConnector {
     fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
-        match &self.scheme {
-            Some(scheme) => signature::verify(scheme, delivery),
-            None => Err(VerifyError::NotConfigured {
+        let Some((first, others)) = self.schemes.split_first() else {
+            return Err(VerifyError::NotConfigured {
                 what: signature::SECRET_OPTION.to_owned(),
-            }),
+            });
+        };
+        // Any secret verifies; the error reported is the first (current) one's.
+        let result = signature::verify(first, delivery);
+        if result.is_err()
+            && others
+                .iter()
+                .any(|scheme| signature::verify(scheme, delivery).is_ok())
+        {
+            return Ok(());
         }
+        result
     }
 
     fn precheck(&self, delivery: &Delivery) -> Result<(), VerifyError> {
@@ -100,7 +115,7 @@ impl Connector for FreshserviceConnector {
 
     /// Signs as the forwarder app does, with the source's `signing_secret`, at `received_at`.
     fn sign(&self, delivery: &mut Delivery) -> Result<(), SignError> {
-        let scheme = self.scheme.as_ref().ok_or_else(|| {
+        let scheme = self.schemes.first().ok_or_else(|| {
             SignError::MissingKey(format!(
                 "the source has no {} (built offline)",
                 signature::SECRET_OPTION
