@@ -45,6 +45,9 @@ enum Command {
     /// Check, print or describe configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a published JSON Schema.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Print the curl command a vendor would send for a payload, signed for a source.
     ///
     /// Without --config it signs for the demo sources of a daemon running on embedded
@@ -142,6 +145,12 @@ enum ConfigCommand {
     Example,
     /// Print the JSON Schema of the configuration file.
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemaCommand {
+    /// The unified event every sink receives in the native format (version 1).
+    Event,
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +314,10 @@ impl Cli {
         match self.command {
             Command::Serve { .. } => ExitCode::from(2),
             Command::Config(command) => config_command(command),
+            Command::Schema(SchemaCommand::Event) => {
+                print!("{}", crate::USER_EVENT_SCHEMA);
+                ExitCode::SUCCESS
+            }
             Command::Sign {
                 source,
                 config,

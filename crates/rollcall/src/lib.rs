@@ -24,6 +24,10 @@ pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
 
+/// The JSON Schema of the unified event (`rollcall schema event`), version 1: later
+/// versions add fields, never remove or change one.
+pub const USER_EVENT_SCHEMA: &str = include_str!("../schemas/user-event.v1.json");
+
 // Link the sink types (registered like connectors).
 use rollcall_sinks as _;
 
