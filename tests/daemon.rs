@@ -445,7 +445,7 @@ async fn operator_commands_read_and_replay_through_the_admin_api() {
     })
     .await;
 
-    // events tail prints the journal as JSON lines.
+    // events tail prints the journal as JSON lines, each with its sequence number.
     let (code, out) = rollcall_cli(&daemon, &["events", "tail"]);
     assert_eq!(code, 0);
     let tailed: Vec<Value> = out
@@ -453,7 +453,8 @@ async fn operator_commands_read_and_replay_through_the_admin_api() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(tailed.len(), 1);
-    assert_eq!(tailed[0]["id"], id.as_str());
+    assert_eq!(tailed[0]["event"]["id"], id.as_str());
+    assert!(tailed[0]["seq"].is_i64());
 
     // quarantine list shows the rejected delivery.
     let (code, out) = rollcall_cli(&daemon, &["quarantine", "list", "--state", "open"]);

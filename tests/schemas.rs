@@ -130,3 +130,83 @@ fn every_connector_doc_page_has_a_row_for_every_unified_field() {
         }
     }
 }
+
+/// The schema `rollcall schema event` prints.
+fn published_event_schema() -> Value {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["schema", "event"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn every_fixtures_events_match_the_published_event_schema() {
+    let schema = published_event_schema();
+    assert!(schema["$id"]
+        .as_str()
+        .unwrap()
+        .ends_with("user-event.v1.json"));
+    let validator = validator(&schema);
+    let received_at = Timestamp::parse_rfc3339("2026-01-01T00:00:00.123Z").unwrap();
+    let mut checked = 0;
+    for registration in rollcall_core::registrations() {
+        let connector = (registration.build)(&SourceOptions::offline("acme")).unwrap();
+        let fixtures = repo()
+            .join("connectors")
+            .join(registration.name)
+            .join("fixtures");
+        for entry in std::fs::read_dir(fixtures).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.to_string_lossy().into_owned();
+            if !name.ends_with(".json") || name.ends_with(".expected.json") {
+                continue;
+            }
+            let delivery = Delivery::new("acme", std::fs::read(&path).unwrap(), received_at);
+            let Ok(events) = connector.normalize(&delivery) else {
+                continue;
+            };
+            for event in events {
+                let document = serde_json::to_value(&event).unwrap();
+                let errors: Vec<String> = validator
+                    .iter_errors(&document)
+                    .map(|error| format!("{error} at {}", error.instance_path()))
+                    .collect();
+                assert!(errors.is_empty(), "{name}: {errors:?}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} events checked");
+}
+
+#[test]
+fn the_event_schema_rejects_what_the_contract_forbids() {
+    let validator = validator(&published_event_schema());
+    let valid = serde_json::json!({
+        "id": "01KDVDNA007D1QGNQ66GAD5YMN", "type": "user.created", "source": "zd",
+        "connector": "zendesk", "vendor_event": {"type": "x"},
+        "received_at": "2026-01-01T00:00:00Z", "user": {"id": "1"}
+    });
+    assert!(validator.is_valid(&valid));
+    for (pointer, value) in [
+        ("/type", serde_json::json!("user.merged")),
+        ("/user/id", serde_json::json!(1)),
+        (
+            "/received_at",
+            serde_json::json!("2026-01-01T01:00:00+01:00"),
+        ),
+        ("/user/nickname", serde_json::json!("x")),
+    ] {
+        let mut document = valid.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        document
+            .pointer_mut(if parent.is_empty() { "" } else { parent })
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .insert(key.to_owned(), value);
+        assert!(!validator.is_valid(&document), "{pointer} accepted");
+    }
+}

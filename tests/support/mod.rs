@@ -82,16 +82,28 @@ impl Daemon {
         );
         let config_path = dir.join("rollcall.toml");
         std::fs::write(&config_path, text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .args(["serve", "--config"])
-            .arg(&config_path)
+        let config_arg = config_path.display().to_string();
+        Self::spawn(
+            dir,
+            &["serve", "--config", &config_arg],
+            &[("ROLLCALL_LOG", "warn")],
+        )
+    }
+
+    /// Runs `rollcall ARGS` in `dir` with `env` added, and waits until both listeners are
+    /// up (their start-up lines, as text or as JSON).
+    pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+        command
+            .args(args)
             .current_dir(dir)
-            .env("ROLLCALL_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (ports_tx, ports_rx) = std::sync::mpsc::channel();
@@ -102,10 +114,17 @@ impl Daemon {
                 let mut admin = None;
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(rest) = line.strip_prefix("rollcall: ingest listening on ") {
+                    let message = announcement(&line);
+                    if let Some(rest) = message
+                        .as_deref()
+                        .and_then(|m| m.strip_prefix("ingest listening on "))
+                    {
                         ingest = Some(rest.to_owned());
                     }
-                    if let Some(rest) = line.strip_prefix("rollcall: admin listening on ") {
+                    if let Some(rest) = message
+                        .as_deref()
+                        .and_then(|m| m.strip_prefix("admin listening on "))
+                    {
                         admin = Some(rest.to_owned());
                     }
                     if let (Some(i), Some(a)) = (&ingest, &admin) {
@@ -175,6 +194,16 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The message of a start-up line: `rollcall: <message>` in text, the `message` field of
+/// a JSON line.
+pub fn announcement(line: &str) -> Option<String> {
+    if let Some(message) = line.strip_prefix("rollcall: ") {
+        return Some(message.to_owned());
+    }
+    let value: Value = serde_json::from_str(line).ok()?;
+    value["fields"]["message"].as_str().map(str::to_owned)
 }
 
 /// A request as a vendor would send it, signed by the source's connector.

@@ -44,7 +44,7 @@ fn main() -> Result<()> {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
-                 ci                  fmt, clippy -D warnings, tests, each connector feature alone\n  \
+                 ci                  fmt, clippy -D warnings, tests, each connector feature alone, otlp\n  \
                  new-connector NAME --vendor \"Display Name\"\n                      \
                  a new connector crate, wired into the workspace and the host\n  \
                  bench normalize     criterion benchmark of every connector's normalize\n  \
@@ -114,6 +114,29 @@ fn ci() -> Result<()> {
             "registers_exactly_the_connectors_of_the_enabled_features",
         ])?;
     }
+    // OpenTelemetry export (off by default): clippy, and its test against a local receiver.
+    cargo(&[
+        "clippy",
+        "--package",
+        "rollcall",
+        "--all-targets",
+        "--locked",
+        "--features",
+        "otlp",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&[
+        "test",
+        "--package",
+        "rollcall",
+        "--locked",
+        "--features",
+        "otlp",
+        "--test",
+        "traces",
+    ])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }

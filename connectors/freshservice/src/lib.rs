@@ -31,7 +31,8 @@
 use rollcall_core::verify::{encode_base64, StandardWebhooks};
 use rollcall_core::{
     async_trait, inventory, ConfigError, Connector, ConnectorRegistration, Delivery, ListCursor,
-    ListError, NormalizeError, Secret, SignError, SourceOptions, UserEvent, UserPage, VerifyError,
+    ListError, NormalizeError, Secret, Secrets, SignError, SourceOptions, UserEvent, UserPage,
+    VerifyError,
 };
 use serde::Deserialize;
 
@@ -48,10 +49,11 @@ pub const CONNECTOR_NAME: &str = "freshservice";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FreshserviceOptions {
-    /// The forwarder app's Standard Webhooks secret, `whsec_` followed by base64. Required
-    /// except when only normalizing offline.
+    /// The forwarder app's Standard Webhooks secret, `whsec_` followed by base64, or a list
+    /// of them while one is rotated (any verifies; the first signs). Required except when
+    /// only normalizing offline.
     #[serde(default)]
-    pub signing_secret: Option<Secret>,
+    pub signing_secret: Option<Secrets>,
     /// Sync: an API key (Profile settings > Your API key) of an agent who can view agents
     /// and requesters. `api_key` and `domain` go together.
     #[serde(default)]
@@ -73,8 +75,9 @@ pub struct FreshserviceOptions {
 /// The Freshservice connector for one configured source.
 #[derive(Debug)]
 pub struct FreshserviceConnector {
-    /// `None` only offline, where verify answers `source_misconfigured`.
-    scheme: Option<StandardWebhooks>,
+    /// One per configured secret, the signing one first; empty only offline, where verify
+    /// answers `source_misconfigured`.
+    schemes: Vec<StandardWebhooks>,
     /// The agents and requesters listing, when the source has API options.
     lister: Option<listing::Lister>,
 }
@@ -83,8 +86,12 @@ impl FreshserviceConnector {
     /// Builds the connector from a source's options.
     pub fn from_options(options: &SourceOptions) -> Result<Self, ConfigError> {
         let parsed: FreshserviceOptions = options.parse()?;
-        let secret = options.require_secret(parsed.signing_secret, signature::SECRET_OPTION)?;
-        let scheme = secret.as_ref().map(signature::scheme).transpose()?;
+        let secrets = options.require_secrets(parsed.signing_secret, signature::SECRET_OPTION)?;
+        let schemes = secrets
+            .iter()
+            .flat_map(Secrets::iter)
+            .map(signature::scheme)
+            .collect::<Result<_, _>>()?;
         let lister = listing::Lister::from_options(&listing::ListingOptions {
             api_key: parsed.api_key.as_ref(),
             domain: parsed.domain.as_deref(),
@@ -92,19 +99,28 @@ impl FreshserviceConnector {
             api_rate_per_second: parsed.api_rate_per_second,
             api_timeout_ms: parsed.api_timeout_ms,
         })?;
-        Ok(Self { scheme, lister })
+        Ok(Self { schemes, lister })
     }
 }
 
 #[async_trait]
 impl Connector for FreshserviceConnector {
     fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
-        match &self.scheme {
-            Some(scheme) => signature::verify(scheme, delivery),
-            None => Err(VerifyError::NotConfigured {
+        let Some((first, others)) = self.schemes.split_first() else {
+            return Err(VerifyError::NotConfigured {
                 what: signature::SECRET_OPTION.to_owned(),
-            }),
+            });
+        };
+        // Any secret verifies; the error reported is the first (current) one's.
+        let result = signature::verify(first, delivery);
+        if result.is_err()
+            && others
+                .iter()
+                .any(|scheme| signature::verify(scheme, delivery).is_ok())
+        {
+            return Ok(());
         }
+        result
     }
 
     fn precheck(&self, delivery: &Delivery) -> Result<(), VerifyError> {
@@ -126,7 +142,7 @@ impl Connector for FreshserviceConnector {
 
     /// Signs as the forwarder app does, with the source's `signing_secret`, at `received_at`.
     fn sign(&self, delivery: &mut Delivery) -> Result<(), SignError> {
-        let scheme = self.scheme.as_ref().ok_or_else(|| {
+        let scheme = self.schemes.first().ok_or_else(|| {
             SignError::MissingKey(format!(
                 "the source has no {} (built offline)",
                 signature::SECRET_OPTION

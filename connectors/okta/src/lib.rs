@@ -43,7 +43,8 @@ use rollcall_core::verify::encode_base64;
 use rollcall_core::RetryContract;
 use rollcall_core::{
     ConfigError, Connector, ConnectorRegistration, Delivery, HandshakeResponse, ListCursor,
-    ListError, NormalizeError, Secret, SignError, SourceOptions, UserEvent, UserPage, VerifyError,
+    ListError, NormalizeError, Secret, Secrets, SignError, SourceOptions, UserEvent, UserPage,
+    VerifyError,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -86,10 +87,10 @@ pub const HEADER_OPTION: &str = "authorization_header";
 #[serde(deny_unknown_fields)]
 pub struct OktaOptions {
     /// The event hook's authentication secret, exactly as entered in Okta: Okta sends it as
-    /// the `Authorization` header of every delivery. Required, except when only normalizing
-    /// offline.
+    /// the `Authorization` header of every delivery; or a list of them while one is rotated
+    /// (any verifies; the first signs). Required, except when only normalizing offline.
     #[serde(default)]
-    pub authorization_secret: Option<Secret>,
+    pub authorization_secret: Option<Secrets>,
     /// The header Okta sends the secret in: the hook's authentication field
     /// (`authScheme.key`). Default `Authorization`.
     #[serde(default)]
@@ -131,7 +132,7 @@ impl Okta {
             .unwrap_or_else(|| signature::AUTHORIZATION_HEADER.to_owned());
         signature::check_header_name(&header)
             .map_err(|message| ConfigError::new(HEADER_OPTION, message))?;
-        let secret = options.require_secret(parsed.authorization_secret, SECRET_OPTION)?;
+        let secrets = options.require_secrets(parsed.authorization_secret, SECRET_OPTION)?;
         let lister = listing::Lister::from_options(&listing::ListingOptions {
             api_token: parsed.api_token.as_ref(),
             org_url: parsed.org_url.as_deref(),
@@ -141,10 +142,10 @@ impl Okta {
         .map(std::sync::Arc::new);
         Ok(Self {
             lister,
-            check: secret
+            check: secrets
                 .as_ref()
-                .map(|secret| AuthorizationCheck::new(&header, secret)),
-            secret,
+                .map(|secrets| AuthorizationCheck::new(&header, secrets)),
+            secret: secrets.map(|secrets| secrets.first().clone()),
             header,
         })
     }

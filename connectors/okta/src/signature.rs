@@ -17,7 +17,7 @@
 use std::fmt;
 
 use rollcall_core::verify::{constant_time_eq, hmac_sha256};
-use rollcall_core::{Delivery, Secret, VerifyError};
+use rollcall_core::{Delivery, Secret, Secrets, VerifyError};
 
 /// The header Okta sends the secret in unless the hook names another.
 pub const AUTHORIZATION_HEADER: &str = "Authorization";
@@ -51,7 +51,8 @@ const DIGEST_KEY: &[u8] = b"rollcall okta authorization";
 #[derive(Clone)]
 pub struct AuthorizationCheck {
     header: String,
-    expected: [u8; 32],
+    /// One digest per configured secret (several while one is rotated).
+    expected: Vec<[u8; 32]>,
 }
 
 impl fmt::Debug for AuthorizationCheck {
@@ -64,10 +65,13 @@ impl fmt::Debug for AuthorizationCheck {
 }
 
 impl AuthorizationCheck {
-    pub fn new(header: &str, secret: &Secret) -> Self {
+    pub fn new(header: &str, secrets: &Secrets) -> Self {
         Self {
             header: header.to_owned(),
-            expected: digest(secret.expose()),
+            expected: secrets
+                .iter()
+                .map(|secret| digest(secret.expose()))
+                .collect(),
         }
     }
 
@@ -90,7 +94,12 @@ impl AuthorizationCheck {
         else {
             return Err(VerifyError::missing(format!("{header} header")));
         };
-        if constant_time_eq(&digest(given), &self.expected) {
+        let given = digest(given);
+        // Every configured secret is compared, so timing does not tell which one matched.
+        let matches = self.expected.iter().fold(false, |found, expected| {
+            constant_time_eq(&given, expected) | found
+        });
+        if matches {
             Ok(())
         } else {
             Err(VerifyError::invalid(format!(

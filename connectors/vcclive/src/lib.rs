@@ -39,7 +39,7 @@ use std::borrow::Cow;
 
 use rollcall_core::{
     inventory, ConfigError, Connector, ConnectorRegistration, Delivery, ListCursor, ListError,
-    NormalizeError, Secret, SignError, SourceOptions, UserEvent, UserPage, VerifyError,
+    NormalizeError, Secret, Secrets, SignError, SourceOptions, UserEvent, UserPage, VerifyError,
 };
 use serde::Deserialize;
 
@@ -54,10 +54,11 @@ pub const NAME: &str = "vcclive";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VccLiveOptions {
-    /// The value of the `secret-key` query parameter in the webhook URL. Required, except
-    /// when only normalizing offline.
+    /// The value of the `secret-key` query parameter in the webhook URL, or a list of them
+    /// while one is rotated (any verifies; the first signs). Required, except when only
+    /// normalizing offline.
     #[serde(default)]
-    pub secret_key: Option<Secret>,
+    pub secret_key: Option<Secrets>,
     /// The query parameter the secret is in, when the webhook URL uses another name than
     /// VCC Live's guide (`secret-key`).
     #[serde(default)]
@@ -110,7 +111,7 @@ impl VccLiveConnector {
             .unwrap_or_else(|| SECRET_QUERY_PARAMETER.to_owned());
         signature::check_parameter_name(&secret_parameter)
             .map_err(|message| ConfigError::new("secret_parameter", message))?;
-        let secret_key = options.require_secret(parsed.secret_key, "secret_key")?;
+        let secret_key = options.require_secrets(parsed.secret_key, "secret_key")?;
         let decryption = match (parsed.cipher, parsed.encryption_key) {
             (None, None) => None,
             (Some(_), None) => {
@@ -142,7 +143,7 @@ impl VccLiveConnector {
             secret_key: secret_key
                 .as_ref()
                 .map(|secret| SecretKeyCheck::new(&secret_parameter, secret)),
-            signing_secret: secret_key,
+            signing_secret: secret_key.map(|secrets| secrets.first().clone()),
             secret_parameter,
             decryption,
         })

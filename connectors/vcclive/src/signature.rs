@@ -16,7 +16,7 @@ use std::fmt;
 use std::fmt::Write as _;
 
 use rollcall_core::verify::{constant_time_eq, hmac_sha256};
-use rollcall_core::{Delivery, Secret, VerifyError};
+use rollcall_core::{Delivery, Secrets, VerifyError};
 
 /// The query parameter VCC Live's guide puts the secret in: the default of the
 /// `secret_parameter` option.
@@ -45,7 +45,8 @@ const DIGEST_KEY: &[u8] = b"rollcall vcclive secret-key";
 #[derive(Clone)]
 pub struct SecretKeyCheck {
     parameter: String,
-    expected: [u8; 32],
+    /// One digest per configured secret (several while one is rotated).
+    expected: Vec<[u8; 32]>,
 }
 
 impl fmt::Debug for SecretKeyCheck {
@@ -58,10 +59,13 @@ impl fmt::Debug for SecretKeyCheck {
 }
 
 impl SecretKeyCheck {
-    pub fn new(parameter: &str, secret_key: &Secret) -> Self {
+    pub fn new(parameter: &str, secret_keys: &Secrets) -> Self {
         Self {
             parameter: parameter.to_owned(),
-            expected: digest(secret_key.expose()),
+            expected: secret_keys
+                .iter()
+                .map(|secret| digest(secret.expose()))
+                .collect(),
         }
     }
 
@@ -85,7 +89,12 @@ impl SecretKeyCheck {
                 "`{parameter}` query parameter"
             )));
         };
-        if constant_time_eq(&digest(&given), &self.expected) {
+        let given = digest(&given);
+        // Every configured secret is compared, so timing does not tell which one matched.
+        let matches = self.expected.iter().fold(false, |found, expected| {
+            constant_time_eq(&given, expected) | found
+        });
+        if matches {
             Ok(())
         } else {
             Err(VerifyError::invalid(format!(

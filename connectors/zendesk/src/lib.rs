@@ -40,7 +40,7 @@ pub mod signature;
 use rollcall_core::verify::{encode_base64, DEFAULT_TOLERANCE_SECONDS};
 use rollcall_core::{
     ConfigError, Connector, ConnectorRegistration, Delivery, EnrichError, ListCursor, ListError,
-    NormalizeError, Secret, SignError, SourceOptions, UserEvent, UserPage, VerifyError,
+    NormalizeError, Secret, Secrets, SignError, SourceOptions, UserEvent, UserPage, VerifyError,
 };
 use rollcall_core::{RetriedAnswers, RetryContract};
 use serde::Deserialize;
@@ -84,10 +84,11 @@ pub const EVENT_TYPES: &[&str] = &[
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZendeskOptions {
-    /// The webhook's signing secret (Admin Center > Webhooks > the webhook > Reveal secret).
-    /// Required, except for commands that only normalize.
+    /// The webhook's signing secret (Admin Center > Webhooks > the webhook > Reveal secret),
+    /// or a list of them while one is rotated (any verifies; the first signs). Required,
+    /// except for commands that only normalize.
     #[serde(default)]
-    pub signing_secret: Option<Secret>,
+    pub signing_secret: Option<Secrets>,
     /// Enrichment: a Zendesk API token (Admin Center > Apps and integrations > APIs > Zendesk
     /// API). `api_token`, `email` and `subdomain` go together.
     #[serde(default)]
@@ -118,7 +119,7 @@ pub struct ZendeskOptions {
 #[derive(Debug)]
 pub struct ZendeskConnector {
     /// `None` only for an offline connector.
-    signing_secret: Option<Secret>,
+    signing_secret: Option<Secrets>,
     /// `None` when the source has no API credentials.
     enricher: Option<enrich::Enricher>,
 }
@@ -127,7 +128,7 @@ impl ZendeskConnector {
     /// Builds a connector from a source's options.
     pub fn from_options(options: &SourceOptions) -> Result<Self, ConfigError> {
         let parsed: ZendeskOptions = options.parse()?;
-        let signing_secret = options.require_secret(parsed.signing_secret, "signing_secret")?;
+        let signing_secret = options.require_secrets(parsed.signing_secret, "signing_secret")?;
         let enricher = enrich::Enricher::from_options(&enrich::EnrichOptions {
             api_token: parsed.api_token.as_ref(),
             email: parsed.email.as_deref(),
@@ -157,7 +158,7 @@ impl Connector for ZendeskConnector {
                 what: "signing_secret".to_owned(),
             });
         };
-        signature::verify(secret, delivery, DEFAULT_TOLERANCE_SECONDS)
+        secret.verify_any(|secret| signature::verify(secret, delivery, DEFAULT_TOLERANCE_SECONDS))
     }
 
     fn precheck(&self, delivery: &Delivery) -> Result<(), VerifyError> {
@@ -185,7 +186,7 @@ impl Connector for ZendeskConnector {
                 "the source has no signing_secret (built offline)".to_owned(),
             ));
         };
-        signature::sign_delivery(secret, delivery);
+        signature::sign_delivery(secret.first(), delivery);
         Ok(())
     }
 

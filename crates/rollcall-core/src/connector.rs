@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ConfigError, EnrichError, NormalizeError, VerifyError};
 use crate::model::{EventType, User, UserEvent, VendorEvent};
 use crate::retry::RetryContract;
-use crate::secret::Secret;
+use crate::secret::{Secret, Secrets};
 use crate::sync::{ListCursor, ListError, UserPage};
 use crate::time::Timestamp;
 
@@ -336,6 +336,23 @@ impl SourceOptions {
             let key = error.path().to_string();
             ConfigError::new(key, error.into_inner().to_string())
         })
+    }
+
+    /// As [`SourceOptions::require_secret`], for an option that takes one secret or a list
+    /// (rotation): none of them may be empty.
+    pub fn require_secrets(
+        &self,
+        secrets: Option<Secrets>,
+        key: &str,
+    ) -> Result<Option<Secrets>, ConfigError> {
+        match secrets {
+            Some(secrets) if secrets.iter().any(|secret| secret.expose().is_empty()) => {
+                Err(ConfigError::new(key, "must not be empty"))
+            }
+            Some(secrets) => Ok(Some(secrets)),
+            None if self.offline => Ok(None),
+            None => Err(ConfigError::new(key, "is required")),
+        }
     }
 
     /// Requires a secret outside offline mode: a source that cannot verify is a start-up

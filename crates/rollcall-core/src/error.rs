@@ -61,6 +61,9 @@ pub enum ErrorCode {
     SyncUnsupported,
     /// Listing the vendor's users failed (or a sync of the source is already running).
     SyncFailed,
+    /// The admin request's token is valid but its scope does not allow the request (a
+    /// `read` token asking to replay, say).
+    ScopeInsufficient,
 }
 
 impl ErrorCode {
@@ -91,6 +94,7 @@ impl ErrorCode {
             Self::HostNotAllowed => "host_not_allowed",
             Self::SyncUnsupported => "sync_unsupported",
             Self::SyncFailed => "sync_failed",
+            Self::ScopeInsufficient => "scope_insufficient",
         }
     }
 
@@ -116,6 +120,7 @@ impl ErrorCode {
             Self::HostNotAllowed => 403,
             Self::SyncUnsupported => 400,
             Self::SyncFailed => 502,
+            Self::ScopeInsufficient => 403,
         }
     }
 

@@ -48,7 +48,7 @@ pub use crate::model::{
     UserEvent, UserStatus, VendorEvent, Workspace,
 };
 pub use crate::retry::{RetriedAnswers, RetryContract};
-pub use crate::secret::Secret;
+pub use crate::secret::{Secret, Secrets};
 pub use crate::sink::{
     sink_registration, sink_registrations, Format, OutboundEvent, Sink, SinkError, SinkOptions,
     SinkRegistration,

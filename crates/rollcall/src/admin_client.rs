@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::config::Config;
+use crate::config::{AdminConfig, Overrides};
+use crate::daemon::VERSION_HEADER;
 
 /// Where the admin API is and how to authenticate.
 #[derive(Debug, Clone)]
@@ -33,17 +34,17 @@ struct AdminClient {
 
 impl AdminClient {
     fn new(target: AdminTarget) -> Result<Self> {
-        let config = target.config.as_deref().map(Config::load).transpose()?;
-        let base = match (target.base, &config) {
-            (Some(base), _) => base,
-            (None, Some(config)) => format!("http://{}", config.admin.listen),
-            (None, None) => "http://127.0.0.1:9090".to_owned(),
+        let overrides = Overrides::from_env();
+        // Only the [admin] table: operator commands need no source secret.
+        let admin = match target.config.as_deref() {
+            Some(path) => AdminConfig::load(path, &overrides)?,
+            None => AdminConfig::from_overrides(&overrides)?,
         };
-        let token = std::env::var("ROLLCALL_ADMIN_TOKEN").ok().or_else(|| {
-            config
-                .as_ref()
-                .and_then(|c| c.admin.token.as_ref().map(|t| t.expose().to_owned()))
-        });
+        let base = match target.base {
+            Some(base) => base,
+            None => format!("http://{}", crate::cli::connect_address(admin.listen)),
+        };
+        let token = admin.client_token().map(|token| token.expose().to_owned());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
@@ -66,6 +67,14 @@ impl AdminClient {
             .send()
             .await
             .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        if !response.headers().contains_key(VERSION_HEADER) {
+            bail!(
+                "{} answered {} without a {VERSION_HEADER} header: it is not a rollcall admin \
+                 API (pass --admin URL or --config FILE)",
+                self.base,
+                response.status()
+            );
+        }
         let status = response.status();
         let value: Value = response.json().await.unwrap_or(Value::Null);
         if status != StatusCode::OK {
@@ -96,7 +105,8 @@ pub async fn events_tail(target: AdminTarget, mut after: i64, follow: bool) -> R
             .await?;
         let events = page["events"].as_array().cloned().unwrap_or_default();
         for item in &events {
-            println!("{}", item["event"]);
+            // The sequence number with each event, so `--after` can resume where this ended.
+            println!("{}", json!({"seq": item["seq"], "event": item["event"]}));
         }
         after = page["next_after"].as_i64().unwrap_or(after);
         if events.is_empty() {

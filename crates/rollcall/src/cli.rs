@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use rollcall_core::{Delivery, ErrorCode, SourceOptions, Timestamp};
 use serde_json::json;
 
-use crate::config::Config;
-use crate::{admin_client, daemon};
+use crate::config::{Config, Overrides};
+use crate::{admin_client, announce, announce_error, daemon, logging};
 
 /// rollcall turns SaaS vendors' user-lifecycle webhooks into one verified, unified stream of
 /// user events.
@@ -27,15 +27,32 @@ enum Command {
     /// Without --config it runs on embedded defaults: ingest on 127.0.0.1:8080, admin on
     /// 127.0.0.1:9090, SQLite under ./rollcall-data/, a stdout sink and one demo source per
     /// connector, whose secrets it prints at start-up.
+    ///
+    /// Any key of [ingest], [admin], [store], [delivery] and [log] can be set from the
+    /// environment as ROLLCALL_<TABLE>_<KEY> (ROLLCALL_INGEST_LISTEN=0.0.0.0:8080), over the
+    /// file or the defaults; the flags below win over both.
     Serve {
         /// The configuration file (TOML).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// The ingest listener's address:port (ingest.listen).
+        #[arg(long, value_name = "ADDRESS")]
+        listen: Option<String>,
+        /// The admin listener's address:port (admin.listen).
+        #[arg(long, value_name = "ADDRESS")]
+        admin_listen: Option<String>,
     },
     /// Check, print or describe configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a published JSON Schema.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Print the curl command a vendor would send for a payload, signed for a source.
+    ///
+    /// Without --config it signs for the demo sources of a daemon running on embedded
+    /// defaults, with the secrets that daemon created in its data directory; it never creates
+    /// secrets itself.
     Sign {
         /// The source to sign for.
         #[arg(long)]
@@ -43,6 +60,9 @@ enum Command {
         /// The configuration file; without it, the embedded defaults' demo sources.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Where `rollcall serve` (without --config) keeps its demo secrets.
+        #[arg(long, value_name = "DIR", default_value = daemon::demo::DATA_DIR)]
+        data_dir: PathBuf,
         /// The ingest base URL (defaults to the configured ingest listener).
         #[arg(long)]
         url: Option<String>,
@@ -104,6 +124,15 @@ enum Command {
         #[arg(long)]
         admin: Option<String>,
     },
+    /// Check that a daemon's ingest listener answers (for container health checks).
+    ///
+    /// Exits 0 when GET /healthz answers 200, 1 otherwise.
+    Health {
+        /// The URL to check (default: /healthz on ingest.listen, from ROLLCALL_INGEST_LISTEN
+        /// or 127.0.0.1:8080).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// List the connectors compiled into this binary.
     Connectors {
         /// Print JSON instead of a table.
@@ -139,8 +168,15 @@ enum ConfigCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum SchemaCommand {
+    /// The unified event every sink receives in the native format (version 1).
+    Event,
+}
+
+#[derive(Debug, Subcommand)]
 enum EventsCommand {
-    /// Print journal events as JSON lines; with --follow, keep printing new ones.
+    /// Print journal entries as JSON lines, `{"seq": N, "event": {...}}`; with --follow,
+    /// keep printing new ones. Pass the last `seq` to --after to resume.
     Tail {
         /// Start after this journal sequence number.
         #[arg(long, default_value_t = 0)]
@@ -154,6 +190,7 @@ enum EventsCommand {
 
 #[derive(Debug, Subcommand)]
 enum DeadLettersCommand {
+    /// Print dead letters as JSON (all sinks, or one; by state).
     List {
         #[arg(long)]
         sink: Option<String>,
@@ -210,6 +247,7 @@ enum SinksCommand {
 
 #[derive(Debug, Subcommand)]
 enum QuarantineCommand {
+    /// Print quarantined deliveries as JSON (by state).
     List {
         /// open or replayed.
         #[arg(long)]
@@ -217,6 +255,7 @@ enum QuarantineCommand {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Print one quarantined delivery as JSON, with its headers (secrets removed) and body.
     Show {
         id: i64,
         #[command(flatten)]
@@ -266,36 +305,61 @@ enum UsersCommand {
     },
 }
 
-/// Where the admin API is.
+// Where the admin API is (a plain comment: clap would take a doc comment as the help text
+// of every subcommand that flattens these arguments and has none of its own).
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
     /// The admin API's base URL (default: the --config's admin listener, else
-    /// http://127.0.0.1:9090).
+    /// ROLLCALL_ADMIN_LISTEN, else http://127.0.0.1:9090). The token is read from
+    /// ROLLCALL_ADMIN_TOKEN, else the --config's [admin] token.
     #[arg(long)]
     pub admin: Option<String>,
-    /// A configuration file to read the admin address and token from.
+    /// A configuration file to read the admin address and token from (only its [admin]
+    /// table is read).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
 }
 
 impl Cli {
     pub fn run(self) -> ExitCode {
+        if let Command::Serve {
+            config,
+            listen,
+            admin_listen,
+        } = self.command
+        {
+            return serve(config, listen, admin_listen);
+        }
+        logging::init(logging::format_from_env());
         match self.command {
-            Command::Serve { config } => run_async(serve(config)),
+            Command::Serve { .. } => ExitCode::from(2),
             Command::Config(command) => config_command(command),
+            Command::Schema(SchemaCommand::Event) => {
+                print!("{}", crate::USER_EVENT_SCHEMA);
+                ExitCode::SUCCESS
+            }
             Command::Sign {
                 source,
                 config,
+                data_dir,
                 url,
                 json,
                 file,
-            } => match sign(&source, config.as_deref(), url, json, file.as_ref()) {
+            } => match sign(
+                &source,
+                config.as_deref(),
+                &data_dir,
+                url,
+                json,
+                file.as_ref(),
+            ) {
                 Ok(code) => code,
                 Err(error) => {
-                    eprintln!("rollcall: {error:#}");
+                    announce_error!("{error:#}");
                     ExitCode::from(2)
                 }
             },
+            Command::Health { url } => run_async(health(url)),
             Command::Events(EventsCommand::Tail {
                 after,
                 follow,
@@ -402,44 +466,135 @@ where
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("rollcall: cannot start the runtime: {error}");
+            announce_error!("cannot start the runtime: {error}");
             return ExitCode::from(2);
         }
     };
     match runtime.block_on(future) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("rollcall: {error:#}");
+            announce_error!("{error:#}");
             ExitCode::from(2)
         }
     }
 }
 
-/// The configuration of `--config`, or the embedded defaults.
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<(Config, bool)> {
+/// The configuration of `--config`, or the embedded defaults (with demo seeds from
+/// `data_dir`), with `overrides` applied; and whether it is the defaults.
+fn load_config(
+    path: Option<&std::path::Path>,
+    overrides: &Overrides,
+    data_dir: &std::path::Path,
+    seeds: daemon::demo::Seeds,
+) -> anyhow::Result<(Config, bool)> {
     match path {
-        Some(path) => Ok((Config::load(path)?, false)),
+        Some(path) => Ok((Config::load_with(path, overrides)?, false)),
         None => Ok((
-            daemon::demo::default_config(std::path::Path::new(daemon::demo::DATA_DIR))?,
+            daemon::demo::default_config(data_dir, overrides, seeds)?,
             true,
         )),
     }
 }
 
-async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let (config, defaults) = load_config(config_path.as_deref())?;
-    if defaults {
-        eprint!("{}", daemon::demo::describe(&config));
+fn serve(
+    config_path: Option<PathBuf>,
+    listen: Option<String>,
+    admin_listen: Option<String>,
+) -> ExitCode {
+    let mut overrides = Overrides::from_env();
+    if let Some(listen) = listen {
+        overrides.set("--listen", "ingest", "listen", listen);
     }
-    daemon::serve(config).await?;
-    Ok(ExitCode::SUCCESS)
+    if let Some(listen) = admin_listen {
+        overrides.set("--admin-listen", "admin", "listen", listen);
+    }
+    let loaded = load_config(
+        config_path.as_deref(),
+        &overrides,
+        std::path::Path::new(daemon::demo::DATA_DIR),
+        daemon::demo::Seeds::CreateIfMissing,
+    );
+    let (config, defaults) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            // The file's [log] format is unknown when the file is wrong; the environment's
+            // is not.
+            logging::init(logging::format_from_env());
+            announce_error!("{error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let telemetry = match logging::init_with_traces(config.log.format, &config.traces) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            logging::init(config.log.format);
+            announce_error!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    if defaults {
+        for line in daemon::demo::describe(&config) {
+            announce!("{line}");
+        }
+    }
+    let code = run_async(async move {
+        daemon::serve(config).await?;
+        Ok(ExitCode::SUCCESS)
+    });
+    // After the runtime: the exporter's last flush blocks.
+    telemetry.shutdown();
+    code
+}
+
+/// `rollcall health`: GET the ingest listener's /healthz.
+async fn health(url: Option<String>) -> anyhow::Result<ExitCode> {
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let config = Config::parse_with("", |_| None, &Overrides::from_env())?;
+            format!("http://{}/healthz", connect_address(config.ingest.listen))
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => Ok(ExitCode::SUCCESS),
+        Ok(response) => {
+            announce_error!("{url} answered {}", response.status());
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => {
+            announce_error!("cannot reach {url}: {error}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The address a client on this machine uses to reach a listener bound to `listen`
+/// (a wildcard address is reached on loopback).
+pub fn connect_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            std::net::SocketAddr::from(([127, 0, 0, 1], listen.port()))
+        }
+        ip if ip.is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, listen.port()))
+        }
+        _ => listen,
+    }
 }
 
 /// `rollcall sync` in this process: progress on a terminal, else a JSON summary.
 async fn sync(source_id: String, config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
 
-    let (config, _) = load_config(config_path.as_deref())?;
+    let (config, _) = load_config(
+        config_path.as_deref(),
+        &Overrides::from_env(),
+        std::path::Path::new(daemon::demo::DATA_DIR),
+        daemon::demo::Seeds::Existing,
+    )?;
     let sources = daemon::build_sources(&config)?;
     let Some(source) = sources.get(&source_id) else {
         return Ok(fail(
@@ -551,11 +706,17 @@ fn config_command(command: ConfigCommand) -> ExitCode {
 fn sign(
     source_id: &str,
     config_path: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
     url: Option<String>,
     as_json: bool,
     file: Option<&PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let (config, _) = load_config(config_path)?;
+    let (config, _) = load_config(
+        config_path,
+        &Overrides::from_env(),
+        data_dir,
+        daemon::demo::Seeds::Existing,
+    )?;
     let sources = daemon::build_sources(&config)?;
     let Some(source) = sources.get(source_id) else {
         let mut known: Vec<_> = sources.keys().cloned().collect();
@@ -570,7 +731,7 @@ fn sign(
     let mut delivery = Delivery::new(source_id, body, Timestamp::now());
     delivery.headers.insert("content-type", "application/json");
     source.connector.sign(&mut delivery)?;
-    let base = url.unwrap_or_else(|| format!("http://{}", config.ingest.listen));
+    let base = url.unwrap_or_else(|| format!("http://{}", connect_address(config.ingest.listen)));
     let mut target = format!("{}/hooks/{source_id}", base.trim_end_matches('/'));
     if let Some(query) = &delivery.query {
         target.push('?');
@@ -603,18 +764,6 @@ fn sign(
 
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
-}
-
-/// Logs go to stderr so that stdout stays machine-readable.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ROLLCALL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .init();
 }
 
 fn list_connectors(as_json: bool) -> ExitCode {

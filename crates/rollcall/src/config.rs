@@ -30,6 +30,68 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub traces: TracesConfig,
+}
+
+/// OpenTelemetry traces: one span per delivery received and per send to a sink, exported
+/// over OTLP/HTTP when the binary is built with the `otlp` feature.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesConfig {
+    /// The collector's OTLP/HTTP traces URL, e.g. `http://127.0.0.1:4318/v1/traces`; no
+    /// export when absent.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    "rollcall".to_owned()
+}
+
+/// How the daemon writes its log lines (always to standard error).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// `text` for people, `json` (one object per line) for log collectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!(
+                "unknown log format {other:?} (expected text or json)"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,9 +175,14 @@ pub struct ConnectionLimits {
 pub struct AdminConfig {
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
-    /// Bearer token for the admin API; required when `listen` is not a loopback address.
+    /// Bearer token for the admin API, with every right (scope `operate`); a token (this or
+    /// one of `tokens`) is required when `listen` is not a loopback address.
     #[serde(default)]
     pub token: Option<Secret>,
+    /// More tokens, each with its scope: `read` for scrapers, SCIM clients and dashboards,
+    /// `operate` for operators.
+    #[serde(default)]
+    pub tokens: Vec<ScopedToken>,
     /// As `ingest.header_read_timeout_seconds`, for the admin listener.
     #[serde(default = "default_header_read_timeout_seconds")]
     pub header_read_timeout_seconds: u64,
@@ -129,11 +196,31 @@ pub struct AdminConfig {
     pub allowed_hosts: Vec<String>,
 }
 
+/// An admin token and what it may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedToken {
+    pub token: Secret,
+    pub scope: Scope,
+}
+
+/// What an admin token may do. `operate` includes `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Reads: `/metrics`, `/v1/*` with GET, SCIM.
+    Read,
+    /// Everything: also replays, quarantine and dead-letter actions (every method but GET
+    /// and HEAD).
+    Operate,
+}
+
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: default_admin_listen(),
             token: None,
+            tokens: Vec::new(),
             header_read_timeout_seconds: default_header_read_timeout_seconds(),
             max_connections: default_admin_max_connections(),
             allowed_hosts: Vec::new(),
@@ -142,6 +229,29 @@ impl Default for AdminConfig {
 }
 
 impl AdminConfig {
+    /// Every token with its scope; `token` is `operate`.
+    pub fn scoped_tokens(&self) -> Vec<(Secret, Scope)> {
+        self.token
+            .iter()
+            .map(|token| (token.clone(), Scope::Operate))
+            .chain(
+                self.tokens
+                    .iter()
+                    .map(|scoped| (scoped.token.clone(), scoped.scope)),
+            )
+            .collect()
+    }
+
+    /// The token the operator commands send: the most capable one configured.
+    pub fn client_token(&self) -> Option<&Secret> {
+        self.token.as_ref().or_else(|| {
+            self.tokens
+                .iter()
+                .max_by_key(|scoped| scoped.scope)
+                .map(|scoped| &scoped.token)
+        })
+    }
+
     pub fn connection_limits(&self) -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds.max(1)),
@@ -622,13 +732,13 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
-            file: Some(path.to_path_buf()),
-            line: None,
-            key: None,
-            message: format!("cannot read: {error}"),
-        })?;
-        Self::parse(&text, |name| std::env::var(name).ok()).map_err(|mut error| {
+        Self::load_with(path, &Overrides::from_env())
+    }
+
+    /// Reads and validates a configuration file, with `overrides` applied over it.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let text = read_file(path)?;
+        Self::parse_with(&text, |name| std::env::var(name).ok(), overrides).map_err(|mut error| {
             error.file = Some(path.to_path_buf());
             error
         })
@@ -640,9 +750,20 @@ impl Config {
     /// a variable's value is data, whatever it holds (quotes, newlines, `'`), and cannot
     /// change the document's structure in any TOML string form.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::parse_with(text, env, &Overrides::default())
+    }
+
+    /// As [`Config::parse`], with `overrides` applied over the file's values.
+    pub fn parse_with(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
         let mut document: toml::Table =
             toml::from_str(text).map_err(|error| toml_error(text, &error))?;
         interpolate_table(&mut document, text, &env)?;
+        overrides.apply(&mut document)?;
+        default_store_type(&mut document);
         let config: Config =
             toml::Value::Table(document)
                 .try_into()
@@ -754,9 +875,9 @@ impl Config {
         // token that every request without credentials matches: never a way to turn auth off.
         if self
             .admin
-            .token
-            .as_ref()
-            .is_some_and(|token| token.expose().trim().is_empty())
+            .scoped_tokens()
+            .iter()
+            .any(|(token, _)| token.expose().trim().is_empty())
         {
             return Err(ConfigError {
                 file: None,
@@ -767,7 +888,7 @@ impl Config {
                     .to_owned(),
             });
         }
-        if !self.admin.listen.ip().is_loopback() && self.admin.token.is_none() {
+        if !self.admin.listen.ip().is_loopback() && self.admin.scoped_tokens().is_empty() {
             return Err(ConfigError {
                 file: None,
                 line: find_section_key_line(text, "admin", "listen"),
@@ -864,6 +985,15 @@ impl Config {
                     message: "must be at least 1".to_owned(),
                 });
             }
+        }
+        if self.traces.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
+            return Err(ConfigError {
+                file: None,
+                line: find_section_key_line(text, "traces", "otlp_endpoint"),
+                key: Some("traces.otlp_endpoint".to_owned()),
+                message: "this build exports no traces (build rollcall with --features otlp)"
+                    .to_owned(),
+            });
         }
         if self.delivery.batch_size == 0 {
             return Err(ConfigError {
@@ -1103,6 +1233,184 @@ fn find_section_key_line(text: &str, section: &str, key: &str) -> Option<usize> 
     None
 }
 
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| ConfigError {
+        file: Some(path.to_path_buf()),
+        line: None,
+        key: None,
+        message: format!("cannot read: {error}"),
+    })
+}
+
+/// `[store]` without `type` is the embedded SQLite store.
+fn default_store_type(document: &mut toml::Table) {
+    if let Some(toml::Value::Table(store)) = document.get_mut("store") {
+        store
+            .entry("type")
+            .or_insert_with(|| toml::Value::String("sqlite".to_owned()));
+    }
+}
+
+impl AdminConfig {
+    /// Only the `[admin]` table of a configuration file (with its overrides): what the
+    /// operator commands need. The rest of the file, and the variables it names, are not
+    /// read, so an operator needs neither the sources' secrets nor the sinks' passwords.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_text(&read_file(path)?, overrides).map_err(|mut error| {
+            error.file = Some(path.to_path_buf());
+            error
+        })
+    }
+
+    /// The defaults with `overrides` applied (`ROLLCALL_ADMIN_LISTEN`, `ROLLCALL_ADMIN_TOKEN`).
+    pub fn from_overrides(overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_text("", overrides)
+    }
+
+    fn load_text(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut document: toml::Table =
+            toml::from_str(text).map_err(|error| toml_error(text, &error))?;
+        let mut admin = toml::Table::new();
+        if let Some(table) = document.remove("admin") {
+            admin.insert("admin".to_owned(), table);
+        }
+        interpolate_table(&mut admin, text, &|name: &str| std::env::var(name).ok())?;
+        overrides.only("admin").apply(&mut admin)?;
+        let table = admin
+            .remove("admin")
+            .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
+        table
+            .try_into()
+            .map_err(|error: toml::de::Error| toml_error(text, &error))
+    }
+}
+
+/// The prefix of the environment variables that override configuration keys:
+/// `ROLLCALL_<TABLE>_<KEY>` sets `key` of `[table]` (`ROLLCALL_INGEST_LISTEN`,
+/// `ROLLCALL_ADMIN_TOKEN`, `ROLLCALL_LOG_FORMAT`).
+pub const ENV_PREFIX: &str = "ROLLCALL_";
+
+/// The tables whose keys can be overridden; `[[sources]]` and `[[sinks]]` are lists, and
+/// their values take `${VARS}` instead.
+const OVERRIDABLE_TABLES: &[&str] = &["ingest", "admin", "store", "delivery", "log", "traces"];
+
+/// Values set outside the file (environment variables, command-line flags), applied over
+/// it in order: a later one wins.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides(Vec<Override>);
+
+#[derive(Debug, Clone)]
+struct Override {
+    /// Where the value came from, for errors: `ROLLCALL_INGEST_LISTEN`, `--listen`.
+    origin: String,
+    table: String,
+    key: String,
+    value: String,
+}
+
+impl Overrides {
+    /// The `ROLLCALL_<TABLE>_<KEY>` variables of this process's environment.
+    pub fn from_env() -> Self {
+        Self::from_variables(std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        }))
+    }
+
+    /// The overrides among `variables` (name, value); other variables are ignored.
+    pub fn from_variables(variables: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut overrides: Vec<Override> = variables
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let rest = name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
+                let (table, key) = rest.split_once('_')?;
+                (OVERRIDABLE_TABLES.contains(&table) && !key.is_empty()).then(|| Override {
+                    origin: name.clone(),
+                    table: table.to_owned(),
+                    key: key.to_owned(),
+                    value,
+                })
+            })
+            .collect();
+        // The environment's order is arbitrary; make the result not depend on it.
+        overrides.sort_by(|a, b| a.origin.cmp(&b.origin));
+        Self(overrides)
+    }
+
+    /// Sets `[table] key` to `value`, over everything before; `origin` names the flag.
+    pub fn set(&mut self, origin: &str, table: &str, key: &str, value: impl Into<String>) {
+        self.0.push(Override {
+            origin: origin.to_owned(),
+            table: table.to_owned(),
+            key: key.to_owned(),
+            value: value.into(),
+        });
+    }
+
+    fn only(&self, table: &str) -> Self {
+        Self(
+            self.0
+                .iter()
+                .filter(|item| item.table == table)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Writes each value into `document`, typed as the schema types its key.
+    fn apply(&self, document: &mut toml::Table) -> Result<(), ConfigError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let schema = schema();
+        for item in &self.0 {
+            let error = |message: String| ConfigError {
+                file: None,
+                line: None,
+                key: Some(format!("{}.{}", item.table, item.key)),
+                message: format!("{message} (set by {})", item.origin),
+            };
+            let property = &schema["properties"][&item.table]["properties"][&item.key];
+            if property.is_null() {
+                return Err(error("unknown key".to_owned()));
+            }
+            let value = typed_value(&item.value, property).map_err(error)?;
+            let table = document
+                .entry(item.table.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(table) = table else {
+                return Err(error(format!(
+                    "[{}] is not a table in the file",
+                    item.table
+                )));
+            };
+            table.insert(item.key.clone(), value);
+        }
+        Ok(())
+    }
+}
+
+/// `text` as the JSON Schema `property` types it: a string stays a string (a token of
+/// digits is still a token); numbers, booleans and arrays (in TOML syntax) are parsed.
+fn typed_value(text: &str, property: &serde_json::Value) -> Result<toml::Value, String> {
+    let trimmed = text.trim();
+    match property["type"].as_str() {
+        Some("integer") => trimmed
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("{text:?} is not an integer")),
+        Some("boolean") => trimmed
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .map_err(|_| format!("{text:?} is not true or false")),
+        Some("array") => toml::from_str::<toml::Table>(&format!("value = {trimmed}"))
+            .ok()
+            .and_then(|mut table| table.remove("value"))
+            .filter(toml::Value::is_array)
+            .ok_or_else(|| format!("{text:?} is not a TOML array, e.g. [\"a\", \"b\"]")),
+        _ => Ok(toml::Value::String(text.to_owned())),
+    }
+}
+
 /// A complete example configuration, built from the registered connectors and sinks.
 pub fn example() -> String {
     let mut text = String::from(
@@ -1171,7 +1479,8 @@ pub fn schema() -> serde_json::Value {
                 "type": "object", "additionalProperties": false,
                 "properties": {
                     "listen": {"type": "string", "default": "127.0.0.1:9090"},
-                    "token": {"type": "string", "minLength": 1, "description": "bearer token; required when listen is not loopback; never empty"},
+                    "token": {"type": "string", "minLength": 1, "description": "bearer token with every right (scope operate); a token is required when listen is not loopback; never empty"},
+                    "tokens": {"type": "array", "default": [], "description": "more bearer tokens, each with its scope: read (GET: metrics, users, events, SCIM) or operate (also replays and other actions)", "items": {"type": "object", "additionalProperties": false, "required": ["token", "scope"], "properties": {"token": {"type": "string", "minLength": 1}, "scope": {"enum": ["read", "operate"]}}}},
                     "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10},
                     "max_connections": {"type": "integer", "minimum": 1, "default": 64},
                     "allowed_hosts": {"type": "array", "items": {"type": "string"}, "default": [], "description": "host names the token-less admin listener answers to besides its bind address, localhost and loopback"}
@@ -1180,12 +1489,25 @@ pub fn schema() -> serde_json::Value {
             "store": {
                 "type": "object", "additionalProperties": false,
                 "properties": {
-                    "type": {"enum": ["sqlite"]},
+                    "type": {"enum": ["sqlite"], "default": "sqlite"},
                     "path": {"type": "string", "default": "rollcall-data/rollcall.db"},
                     "retention_hours": {"type": "integer", "minimum": 0, "default": 168, "description": "hours a delivered event stays in the journal (replayed quarantine entries and dead letters: after their replay); 0 keeps everything"},
                     "dedup_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours a dedup key is remembered; 0 keeps them; otherwise at least retention_hours"},
                     "quarantine_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours an open (never replayed) quarantined delivery is kept; 0 keeps them until replayed"},
                     "quarantine_max_mib": {"type": "integer", "minimum": 0, "default": 1024, "description": "MiB the bodies of open quarantined deliveries may take; beyond it the oldest are deleted; 0: no cap"}
+                }
+            },
+            "log": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "format": {"type": "string", "enum": ["text", "json"], "default": "text", "description": "json: every line on standard error is one JSON object (start-up lines included)"}
+                }
+            },
+            "traces": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "otlp_endpoint": {"type": "string", "description": "OTLP/HTTP (protobuf) traces URL of a collector, e.g. http://127.0.0.1:4318/v1/traces; needs a build with the otlp feature"},
+                    "service_name": {"type": "string", "default": "rollcall", "description": "the service.name resource attribute of exported spans"}
                 }
             },
             "delivery": {

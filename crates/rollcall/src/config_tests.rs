@@ -395,3 +395,137 @@ fn sync_interval_rejects_bad_values_and_sources_that_cannot_list_users() {
     );
     assert!(error.message.contains("cannot list users"), "{error}");
 }
+
+#[test]
+fn a_store_table_with_only_a_path_is_the_sqlite_store() {
+    let config = Config::parse("[store]\npath = \"elsewhere/rollcall.db\"\n", env).unwrap();
+    assert_eq!(config.store.path(), Path::new("elsewhere/rollcall.db"));
+}
+
+fn overrides(pairs: &[(&str, &str)]) -> Overrides {
+    Overrides::from_variables(
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+    )
+}
+
+#[test]
+fn environment_overrides_set_any_key_of_the_tables_typed_by_the_schema() {
+    let config = Config::parse_with(
+        "[ingest]\nlisten = \"127.0.0.1:8080\"\nmax_body_bytes = 10\n",
+        env,
+        &overrides(&[
+            ("ROLLCALL_INGEST_LISTEN", "0.0.0.0:18080"),
+            ("ROLLCALL_INGEST_MAX_BODY_BYTES", "2048"),
+            ("ROLLCALL_ADMIN_TOKEN", "12345"),
+            ("ROLLCALL_ADMIN_ALLOWED_HOSTS", "[\"rollcall.internal\"]"),
+            ("ROLLCALL_STORE_PATH", "/var/lib/rollcall/rollcall.db"),
+            ("ROLLCALL_LOG_FORMAT", "json"),
+            // Not a table of the file: not an override (a variable for ${...}, say).
+            ("ROLLCALL_PG_PASSWORD", "x"),
+            ("ROLLCALL_LOG", "debug"),
+            ("OTHER_INGEST_LISTEN", "x"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.ingest.listen.to_string(), "0.0.0.0:18080");
+    assert_eq!(config.ingest.max_body_bytes, 2048);
+    // A token of digits stays a string.
+    assert_eq!(config.admin.token.unwrap().expose(), "12345");
+    assert_eq!(config.admin.allowed_hosts, ["rollcall.internal"]);
+    assert_eq!(
+        config.store.path(),
+        Path::new("/var/lib/rollcall/rollcall.db")
+    );
+    assert_eq!(config.log.format, LogFormat::Json);
+
+    // A flag set after the environment wins.
+    let mut both = overrides(&[("ROLLCALL_INGEST_LISTEN", "0.0.0.0:18080")]);
+    both.set("--listen", "ingest", "listen", "127.0.0.1:0");
+    let config = Config::parse_with("", env, &both).unwrap();
+    assert_eq!(config.ingest.listen.to_string(), "127.0.0.1:0");
+}
+
+#[test]
+fn a_wrong_override_names_its_variable() {
+    let error = Config::parse_with("", env, &overrides(&[("ROLLCALL_INGEST_PORT", "1")]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "ingest.port: unknown key (set by ROLLCALL_INGEST_PORT)"
+    );
+    let error = Config::parse_with(
+        "",
+        env,
+        &overrides(&[("ROLLCALL_DELIVERY_MAX_ATTEMPTS", "many")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        error,
+        "delivery.max_attempts: \"many\" is not an integer (set by ROLLCALL_DELIVERY_MAX_ATTEMPTS)"
+    );
+}
+
+#[test]
+fn the_admin_table_loads_without_the_variables_of_other_tables() {
+    let text = "[admin]\nlisten = \"127.0.0.1:9191\"\n\n[[sources]]\nid = \"zd\"\n\
+                connector = \"zendesk\"\nsigning_secret = \"${ROLLCALL_TEST_UNSET_SECRET}\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("operator.toml");
+    std::fs::write(&path, text).unwrap();
+    let admin = AdminConfig::load(&path, &Overrides::default()).unwrap();
+    assert_eq!(admin.listen.port(), 9191);
+    assert!(Config::load_with(&path, &Overrides::default()).is_err());
+}
+
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn a_traces_endpoint_needs_a_build_with_the_otlp_feature() {
+    let error = Config::parse(
+        "[traces]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\n",
+        env,
+    )
+    .unwrap_err();
+    assert_eq!(error.key.as_deref(), Some("traces.otlp_endpoint"));
+    assert_eq!(error.line, Some(2));
+    assert!(error.message.contains("--features otlp"), "{error}");
+}
+
+#[test]
+fn admin_tokens_carry_scopes_and_a_read_token_alone_opens_a_remote_listener() {
+    let config = Config::parse(
+        "[admin]\nlisten = \"0.0.0.0:9090\"\ntokens = [{ token = \"r\", scope = \"read\" }, { token = \"o\", scope = \"operate\" }]\n",
+        env,
+    )
+    .unwrap();
+    let scopes: Vec<_> = config
+        .admin
+        .scoped_tokens()
+        .into_iter()
+        .map(|(token, scope)| (token.expose().to_owned(), scope))
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("r".to_owned(), Scope::Read),
+            ("o".to_owned(), Scope::Operate)
+        ]
+    );
+    assert_eq!(config.admin.client_token().unwrap().expose(), "o");
+
+    let error = Config::parse(
+        "[admin]\ntokens = [{ token = \" \", scope = \"read\" }]\n",
+        env,
+    )
+    .unwrap_err();
+    assert!(error.message.contains("must not be empty"), "{error}");
+    let error = Config::parse(
+        "[admin]\ntokens = [{ token = \"x\", scope = \"admin\" }]\n",
+        env,
+    )
+    .unwrap_err();
+    assert!(error.message.contains("unknown variant `admin`"), "{error}");
+}

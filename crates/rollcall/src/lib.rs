@@ -21,8 +21,13 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod fuzzing;
+pub mod logging;
 pub mod metrics;
 pub mod sync;
+
+/// The JSON Schema of the unified event (`rollcall schema event`), version 1: later
+/// versions add fields, never remove or change one.
+pub const USER_EVENT_SCHEMA: &str = include_str!("../schemas/user-event.v1.json");
 
 // Link the sink types (registered like connectors).
 use rollcall_sinks as _;

@@ -7,7 +7,6 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = rollcall::cli::Cli::parse();
-    rollcall::cli::init_tracing();
-    cli.run()
+    // Each command installs its log format: `serve` after reading its configuration.
+    rollcall::cli::Cli::parse().run()
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::api_error::ApiError;
 use super::state::AppState;
+use crate::config::Scope;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
@@ -52,7 +53,20 @@ pub fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             require_known_host,
         ))
+        .layer(middleware::map_response(identify))
         .with_state(state)
+}
+
+/// The header every admin answer carries, so the operator commands can tell a rollcall
+/// admin API from whatever else answers on the address they were given.
+pub const VERSION_HEADER: &str = "rollcall-version";
+
+async fn identify(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        VERSION_HEADER,
+        header::HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
+    response
 }
 
 /// Without a token, the admin listener is on loopback and trusts whoever reaches it; a web
@@ -64,7 +78,7 @@ async fn require_known_host(
     request: Request,
     next: Next,
 ) -> Response {
-    if state.admin_token.is_none() {
+    if state.admin_tokens.is_empty() {
         if let Some(host) = request.headers().get(header::HOST) {
             let known = host
                 .to_str()
@@ -99,30 +113,38 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    if !authorized(&state, request.headers()) {
-        return ApiError::new(ErrorCode::Unauthorized, "a valid bearer token is required")
-            .into_response();
+    // Reading needs `read`; anything that changes state (every other method) `operate`.
+    let needed = if matches!(*request.method(), Method::GET | Method::HEAD) {
+        Scope::Read
+    } else {
+        Scope::Operate
+    };
+    match authorize(&state, request.headers(), needed) {
+        Ok(()) => next.run(request).await,
+        Err(ErrorCode::ScopeInsufficient) => ApiError::new(
+            ErrorCode::ScopeInsufficient,
+            "this token's scope is read; replays and other actions need an operate token",
+        )
+        .into_response(),
+        Err(code) => ApiError::new(code, "a valid bearer token is required").into_response(),
     }
-    next.run(request).await
 }
 
-/// Whether the request may use the admin API: no token is configured, or it sends
-/// `Authorization: Bearer <token>` (compared in constant time, length included).
-pub(super) fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(token) = &state.admin_token else {
-        return true;
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Compare digests, so neither the content nor the length of the token leaks through
-    // timing (constant_time_eq returns early on a length mismatch).
-    let given = rollcall_core::verify::hmac_sha256(b"rollcall-admin-token", &[given.as_bytes()]);
-    let expected =
-        rollcall_core::verify::hmac_sha256(b"rollcall-admin-token", &[token.expose().as_bytes()]);
-    rollcall_core::verify::constant_time_eq(&given, &expected)
+/// Whether the request may do what needs `needed`: no token is configured, or it sends
+/// `Authorization: Bearer <token>` of a token whose scope includes `needed`.
+pub(super) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    needed: Scope,
+) -> Result<(), ErrorCode> {
+    if state.admin_tokens.is_empty() {
+        return Ok(());
+    }
+    match state.admin_tokens.scope_of(headers) {
+        None => Err(ErrorCode::Unauthorized),
+        Some(scope) if scope >= needed => Ok(()),
+        Some(_) => Err(ErrorCode::ScopeInsufficient),
+    }
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -638,7 +660,9 @@ mod tests {
             max_body_bytes: 1024,
             request_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(2),
-            admin_token: token.map(|token| rollcall_core::Secret::new(token.to_owned())),
+            admin_tokens: super::super::state::AdminTokens::operate(
+                token.map(|token| rollcall_core::Secret::new(token.to_owned())),
+            ),
             ingest_limits: crate::daemon::IngestLimits::new(1 << 20, 8, std::iter::empty()),
             admin_hosts: crate::daemon::state::admin_hosts(
                 std::net::SocketAddr::from(([127, 0, 0, 1], 9090)),

@@ -10,31 +10,46 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::config::{Config, Overrides, SinkConfig, SourceConfig};
 
 pub const DATA_DIR: &str = "rollcall-data";
 const SEEDS_FILE: &str = "demo-sources.json";
 
-/// The default configuration, with demo sources whose seeds are loaded from (or created in)
-/// `data_dir`.
-pub fn default_config(data_dir: &Path) -> Result<Config> {
-    let seeds = load_or_create_seeds(data_dir)?;
-    let mut config = Config {
-        ingest: Default::default(),
-        admin: Default::default(),
-        store: crate::config::StoreConfig::sqlite(data_dir.join("rollcall.db")),
-        delivery: Default::default(),
-        sources: Vec::new(),
-        sinks: vec![SinkConfig {
-            id: "stdout".to_owned(),
-            kind: "stdout".to_owned(),
-            sources: None,
-            types: None,
-            format: Default::default(),
-            delivery: crate::config::SinkDelivery::for_kind("stdout"),
-            options: serde_json::json!({}),
-        }],
+/// Whether the demo seeds may be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seeds {
+    /// `rollcall serve`: create them on first start, reuse them after.
+    CreateIfMissing,
+    /// `rollcall sign`: only the ones a daemon created; signing with new secrets would only
+    /// produce requests the running daemon rejects.
+    Existing,
+}
+
+/// The default configuration (with `overrides` applied), with demo sources whose seeds are
+/// loaded from (or, with [`Seeds::CreateIfMissing`], created in) `data_dir`.
+pub fn default_config(data_dir: &Path, overrides: &Overrides, seeds: Seeds) -> Result<Config> {
+    let seeds = match seeds {
+        Seeds::CreateIfMissing => load_or_create_seeds(data_dir)?,
+        Seeds::Existing => load_existing_seeds(data_dir)?,
     };
+    // The embedded defaults are an empty file: every default comes from the configuration's
+    // own definitions, and the overrides apply exactly as over a file.
+    let store_path = toml::Value::String(data_dir.join("rollcall.db").display().to_string());
+    let mut config = Config::parse_with(
+        &format!("[store]\npath = {store_path}\n"),
+        |_| None,
+        overrides,
+    )
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
+    config.sinks.push(SinkConfig {
+        id: "stdout".to_owned(),
+        kind: "stdout".to_owned(),
+        sources: None,
+        types: None,
+        format: Default::default(),
+        delivery: crate::config::SinkDelivery::for_kind("stdout"),
+        options: serde_json::json!({}),
+    });
     for registration in rollcall_core::registrations() {
         let Some(seed) = seeds.get(registration.name) else {
             continue;
@@ -49,26 +64,46 @@ pub fn default_config(data_dir: &Path) -> Result<Config> {
     Ok(config)
 }
 
-/// What a new user needs to send a first request to each demo source.
-pub fn describe(config: &Config) -> String {
-    let mut text = String::from(
-        "rollcall: running on embedded defaults (no --config): demo sources below, events to stdout.\n\
-         rollcall: demo secrets (for trying rollcall locally; configure real sources with --config):\n",
-    );
+/// The seeds a daemon on embedded defaults created in `data_dir`; an error saying where
+/// they were looked for when there are none.
+fn load_existing_seeds(data_dir: &Path) -> Result<BTreeMap<String, [u8; 32]>> {
+    let path = data_dir.join(SEEDS_FILE);
+    if !path.exists() {
+        anyhow::bail!(
+            "no demo secrets at {}: `rollcall serve` without --config creates them in \
+             ./{DATA_DIR}/ of the directory it runs in. Run `rollcall sign` in that directory \
+             (or pass --data-dir), start `rollcall serve` first, or pass --config for \
+             configured sources. rollcall sign never creates secrets: a request signed with \
+             new ones would be rejected by the running daemon (401 signature_invalid).",
+            path.display()
+        );
+    }
+    read_seeds(&path)
+}
+
+/// What a new user needs to send a first request to each demo source, line by line.
+pub fn describe(config: &Config) -> Vec<String> {
+    let mut lines = vec![
+        "running on embedded defaults (no --config): demo sources below, events to stdout."
+            .to_owned(),
+        "demo secrets (for trying rollcall locally; configure real sources with --config):"
+            .to_owned(),
+    ];
+    let address = crate::cli::connect_address(config.ingest.listen);
     for source in &config.sources {
         let mut secrets = describe_options(&source.options);
         if secrets.is_empty() {
             secrets = "(signed with a demo key: use rollcall sign)".to_owned();
         }
-        text.push_str(&format!(
-            "  {:<20} POST http://{}/hooks/{}   {secrets}\n",
-            source.id, config.ingest.listen, source.id,
+        lines.push(format!(
+            "  {:<20} POST http://{address}/hooks/{}   {secrets}",
+            source.id, source.id,
         ));
     }
-    text.push_str(
-        "rollcall: try one: rollcall sign --source zendesk-demo FILE   (prints the curl command)\n",
+    lines.push(
+        "try one: rollcall sign --source zendesk-demo FILE   (prints the curl command)".to_owned(),
     );
-    text
+    lines
 }
 
 fn describe_options(options: &serde_json::Value) -> String {
@@ -90,12 +125,7 @@ fn describe_options(options: &serde_json::Value) -> String {
 
 fn load_or_create_seeds(data_dir: &Path) -> Result<BTreeMap<String, [u8; 32]>> {
     let path: PathBuf = data_dir.join(SEEDS_FILE);
-    let mut seeds: BTreeMap<String, String> = match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a demo seed file", path.display()))?,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
-    };
+    let mut seeds = read_seed_text(&path)?;
     let mut changed = false;
     for registration in rollcall_core::registrations() {
         seeds
@@ -110,6 +140,26 @@ fn load_or_create_seeds(data_dir: &Path) -> Result<BTreeMap<String, [u8; 32]>> {
             .with_context(|| format!("creating {}", data_dir.display()))?;
         write_private(&path, &serde_json::to_string_pretty(&seeds)?)?;
     }
+    decode_seeds(&path, seeds)
+}
+
+fn read_seeds(path: &Path) -> Result<BTreeMap<String, [u8; 32]>> {
+    decode_seeds(path, read_seed_text(path)?)
+}
+
+fn read_seed_text(path: &Path) -> Result<BTreeMap<String, String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a demo seed file", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn decode_seeds(
+    path: &Path,
+    seeds: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, [u8; 32]>> {
     let mut decoded = BTreeMap::new();
     for (name, text) in seeds {
         let bytes = hex_decode(&text)
@@ -160,14 +210,41 @@ mod tests {
     #[test]
     fn demo_sources_are_valid_and_stable_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let first = default_config(dir.path()).unwrap();
-        let again = default_config(dir.path()).unwrap();
+        let first =
+            default_config(dir.path(), &Overrides::default(), Seeds::CreateIfMissing).unwrap();
+        let again = default_config(dir.path(), &Overrides::default(), Seeds::Existing).unwrap();
         assert_eq!(first.sources.len(), rollcall_core::registrations().len());
         for (a, b) in first.sources.iter().zip(&again.sources) {
             assert_eq!(a.options, b.options);
         }
         // Every demo source builds: the defaults must start.
         crate::daemon::build_sources(&first).unwrap();
+    }
+
+    #[test]
+    fn signing_without_seeds_creates_nothing_and_says_where_it_looked() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join(DATA_DIR);
+        let error = default_config(&data, &Overrides::default(), Seeds::Existing)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("demo-sources.json"), "{error}");
+        assert!(error.contains("never creates secrets"), "{error}");
+        assert!(!data.exists());
+    }
+
+    #[test]
+    fn the_embedded_defaults_take_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = Overrides::from_variables([(
+            "ROLLCALL_INGEST_LISTEN".to_owned(),
+            "127.0.0.1:18080".to_owned(),
+        )]);
+        let config = default_config(dir.path(), &overrides, Seeds::CreateIfMissing).unwrap();
+        assert_eq!(config.ingest.listen.port(), 18080);
+        assert_eq!(config.admin.listen.port(), 9090);
+        assert_eq!(config.store.path(), dir.path().join("rollcall.db"));
+        assert_eq!(config.sources.len(), rollcall_core::registrations().len());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use rollcall_core::{Delivery, ErrorCode, HandshakeResponse, Timestamp};
@@ -32,6 +32,8 @@ use super::state::{AppState, Source};
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/hooks/{source}", any(ingest))
+        // For load balancers and container health checks, which reach only this listener.
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .with_state(state)
 }
 
@@ -459,7 +461,7 @@ mod tests {
             max_body_bytes: 1024,
             request_timeout,
             body_timeout: request_timeout / 2,
-            admin_token: None,
+            admin_tokens: Default::default(),
             ingest_limits: crate::daemon::IngestLimits::new(4096, 2, ["s".to_owned()].iter()),
             admin_hosts: Vec::new(),
         })

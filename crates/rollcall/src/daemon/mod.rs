@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Retention};
 use crate::metrics::Metrics;
+pub use admin::VERSION_HEADER;
 pub use state::{AppState, IngestLimits, Source};
 
 /// How long workers get to deliver what is committed at shutdown.
@@ -122,7 +123,7 @@ pub async fn serve(config: Config) -> Result<()> {
         max_body_bytes: config.ingest.max_body_bytes,
         request_timeout: config.ingest.request_timeout(),
         body_timeout: config.ingest.body_timeout(),
-        admin_token: config.admin.token.clone(),
+        admin_tokens: state::AdminTokens::new(config.admin.scoped_tokens()),
         ingest_limits,
         admin_hosts: state::admin_hosts(config.admin.listen, &config.admin.allowed_hosts),
     });
@@ -137,8 +138,9 @@ pub async fn serve(config: Config) -> Result<()> {
     let ingest_address = ingest_listener.local_addr()?;
     let admin_address = admin_listener.local_addr()?;
     // Tests and scripts read these two lines to find the ports when configured with :0.
-    eprintln!("rollcall: ingest listening on http://{ingest_address}");
-    eprintln!("rollcall: admin listening on http://{admin_address}");
+    let shutdown = ShutdownSignal::install();
+    crate::announce!(address = %ingest_address, "ingest listening on http://{ingest_address}");
+    crate::announce!(address = %admin_address, "admin listening on http://{admin_address}");
 
     let (stop_workers, worker_shutdown) = watch::channel(false);
     let mut worker_tasks = Vec::new();
@@ -193,8 +195,8 @@ pub async fn serve(config: Config) -> Result<()> {
         listeners_shutdown,
     ));
 
-    shutdown_signal().await;
-    eprintln!("rollcall: shutting down: no new requests; finishing in-flight work");
+    shutdown.wait().await;
+    crate::announce!("shutting down: no new requests; finishing in-flight work");
     let _ = stop_pruner.send(true);
     let _ = stop_reconcilers.send(true);
     let _ = stop_listeners.send(true);
@@ -221,7 +223,7 @@ pub async fn serve(config: Config) -> Result<()> {
         }
     }
     store.close().await;
-    eprintln!("rollcall: stopped cleanly");
+    crate::announce!("stopped cleanly");
     Ok(())
 }
 
@@ -357,26 +359,50 @@ fn cutoff(now: Timestamp, window: Duration) -> Option<Timestamp> {
     Timestamp::from_unix_millis(now.unix_millis().checked_sub(window)?).ok()
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// SIGTERM and Ctrl-C, listened for from before the listeners are announced: a supervisor
+/// (or a test) that signals as soon as it reads the addresses never meets the default
+/// action (death without a drain).
+struct ShutdownSignal {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            async fn recv(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(self.terminate) => {}
+                _ = recv(self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
     }
 }
 

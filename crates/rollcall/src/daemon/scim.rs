@@ -16,11 +16,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use rollcall_core::{User, UserStatus};
+use rollcall_core::{ErrorCode, User, UserStatus};
 use rollcall_store::{DirectoryEntry, StoreError, UserQuery};
 use serde_json::{json, Map, Value};
 
 use super::state::AppState;
+use crate::config::Scope;
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -128,13 +129,20 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    if !super::admin::authorized(&state, request.headers()) {
-        return ScimError::new(
-            StatusCode::UNAUTHORIZED,
-            None,
-            "a valid bearer token is required",
-        )
-        .into_response();
+    match super::admin::authorize(&state, request.headers(), Scope::Read) {
+        Ok(()) => {}
+        Err(ErrorCode::ScopeInsufficient) => {
+            return ScimError::new(StatusCode::FORBIDDEN, None, "this token may not read")
+                .into_response();
+        }
+        Err(_) => {
+            return ScimError::new(
+                StatusCode::UNAUTHORIZED,
+                None,
+                "a valid bearer token is required",
+            )
+            .into_response();
+        }
     }
     next.run(request).await
 }
@@ -591,7 +599,7 @@ async fn service_provider_config(
 ) -> Result<Response, ScimError> {
     refuse_filter(query.as_deref())?;
     let base = base_url(&headers);
-    let schemes = if state.admin_token.is_some() {
+    let schemes = if !state.admin_tokens.is_empty() {
         json!([{
             "type": "oauthbearertoken",
             "name": "Bearer token",
@@ -1201,7 +1209,9 @@ mod tests {
             max_body_bytes: 1024,
             request_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(2),
-            admin_token: token.map(|token| Secret::new(token.to_owned())),
+            admin_tokens: crate::daemon::state::AdminTokens::operate(
+                token.map(|token| Secret::new(token.to_owned())),
+            ),
             ingest_limits: crate::daemon::IngestLimits::new(1 << 20, 8, std::iter::empty()),
             admin_hosts: crate::daemon::state::admin_hosts(
                 std::net::SocketAddr::from(([127, 0, 0, 1], 0)),

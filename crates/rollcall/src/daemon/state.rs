@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::{header, HeaderMap};
 use rollcall_core::{Connector, Secret};
 use rollcall_store::Store;
 use tokio::sync::Semaphore;
 
-use crate::config::SinkConfig;
+use crate::config::{Scope, SinkConfig};
 use crate::daemon::worker::SinkStatus;
 use crate::metrics::Metrics;
 
@@ -38,12 +39,56 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// How long a client may take to send the body (408 `body_timeout` after that).
     pub body_timeout: Duration,
-    pub admin_token: Option<Secret>,
+    pub admin_tokens: AdminTokens,
     /// What unanswered ingest requests may hold.
     pub ingest_limits: IngestLimits,
     /// Host names the admin listener answers to when it has no token (lower case, no port).
     pub admin_hosts: Vec<String>,
 }
+
+/// The admin API's bearer tokens and the scope of each; none on a loopback listener
+/// without a token.
+#[derive(Debug, Clone, Default)]
+pub struct AdminTokens(Vec<(Secret, Scope)>);
+
+impl AdminTokens {
+    pub fn new(tokens: Vec<(Secret, Scope)>) -> Self {
+        Self(tokens)
+    }
+
+    /// One token with every right, or none.
+    pub fn operate(token: Option<Secret>) -> Self {
+        Self(token.into_iter().map(|t| (t, Scope::Operate)).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The scope of the request's `Authorization: Bearer` token; `None` when it sends none
+    /// or an unknown one. Every configured token is compared, each in constant time on
+    /// digests (neither content nor length leaks), so timing does not tell which matched.
+    pub fn scope_of(&self, headers: &HeaderMap) -> Option<Scope> {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let given = rollcall_core::verify::hmac_sha256(TOKEN_KEY, &[given.as_bytes()]);
+        let mut scope = None;
+        for (token, token_scope) in &self.0 {
+            let expected =
+                rollcall_core::verify::hmac_sha256(TOKEN_KEY, &[token.expose().as_bytes()]);
+            if rollcall_core::verify::constant_time_eq(&given, &expected) {
+                scope = scope.max(Some(*token_scope));
+            }
+        }
+        scope
+    }
+}
+
+/// The HMAC key tokens are digested with before comparison (any fixed key does).
+const TOKEN_KEY: &[u8] = b"rollcall-admin-token";
 
 /// Bounds on what ingest requests may hold before they are answered: body bytes across all
 /// sources, and requests per source.
