@@ -8,8 +8,9 @@
 //! bring the roles they use into scope (`use rollcall_store::prelude::*`). Nothing in the
 //! contract names a backend type: states are enums, errors are [`StoreError`].
 //!
-//! Backends: [`sqlite`] (embedded, one process, the default). Every backend passes the one
-//! conformance suite in `conformance` (feature `conformance`).
+//! Backends: [`sqlite`] (embedded, one process, the default) and `postgres` (feature
+//! `postgres`: shared by any number of replicas). Every backend passes the one conformance
+//! suite in `conformance` (feature `conformance`).
 //!
 //! # What every backend promises
 //!
@@ -29,6 +30,8 @@ mod codec;
 pub mod conformance;
 mod contract;
 mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::Path;
@@ -121,6 +124,15 @@ impl Store {
         Ok(Self::from_backend(Arc::new(sqlite::SqliteBackend::open(
             path.as_ref(),
         )?)))
+    }
+
+    /// The PostgreSQL store described by `options` (migrated at open; refused when its
+    /// schema is newer than this rollcall knows).
+    #[cfg(feature = "postgres")]
+    pub async fn open_postgres(options: &postgres::PgOptions) -> Result<Self> {
+        Ok(Self::from_backend(Arc::new(
+            postgres::PgBackend::open(options).await?,
+        )))
     }
 
     pub fn from_backend(backend: Arc<dyn Backend>) -> Self {
