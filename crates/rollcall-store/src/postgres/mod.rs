@@ -132,7 +132,7 @@ impl PgBackend {
                 message: format!("not a PostgreSQL connection string: {error}"),
             })?;
         let location = describe(&config, &options.schema);
-        if !schema::valid_schema_name(&options.schema) {
+        if !crate::is_valid_postgres_schema(&options.schema) {
             return Err(StoreError::Open {
                 location,
                 message: format!(

@@ -101,19 +101,6 @@ CREATE INDEX users_username ON users (lower(username));
 CREATE INDEX users_email ON users (email);
 "#];
 
-/// Whether `schema` is a name rollcall accepts: lower-case letters, digits and `_`, not
-/// starting with a digit, at most 63 bytes (PostgreSQL's limit). It is interpolated into
-/// statements (as a quoted identifier) and into the connection's `search_path`.
-pub(crate) fn valid_schema_name(schema: &str) -> bool {
-    !schema.is_empty()
-        && schema.len() <= 63
-        && schema
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        && !schema.as_bytes()[0].is_ascii_digit()
-        && !schema.starts_with("pg_")
-}
-
 /// Creates the schema if needed and applies the migrations it has not seen, in one
 /// transaction. Refuses a schema written by a newer rollcall.
 pub(crate) async fn migrate(client: &mut Client, schema: &str, location: &str) -> Result<()> {
@@ -168,27 +155,4 @@ pub(crate) async fn migrate(client: &mut Client, schema: &str, location: &str) -
         .map_err(pg_error)?;
     }
     tx.commit().await.map_err(pg_error)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_schema_name;
-
-    #[test]
-    fn schema_names_are_plain_identifiers() {
-        for good in ["rollcall", "tenant_7", "_x"] {
-            assert!(valid_schema_name(good), "{good}");
-        }
-        for bad in [
-            "",
-            "Rollcall",
-            "7up",
-            "a-b",
-            "a\"b",
-            "pg_catalog",
-            &"x".repeat(64),
-        ] {
-            assert!(!valid_schema_name(bad), "{bad}");
-        }
-    }
 }
