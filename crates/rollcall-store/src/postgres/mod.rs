@@ -15,6 +15,9 @@
 //! * **Leases**: a sink's position and lease are one row, changed only under `FOR UPDATE`;
 //!   every position change checks the fencing token in the same transaction.
 //!
+//! Connections are plain TCP (no TLS client is linked): `sslmode=require` is refused at
+//! open rather than silently downgraded.
+//!
 //! Ingest on one replica goes through one writer task (group commit, [`append`]); every
 //! other write is a short transaction of its own. [`JournalStore::subscribe`] follows
 //! commits of other replicas by polling the counter every [`COMMITTED_POLL`].
@@ -140,6 +143,14 @@ impl PgBackend {
                      digit or pg_), at most 63",
                     options.schema
                 ),
+            });
+        }
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(StoreError::Open {
+                location,
+                message: "sslmode=require: this rollcall connects to PostgreSQL without TLS \
+                          (run it on a private network or behind a local TLS proxy)"
+                    .to_owned(),
             });
         }
         config
