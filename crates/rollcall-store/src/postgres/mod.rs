@@ -53,6 +53,13 @@ pub const COMMITTED_POLL: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a caller waits for a free pooled connection.
 const POOL_WAIT: Duration = Duration::from_secs(5);
+/// How long a statement waits for a row lock (the journal's counter, a sink's cursor)
+/// before it fails and the caller answers 503: a replica never hangs behind another.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long PostgreSQL lets a session sit idle inside a transaction before it ends the
+/// session: a replica that vanished mid-transaction (partitioned, frozen) releases the
+/// journal's counter lock after this, not after TCP keepalive's hours.
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how to reach the PostgreSQL store.
 #[derive(Clone)]
@@ -154,7 +161,12 @@ impl PgBackend {
             });
         }
         config
-            .options(format!("-c search_path={}", options.schema))
+            .options(format!(
+                "-c search_path={} -c lock_timeout={}ms -c idle_in_transaction_session_timeout={}ms",
+                options.schema,
+                LOCK_TIMEOUT.as_millis(),
+                IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+            ))
             .application_name("rollcall")
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true)

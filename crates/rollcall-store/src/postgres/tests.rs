@@ -387,3 +387,25 @@ async fn a_bad_schema_name_or_url_is_refused_without_echoing_the_password() {
     assert!(!error.contains("hunter2"), "{error}");
     assert!(error.contains("127.0.0.1:1"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_replica_cannot_hold_the_journal_lock_for_long() {
+    let harness = PgHarness::new();
+    let backend = super::PgBackend::open(&harness.options).await.unwrap();
+    let client = backend.client().await.unwrap();
+    let setting = |name: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(&format!("SHOW {name}"), &[])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    // The session of a replica that stops talking mid-transaction is ended, releasing its
+    // locks; a waiter gives up (503) instead of hanging behind it.
+    assert_eq!(setting("idle_in_transaction_session_timeout").await, "10s");
+    assert_eq!(setting("lock_timeout").await, "10s");
+    assert_eq!(setting("search_path").await, harness.options.schema);
+}
