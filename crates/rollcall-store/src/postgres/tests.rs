@@ -409,3 +409,46 @@ async fn a_vanished_replica_cannot_hold_the_journal_lock_for_long() {
     assert_eq!(setting("lock_timeout").await, "10s");
     assert_eq!(setting("search_path").await, harness.options.schema);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_quarantine_and_replay_work_the_same_from_either_replica() {
+    let harness = PgHarness::new();
+    let (one, two) = (harness.open().await, harness.open().await);
+    one.ingest(batch("k1", &["e1"])).await.unwrap();
+    let lease = one
+        .acquire_lease(
+            "crm",
+            "replica-1",
+            Duration::from_secs(60),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let entry = one.journal_entry(1).await.unwrap();
+    one.dead_letter(&lease, &entry, 3, "HTTP 400", 0)
+        .await
+        .unwrap();
+    // An operator on replica 2 asks for the replay; the lease holder on replica 1 sees it.
+    assert_eq!(
+        two.request_replay(Some("crm".into()), vec![])
+            .await
+            .unwrap(),
+        1
+    );
+    let pending = one.pending_replays("crm", 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].1.event_id, "e1");
+    // Quarantined on one replica, replayed through the other.
+    let id = two
+        .quarantine(crate::conformance::rejected(Timestamp::now(), b"{}"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        one.resolve_quarantine(id, batch("k2", &["e2"]))
+            .await
+            .unwrap(),
+        IngestOutcome::Accepted { .. }
+    ));
+    assert_eq!(two.journal_after(1, 10).await.unwrap()[0].event_id, "e2");
+}
