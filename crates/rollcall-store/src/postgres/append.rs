@@ -38,6 +38,11 @@ use crate::{IngestBatch, IngestOutcome, Result, StoreError};
 /// How many queued ingests one transaction takes at most.
 const MAX_GROUP: usize = 512;
 
+/// How long one group transaction may take before its callers hear 503 and the writer
+/// moves on (the connection is discarded): longer than the lock timeout, shorter than a
+/// vendor's patience.
+const GROUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Locks the journal's counter until the transaction ends and returns the last sequence
 /// number assigned.
 pub(crate) async fn lock_counter(tx: &Transaction<'_>) -> Result<i64> {
@@ -404,11 +409,25 @@ async fn commit_group(
     batches: Vec<IngestBatch>,
 ) -> Result<(Vec<IngestOutcome>, i64)> {
     let mut client = shared.client().await?;
-    let tx = client.transaction().await.map_err(pg_error)?;
-    let last_seq = lock_counter(&tx).await?;
-    let appended = append(&tx, last_seq, batches).await?;
-    tx.commit().await.map_err(pg_error)?;
-    Ok(appended)
+    let committed = tokio::time::timeout(GROUP_TIMEOUT, async {
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let last_seq = lock_counter(&tx).await?;
+        let appended = append(&tx, last_seq, batches).await?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(appended)
+    })
+    .await;
+    match committed {
+        Ok(result) => result,
+        Err(_) => {
+            // The connection may be mid-transaction: it must not go back to the pool.
+            drop(deadpool_postgres::Object::take(client));
+            Err(StoreError::Unavailable {
+                message: format!("the ingest transaction did not finish within {GROUP_TIMEOUT:?}"),
+                source: None,
+            })
+        }
+    }
 }
 
 impl Counters {

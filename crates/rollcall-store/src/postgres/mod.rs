@@ -169,8 +169,12 @@ impl PgBackend {
             ))
             .application_name("rollcall")
             .connect_timeout(CONNECT_TIMEOUT)
+            // A connection whose peer vanished without closing it (a partition) is found
+            // dead within about 25 s, not after the kernel's default two hours.
             .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30));
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
         let open_error = |error: tokio_postgres::Error| StoreError::Open {
             location: location.clone(),
             message: error.to_string(),
