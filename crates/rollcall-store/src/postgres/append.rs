@@ -19,9 +19,11 @@
 //! # Group commit
 //!
 //! Each replica has one writer task. It takes every ingest waiting in its queue, commits
-//! them in one transaction of a fixed number of round trips (the rows go as arrays through
-//! `unnest`), and only then answers each caller: concurrent requests share the counter lock,
-//! the round trips and the commit's WAL flush.
+//! them in one transaction of five round trips whatever the group's size (`BEGIN`; the
+//! counter lock; the dedup and user lookups, pipelined; the journal, user, dedup and counter
+//! writes, pipelined, the rows as arrays through `unnest`; `COMMIT`), and only then answers
+//! each caller: concurrent requests share the counter lock, the round trips and the commit's
+//! WAL flush.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -30,6 +32,7 @@ use std::sync::Arc;
 use rollcall_core::directory::{apply, KnownUser};
 use rollcall_core::User;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 
 use super::{pg_error, Counters, Shared};
@@ -63,53 +66,53 @@ pub(crate) async fn append(
     mut last_seq: i64,
     batches: Vec<IngestBatch>,
 ) -> Result<(Vec<IngestOutcome>, i64)> {
-    // Dedup: what any replica committed before, and repeats within this group.
+    // Dedup (what any replica committed before) and the users the events touch (locked, as
+    // committed), in one round trip: the two queries are pipelined.
     let (sources, keys): (Vec<&str>, Vec<&str>) = batches
         .iter()
         .map(|batch| (batch.source.as_str(), batch.dedup_key.as_str()))
         .unzip();
-    let mut seen: HashMap<(String, String), Vec<String>> = HashMap::new();
-    for row in tx
-        .query(
+    let mut wanted: Vec<(&str, &str)> = batches
+        .iter()
+        .flat_map(|batch| {
+            batch
+                .events
+                .iter()
+                .map(|event| (batch.source.as_str(), event.user.id.as_str()))
+        })
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let (user_sources, user_ids): (Vec<&str>, Vec<&str>) = wanted.into_iter().unzip();
+    let dedup_params: [&(dyn ToSql + Sync); 2] = [&sources, &keys];
+    let user_params: [&(dyn ToSql + Sync); 2] = [&user_sources, &user_ids];
+    let (dedup_rows, user_rows) = tokio::try_join!(
+        tx.query(
             "SELECT d.source, d.key, d.event_ids FROM dedup AS d \
              JOIN unnest($1::text[], $2::text[]) AS k (source, key) \
              ON d.source = k.source AND d.key = k.key",
-            &[&sources, &keys],
+            &dedup_params,
+        ),
+        tx.query(
+            "SELECT u.source, u.user_id, u.version, u.deleted, u.partial, u.\"user\" \
+             FROM users AS u JOIN unnest($1::text[], $2::text[]) AS k (source, user_id) \
+             ON u.source = k.source AND u.user_id = k.user_id \
+             ORDER BY u.source, u.user_id FOR UPDATE OF u",
+            &user_params,
         )
-        .await
-        .map_err(pg_error)?
-    {
+    )
+    .map_err(pg_error)?;
+    // Repeats within this group are added as the group is applied.
+    let mut seen: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for row in dedup_rows {
         let ids: String = row.get(2);
         seen.insert(
             (row.get(0), row.get(1)),
             serde_json::from_str(&ids).unwrap_or_default(),
         );
     }
-
-    // The users the new events touch, locked, as committed.
-    let mut wanted: Vec<(&str, &str)> = Vec::new();
-    for batch in &batches {
-        if !seen.contains_key(&(batch.source.clone(), batch.dedup_key.clone())) {
-            for event in &batch.events {
-                wanted.push((&batch.source, &event.user.id));
-            }
-        }
-    }
-    wanted.sort_unstable();
-    wanted.dedup();
-    let (user_sources, user_ids): (Vec<&str>, Vec<&str>) = wanted.into_iter().unzip();
     let mut users: HashMap<(String, String), KnownUser> = HashMap::new();
-    for row in tx
-        .query(
-            "SELECT u.source, u.user_id, u.version, u.deleted, u.partial, u.\"user\" \
-             FROM users AS u JOIN unnest($1::text[], $2::text[]) AS k (source, user_id) \
-             ON u.source = k.source AND u.user_id = k.user_id \
-             ORDER BY u.source, u.user_id FOR UPDATE OF u",
-            &[&user_sources, &user_ids],
-        )
-        .await
-        .map_err(pg_error)?
-    {
+    for row in user_rows {
         let stored: Vec<u8> = row.get(5);
         users.insert(
             (row.get(0), row.get(1)),
@@ -168,61 +171,61 @@ pub(crate) async fn append(
         return Ok((outcomes, last_seq));
     }
 
-    tx.execute(
-        "INSERT INTO journal (seq, received_at, source, event_type, event_id, event) \
-         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[])",
-        &[
-            &journal.seq,
-            &journal.received_at,
-            &journal.source,
-            &journal.event_type,
-            &journal.event_id,
-            &journal.event,
-        ],
-    )
-    .await
-    .map_err(pg_error)?;
     let rows = UserRows::from_records(&touched, &users, &updated_at)?;
-    tx.execute(
-        "INSERT INTO users (source, user_id, version, deleted, partial, status, username, email, updated_at, \"user\") \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::boolean[], $5::boolean[], \
-                              $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bytea[]) \
-         ON CONFLICT (source, user_id) DO UPDATE SET version = excluded.version, \
-             deleted = excluded.deleted, partial = excluded.partial, status = excluded.status, \
-             username = excluded.username, email = excluded.email, \
-             updated_at = excluded.updated_at, \"user\" = excluded.\"user\"",
-        &[
-            &rows.source,
-            &rows.user_id,
-            &rows.version,
-            &rows.deleted,
-            &rows.partial,
-            &rows.status,
-            &rows.username,
-            &rows.email,
-            &rows.updated_at,
-            &rows.user,
-        ],
+    // The four writes in one round trip (pipelined; any failure aborts the transaction).
+    let journal_params: [&(dyn ToSql + Sync); 6] = [
+        &journal.seq,
+        &journal.received_at,
+        &journal.source,
+        &journal.event_type,
+        &journal.event_id,
+        &journal.event,
+    ];
+    let user_params: [&(dyn ToSql + Sync); 10] = [
+        &rows.source,
+        &rows.user_id,
+        &rows.version,
+        &rows.deleted,
+        &rows.partial,
+        &rows.status,
+        &rows.username,
+        &rows.email,
+        &rows.updated_at,
+        &rows.user,
+    ];
+    let dedup_params: [&(dyn ToSql + Sync); 4] = [
+        &dedup.source,
+        &dedup.key,
+        &dedup.received_at,
+        &dedup.event_ids,
+    ];
+    let counter_params: [&(dyn ToSql + Sync); 1] = [&last_seq];
+    tokio::try_join!(
+        tx.execute(
+            "INSERT INTO journal (seq, received_at, source, event_type, event_id, event) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[])",
+            &journal_params,
+        ),
+        tx.execute(
+            "INSERT INTO users (source, user_id, version, deleted, partial, status, username, email, updated_at, \"user\") \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::boolean[], $5::boolean[], \
+                                  $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bytea[]) \
+             ON CONFLICT (source, user_id) DO UPDATE SET version = excluded.version, \
+                 deleted = excluded.deleted, partial = excluded.partial, status = excluded.status, \
+                 username = excluded.username, email = excluded.email, \
+                 updated_at = excluded.updated_at, \"user\" = excluded.\"user\"",
+            &user_params,
+        ),
+        tx.execute(
+            "INSERT INTO dedup (source, key, received_at, event_ids) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])",
+            &dedup_params,
+        ),
+        tx.execute(
+            "UPDATE meta SET value = $1 WHERE name = 'last_seq'",
+            &counter_params,
+        ),
     )
-    .await
-    .map_err(pg_error)?;
-    tx.execute(
-        "INSERT INTO dedup (source, key, received_at, event_ids) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])",
-        &[
-            &dedup.source,
-            &dedup.key,
-            &dedup.received_at,
-            &dedup.event_ids,
-        ],
-    )
-    .await
-    .map_err(pg_error)?;
-    tx.execute(
-        "UPDATE meta SET value = $1 WHERE name = 'last_seq'",
-        &[&last_seq],
-    )
-    .await
     .map_err(pg_error)?;
     Ok((outcomes, last_seq))
 }
