@@ -41,8 +41,8 @@ use crate::contract::{
 };
 use crate::{
     Advance, CommitStats, DeadLetter, DeadLetterState, DirectoryEntry, IngestBatch, IngestOutcome,
-    JournalEntry, Lease, PrunePolicy, PruneReport, QuarantineState, QuarantinedDelivery,
-    RejectedDelivery, Result, StoreCounts, StoreError, UserQuery,
+    JournalEntry, Lease, ParkedEvent, PrunePolicy, PruneReport, QuarantineState,
+    QuarantinedDelivery, RejectedDelivery, Result, StoreCounts, StoreError, UserQuery,
 };
 
 /// How often a replica reads the journal's counter to notice commits of other replicas:
@@ -667,6 +667,144 @@ impl DeliveryStore for PgBackend {
         Ok(Some(id))
     }
 
+    async fn park(&self, lease: &Lease, parked: &ParkedEvent) -> Result<()> {
+        let attempts = i32::try_from(parked.attempts).unwrap_or(i32::MAX);
+        let first_failed_at = parked.first_failed_at.map(|at| at.unix_millis());
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        check_lease(&tx, lease).await?;
+        tx.execute(
+            "INSERT INTO parked (sink, seq, user_key, attempts, first_failed_at, next_attempt_at, error) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (sink, seq) DO UPDATE SET user_key = excluded.user_key, \
+             attempts = excluded.attempts, first_failed_at = excluded.first_failed_at, \
+             next_attempt_at = excluded.next_attempt_at, error = excluded.error",
+            &[
+                &lease.sink,
+                &parked.seq,
+                &parked.user_key,
+                &attempts,
+                &first_failed_at,
+                &parked.next_attempt_at.unix_millis(),
+                &parked.error,
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        self.committed(1);
+        Ok(())
+    }
+
+    async fn parked(&self, sink: &str) -> Result<Vec<ParkedEvent>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT sink, seq, user_key, attempts, first_failed_at, next_attempt_at, error \
+                 FROM parked WHERE sink = $1 ORDER BY seq",
+                &[&sink],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|row| {
+                let attempts: i32 = row.get(3);
+                let first_failed_at: Option<i64> = row.get(4);
+                Ok(ParkedEvent {
+                    sink: row.get(0),
+                    seq: row.get(1),
+                    user_key: row.get(2),
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    first_failed_at: first_failed_at.map(timestamp).transpose()?,
+                    next_attempt_at: timestamp(row.get(5))?,
+                    error: row.get(6),
+                })
+            })
+            .collect()
+    }
+
+    async fn unpark(&self, lease: &Lease, seq: i64) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        check_lease(&tx, lease).await?;
+        tx.execute(
+            "DELETE FROM parked WHERE sink = $1 AND seq = $2",
+            &[&lease.sink, &seq],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        self.committed(1);
+        Ok(())
+    }
+
+    async fn record_dead_letter(
+        &self,
+        lease: &Lease,
+        entry: &JournalEntry,
+        attempts: u32,
+        error: &str,
+    ) -> Result<i64> {
+        let now = Timestamp::now().unix_millis();
+        let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        check_lease(&tx, lease).await?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO dead_letters (sink, seq, event_id, failed_at, attempts, error) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[
+                    &lease.sink,
+                    &entry.seq,
+                    &entry.event_id,
+                    &now,
+                    &attempts,
+                    &error,
+                ],
+            )
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        tx.execute(
+            "DELETE FROM parked WHERE sink = $1 AND seq = $2",
+            &[&lease.sink, &entry.seq],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        self.committed(1);
+        Ok(id)
+    }
+
+    async fn start_at(&self, sink: &str, seq: i64) -> Result<i64> {
+        let client = self.client().await?;
+        // Two statements, not one: the read must see a row another replica inserted while
+        // this insert waited for it.
+        client
+            .execute(
+                "INSERT INTO cursors (sink, seq) VALUES ($1, $2) ON CONFLICT (sink) DO NOTHING",
+                &[&sink, &seq],
+            )
+            .await
+            .map_err(pg_error)?;
+        let row = client
+            .query_one("SELECT seq FROM cursors WHERE sink = $1", &[&sink])
+            .await
+            .map_err(pg_error)?;
+        self.committed(1);
+        Ok(row.get(0))
+    }
+
+    async fn paused(&self, sink: &str) -> Result<bool> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt("SELECT paused FROM cursors WHERE sink = $1", &[&sink])
+            .await
+            .map_err(pg_error)?
+            .is_some_and(|row| row.get(0)))
+    }
+
     async fn pending_replays(
         &self,
         sink: &str,
@@ -883,6 +1021,20 @@ impl OperatorStore for PgBackend {
         Ok(target)
     }
 
+    async fn set_paused(&self, sink: &str, paused: bool) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO cursors (sink, seq, paused) VALUES ($1, 0, $2) \
+                 ON CONFLICT (sink) DO UPDATE SET paused = excluded.paused",
+                &[&sink, &paused],
+            )
+            .await
+            .map_err(pg_error)?;
+        self.committed(1);
+        Ok(())
+    }
+
     async fn set_position(&self, sink: &str, seq: i64) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
@@ -893,11 +1045,12 @@ impl OperatorStore for PgBackend {
     }
 }
 
-/// Journal rows to delete: old enough, finished by every sink (`seq <= $2`), and not the
-/// event of an open dead letter.
+/// Journal rows to delete: old enough, finished by every sink (`seq <= $2`), and neither the
+/// event of an open dead letter nor a parked one.
 const JOURNAL_BATCH: &str = "DELETE FROM journal WHERE seq IN (\
      SELECT j.seq FROM journal AS j WHERE j.received_at < $1 AND j.seq <= $2 \
      AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.seq = j.seq AND d.state <> 'replayed') \
+     AND NOT EXISTS (SELECT 1 FROM parked AS p WHERE p.seq = j.seq) \
      ORDER BY j.received_at LIMIT $3)";
 const DEDUP_BATCH: &str = "DELETE FROM dedup WHERE (source, key) IN (\
      SELECT source, key FROM dedup WHERE received_at < $1 ORDER BY received_at LIMIT $2)";

@@ -12,7 +12,8 @@ use super::pg_error;
 use crate::{Result, StoreError};
 
 /// The migrations, in order; the schema's version is how many have been applied.
-pub(crate) const MIGRATIONS: &[&str] = &[r#"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r#"
 -- meta.last_seq is the journal's sequence counter. Every transaction that appends to the
 -- journal locks this row first and holds it until it commits, so sequence numbers become
 -- visible in commit order: a reader that sees sequence n sees every sequence below it.
@@ -99,7 +100,24 @@ CREATE TABLE users (
 CREATE INDEX users_status ON users (source, status);
 CREATE INDEX users_username ON users (lower(username));
 CREATE INDEX users_email ON users (email);
-"#];
+"#,
+    r#"
+-- Delivery through outages: a sink can be paused, and events whose user's line is held by a
+-- transient failure are parked so the position moves on past them.
+ALTER TABLE cursors ADD COLUMN paused boolean NOT NULL DEFAULT false;
+CREATE TABLE parked (
+    sink            text    NOT NULL,
+    seq             bigint  NOT NULL,
+    user_key        text    NOT NULL,
+    attempts        integer NOT NULL,
+    first_failed_at bigint,            -- Unix milliseconds
+    next_attempt_at bigint  NOT NULL,  -- Unix milliseconds
+    error           text    NOT NULL,
+    PRIMARY KEY (sink, seq)
+);
+CREATE INDEX parked_seq ON parked (seq);
+"#,
+];
 
 /// Creates the schema if needed and applies the migrations it has not seen, in one
 /// transaction. Refuses a schema written by a newer rollcall.
