@@ -397,6 +397,9 @@ fn sync_interval_rejects_bad_values_and_sources_that_cannot_list_users() {
         "{error}"
     );
     assert!(error.message.contains("cannot list users"), "{error}");
+}
+
+#[test]
 fn a_postgres_store_reads_its_keys_and_never_prints_the_url() {
     let text = "[store]\ntype = \"postgres\"\nurl = \"postgres://rollcall:${PG_PASSWORD}@db:5432/rollcall\"\n\
                 pool_size = 8\nretention_hours = 24\n\n[delivery]\nlease_seconds = 10\n";

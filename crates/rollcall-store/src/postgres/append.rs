@@ -172,6 +172,19 @@ pub(crate) async fn append(
     }
 
     let rows = UserRows::from_records(&touched, &users, &updated_at)?;
+    write_appended(tx, &journal, &rows, &dedup, last_seq).await?;
+    Ok((outcomes, last_seq))
+}
+
+/// Writes what an append produced, in one round trip (pipelined; any failure aborts the
+/// transaction): the journal rows, the users' new states, the dedup keys, the counter.
+async fn write_appended(
+    tx: &Transaction<'_>,
+    journal: &JournalRows,
+    rows: &UserRows,
+    dedup: &DedupRows,
+    last_seq: i64,
+) -> Result<()> {
     // The four writes in one round trip (pipelined; any failure aborts the transaction).
     let journal_params: [&(dyn ToSql + Sync); 6] = [
         &journal.seq,
@@ -227,7 +240,78 @@ pub(crate) async fn append(
         ),
     )
     .map_err(pg_error)?;
-    Ok((outcomes, last_seq))
+    Ok(())
+}
+
+/// Appends a sync page in `tx` (which must hold the counter lock, taken at `last_seq`):
+/// each change is journalled only if its user is still at the version the sync compared
+/// with (earlier changes of the page count), the others are reported as conflicts. No dedup
+/// key. Returns what was committed and the new last sequence number.
+pub(crate) async fn append_sync(
+    tx: &Transaction<'_>,
+    mut last_seq: i64,
+    source: &str,
+    received_at: i64,
+    changes: Vec<crate::SyncChange>,
+) -> Result<(crate::SyncCommit, i64)> {
+    let mut wanted: Vec<&str> = changes.iter().map(|c| c.event.user.id.as_str()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut users: HashMap<(String, String), KnownUser> = HashMap::new();
+    for row in tx
+        .query(
+            "SELECT u.source, u.user_id, u.version, u.deleted, u.partial, u.\"user\" \
+             FROM users AS u WHERE u.source = $1 AND u.user_id = ANY($2) \
+             ORDER BY u.user_id FOR UPDATE",
+            &[&source, &wanted],
+        )
+        .await
+        .map_err(pg_error)?
+    {
+        let stored: Vec<u8> = row.get(5);
+        users.insert(
+            (row.get(0), row.get(1)),
+            KnownUser {
+                user: serde_json::from_slice(&stored)?,
+                version: row.get(2),
+                deleted: row.get(3),
+                partial: row.get(4),
+            },
+        );
+    }
+    let mut commit = crate::SyncCommit::default();
+    let mut journal = JournalRows::default();
+    let mut touched: Vec<(String, String)> = Vec::new();
+    let mut updated_at: HashMap<(String, String), i64> = HashMap::new();
+    for mut change in changes {
+        let key = (source.to_owned(), change.event.user.id.clone());
+        let version = users.get(&key).map(|user| user.version);
+        if version != change.expected_version {
+            commit.conflicts.push(key.1);
+            continue;
+        }
+        let event = &mut change.event;
+        let record = apply(users.get(&key), event);
+        if updated_at.insert(key.clone(), received_at).is_none() {
+            touched.push(key.clone());
+        }
+        users.insert(key, record);
+        last_seq += 1;
+        journal.seq.push(last_seq);
+        journal.received_at.push(received_at);
+        journal.source.push(source.to_owned());
+        journal
+            .event_type
+            .push(event.event_type.as_str().to_owned());
+        journal.event.push(serde_json::to_vec(&*event)?);
+        journal.event_id.push(event.id.clone());
+        commit.event_ids.push(std::mem::take(&mut event.id));
+    }
+    if !journal.seq.is_empty() {
+        let rows = UserRows::from_records(&touched, &users, &updated_at)?;
+        write_appended(tx, &journal, &rows, &DedupRows::default(), last_seq).await?;
+    }
+    Ok((commit, last_seq))
 }
 
 #[derive(Default)]

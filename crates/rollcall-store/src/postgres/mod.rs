@@ -37,13 +37,14 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::contract::{
     Backend, DeliveryStore, DirectoryStore, IngestStore, JournalStore, OperatorStore,
-    RetentionStore,
+    RetentionStore, SyncStore,
 };
 use crate::{
     Advance, CommitStats, DeadLetter, DeadLetterState, DirectoryEntry, IngestBatch, IngestOutcome,
     JournalEntry, Lease, ParkedEvent, PrunePolicy, PruneReport, QuarantineState,
     QuarantinedDelivery, RejectedDelivery, Result, StoreCounts, StoreError, UserQuery,
 };
+use crate::{SyncBatch, SyncCommit, SyncState};
 
 /// How often a replica reads the journal's counter to notice commits of other replicas:
 /// the bound on how late [`JournalStore::subscribe`] reports them.
@@ -1257,6 +1258,64 @@ impl RetentionStore for PgBackend {
                 .await?;
         }
         Ok(report)
+    }
+}
+
+#[async_trait]
+impl SyncStore for PgBackend {
+    async fn commit_sync(&self, batch: SyncBatch) -> Result<SyncCommit> {
+        if batch.state.source != batch.source {
+            return Err(StoreError::Invalid(format!(
+                "the sync state of {:?} cannot be saved with a batch of {:?}",
+                batch.state.source, batch.source
+            )));
+        }
+        let state = serde_json::to_string(&batch.state)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        // Under the journal's counter lock, like every append: sync pages and webhooks
+        // commit in sequence order, and the version check sees every earlier commit.
+        let last_seq = append::lock_counter(&tx).await?;
+        let (commit, last_seq) = append::append_sync(
+            &tx,
+            last_seq,
+            &batch.source,
+            batch.received_at.unix_millis(),
+            batch.changes,
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO sync_state (source, state) VALUES ($1, $2) \
+             ON CONFLICT (source) DO UPDATE SET state = excluded.state",
+            &[&batch.source, &state],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        self.committed(1);
+        append::raise(&self.shared.committed, last_seq);
+        Ok(commit)
+    }
+
+    async fn sync_state(&self, source: &str) -> Result<Option<SyncState>> {
+        let client = self.client().await?;
+        client
+            .query_opt("SELECT state FROM sync_state WHERE source = $1", &[&source])
+            .await
+            .map_err(pg_error)?
+            .map(|row| serde_json::from_str(row.get::<_, &str>(0)).map_err(StoreError::from))
+            .transpose()
+    }
+
+    async fn sync_states(&self) -> Result<Vec<SyncState>> {
+        let client = self.client().await?;
+        client
+            .query("SELECT state FROM sync_state ORDER BY source", &[])
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(|row| serde_json::from_str(row.get::<_, &str>(0)).map_err(StoreError::from))
+            .collect()
     }
 }
 

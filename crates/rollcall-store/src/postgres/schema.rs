@@ -117,6 +117,14 @@ CREATE TABLE parked (
 );
 CREATE INDEX parked_seq ON parked (seq);
 "#,
+    r#"
+-- Sync from vendors' user listings: one row per source, the state as JSON (cursor, run
+-- times, counts, last error).
+CREATE TABLE sync_state (
+    source text PRIMARY KEY,
+    state  text NOT NULL
+);
+"#,
 ];
 
 /// Creates the schema if needed and applies the migrations it has not seen, in one
