@@ -76,9 +76,24 @@ impl Daemon {
     /// As [`Daemon::start`], with extra keys (TOML lines) for the `[ingest]` and `[admin]`
     /// tables.
     pub fn start_with_listeners(dir: &Path, ingest: &str, admin: &str, config: &str) -> Daemon {
-        let text = format!(
-            "[ingest]\nlisten = \"127.0.0.1:0\"\n{ingest}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n\n[store]\ntype = \"sqlite\"\npath = \"{}\"\n\n{config}",
+        let store = format!(
+            "type = \"sqlite\"\npath = \"{}\"",
             dir.join("rollcall.db").display()
+        );
+        Self::start_with_store(dir, ingest, admin, &store, config)
+    }
+
+    /// As [`Daemon::start_with_listeners`], with the keys (TOML lines) of the `[store]`
+    /// table.
+    pub fn start_with_store(
+        dir: &Path,
+        ingest: &str,
+        admin: &str,
+        store: &str,
+        config: &str,
+    ) -> Daemon {
+        let text = format!(
+            "[ingest]\nlisten = \"127.0.0.1:0\"\n{ingest}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n\n[store]\n{store}\n\n{config}"
         );
         let config_path = dir.join("rollcall.toml");
         std::fs::write(&config_path, text).unwrap();

@@ -44,12 +44,15 @@ fn main() -> Result<()> {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
-                 ci                  fmt, clippy -D warnings, tests, each connector feature alone, otlp\n  \
+                 ci                  fmt, clippy -D warnings, tests, each connector feature alone, otlp,\n                      \
+                 no PostgreSQL client without its features\n  \
                  new-connector NAME --vendor \"Display Name\"\n                      \
                  a new connector crate, wired into the workspace and the host\n  \
                  bench normalize     criterion benchmark of every connector's normalize\n  \
                  bench ingest [--seconds N] [--concurrency N]\n                      \
                  bounded load run of the release daemon over loopback\n  \
+                 bench ingest --store postgres [--replicas N] [--postgres URL]\n                      \
+                 the same on PostgreSQL, N replicas sharing one schema\n  \
                  bench ingest --compare [--seconds N] [--concurrency N]\n                      \
                  rollcall, an axum + SQLite receiver and fastify, side by side\n  \
                  bench ingest --history N [--minutes M] [--concurrency N]\n                      \
@@ -137,7 +140,47 @@ fn ci() -> Result<()> {
         "--test",
         "traces",
     ])?;
+    no_postgres_client_without_its_features()?;
     eprintln!("xtask ci: all checks passed");
+    Ok(())
+}
+
+/// A build with `--no-default-features` and one connector must not link a PostgreSQL
+/// client: the PostgreSQL store and sink are features of their own.
+fn no_postgres_client_without_its_features() -> Result<()> {
+    let args = [
+        "tree",
+        "--package",
+        "rollcall",
+        "--locked",
+        "--no-default-features",
+        "--features",
+        "zendesk",
+        "--edges",
+        "normal",
+        "--prefix",
+        "none",
+    ];
+    eprintln!("==> cargo {}", args.join(" "));
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .context("cannot run cargo tree")?;
+    if !output.status.success() {
+        bail!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    if let Some(line) = tree
+        .lines()
+        .find(|line| line.starts_with("tokio-postgres ") || line.starts_with("postgres-protocol "))
+    {
+        bail!("a --no-default-features --features zendesk build links {line}: the PostgreSQL client must stay behind the postgres-store and sink-postgres features");
+    }
+    eprintln!("<== no PostgreSQL client without its features");
     Ok(())
 }
 

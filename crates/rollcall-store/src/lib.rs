@@ -8,8 +8,9 @@
 //! bring the roles they use into scope (`use rollcall_store::prelude::*`). Nothing in the
 //! contract names a backend type: states are enums, errors are [`StoreError`].
 //!
-//! Backends: [`sqlite`] (embedded, one process, the default). Every backend passes the one
-//! conformance suite in `conformance` (feature `conformance`).
+//! Backends: [`sqlite`] (embedded, one process, the default) and `postgres` (feature
+//! `postgres`: shared by any number of replicas). Every backend passes the one conformance
+//! suite in `conformance` (feature `conformance`).
 //!
 //! # What every backend promises
 //!
@@ -29,6 +30,8 @@ mod codec;
 pub mod conformance;
 mod contract;
 mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::Path;
@@ -106,6 +109,20 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
+/// Whether `schema` is a PostgreSQL schema name rollcall accepts: lower-case letters,
+/// digits and `_`, not starting with a digit or `pg_`, at most 63 bytes (PostgreSQL's
+/// limit). The name goes into statements (quoted) and into each connection's `search_path`,
+/// so nothing else is allowed. Checked by configuration and again at open.
+pub fn is_valid_postgres_schema(schema: &str) -> bool {
+    !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !schema.as_bytes()[0].is_ascii_digit()
+        && !schema.starts_with("pg_")
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The handle to a store: any [`Backend`] behind an `Arc`. Cheap to clone. Its methods are
@@ -123,6 +140,15 @@ impl Store {
         )?)))
     }
 
+    /// The PostgreSQL store described by `options` (migrated at open; refused when its
+    /// schema is newer than this rollcall knows).
+    #[cfg(feature = "postgres")]
+    pub async fn open_postgres(options: &postgres::PgOptions) -> Result<Self> {
+        Ok(Self::from_backend(Arc::new(
+            postgres::PgBackend::open(options).await?,
+        )))
+    }
+
     pub fn from_backend(backend: Arc<dyn Backend>) -> Self {
         Self { backend }
     }
@@ -133,5 +159,26 @@ impl std::ops::Deref for Store {
 
     fn deref(&self) -> &Self::Target {
         self.backend.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn postgres_schema_names_are_plain_identifiers() {
+        for good in ["rollcall", "tenant_7", "_x"] {
+            assert!(super::is_valid_postgres_schema(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Rollcall",
+            "7up",
+            "a-b",
+            "a\"b",
+            "pg_catalog",
+            &"x".repeat(64),
+        ] {
+            assert!(!super::is_valid_postgres_schema(bad), "{bad}");
+        }
     }
 }

@@ -2,6 +2,10 @@
 //!
 //! * Default: the given `rollcall` binary alone, on a temporary configuration (one
 //!   Freshservice source, a file sink), with distinct signed requests made per request.
+//!   `--store postgres` runs it on PostgreSQL (`--postgres URL`, default
+//!   `postgres://postgres@127.0.0.1:5432/test`, in a fresh schema dropped afterwards);
+//!   `--replicas N` starts N processes on that schema and spreads the requests over them.
+//!   Prints requests/s, p50/p99 and server CPU (rollcall's, and PostgreSQL's).
 //! * `--compare`: one server at a time, with identical traffic (the same pre-signed Zendesk
 //!   `user.created` bodies, ~2 KB each): rollcall (SQLite store, a file sink), the axum +
 //!   SQLite group-commit baseline and the fastify baseline (`benches/baselines/`). Prints
@@ -63,6 +67,12 @@ struct Args {
     concurrency: usize,
     history_events: usize,
     minutes: u64,
+    /// The store of the default run: `sqlite`, or `postgres` (at `postgres_url`, in a fresh
+    /// schema dropped afterwards).
+    store: String,
+    postgres_url: String,
+    /// rollcall processes sharing the PostgreSQL store, requests spread round robin.
+    replicas: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -79,6 +89,10 @@ fn parse_args() -> Result<Args> {
         concurrency: 0,
         history_events: 0,
         minutes: 15,
+        store: "sqlite".to_owned(),
+        postgres_url: std::env::var("ROLLCALL_BENCH_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned()),
+        replicas: 1,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -107,6 +121,9 @@ fn parse_args() -> Result<Args> {
             }
             "--secret" => args.secret = value,
             "--pid" => args.pids.push(value.parse()?),
+            "--store" => args.store = value,
+            "--postgres" => args.postgres_url = value,
+            "--replicas" => args.replicas = value.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -121,6 +138,15 @@ fn parse_args() -> Result<Args> {
         .clamp(1, if args.mode == Mode::Single { 120 } else { 60 });
     args.minutes = args.minutes.clamp(1, 60);
     args.history_events = args.history_events.clamp(1_000, 5_000_000);
+    args.replicas = args.replicas.clamp(1, 4);
+    ensure!(
+        args.store == "sqlite" || args.store == "postgres",
+        "--store is sqlite or postgres"
+    );
+    ensure!(
+        args.replicas == 1 || args.store == "postgres",
+        "--replicas needs --store postgres (SQLite serves one process)"
+    );
     Ok(args)
 }
 
@@ -254,6 +280,8 @@ fn presign(connector: &dyn Connector, source: &str, bodies: &[Bytes]) -> Request
 
 struct Plan {
     url: String,
+    /// More servers to spread the requests over, round robin with `url` (replicas).
+    also: Vec<String>,
     concurrency: usize,
     duration: Duration,
     /// At most this many requests.
@@ -336,7 +364,10 @@ async fn drive(plan: &Plan, requests: &Requests) -> Result<LoadResult> {
     let deadline = started + plan.duration;
     let mut tasks = Vec::new();
     for _ in 0..plan.concurrency {
-        let (client, url, requests) = (client.clone(), plan.url.clone(), requests.clone());
+        let urls: Vec<String> = std::iter::once(plan.url.clone())
+            .chain(plan.also.iter().cloned())
+            .collect();
+        let (client, requests) = (client.clone(), requests.clone());
         let (next, sent, completed, exhausted, tenth_marks) = (
             Arc::clone(&next),
             Arc::clone(&sent),
@@ -356,7 +387,7 @@ async fn drive(plan: &Plan, requests: &Requests) -> Result<LoadResult> {
                     exhausted.store(true, Ordering::Relaxed);
                     break;
                 };
-                let mut builder = client.post(&url).body(request.body);
+                let mut builder = client.post(&urls[n % urls.len()]).body(request.body);
                 for (name, value) in request.headers {
                     builder = builder.header(name, value);
                 }
@@ -621,18 +652,39 @@ struct Rollcall {
 
 impl Rollcall {
     fn start(binary: &str, source: &str, connector: &str, secret: &str) -> Result<Self> {
+        Self::start_on(binary, source, connector, secret, None, None)
+    }
+
+    /// As [`Rollcall::start`], on the `[store]` keys `store` (else SQLite in `data/`) and
+    /// with the file sink at `events` (else in `sink/`).
+    fn start_on(
+        binary: &str,
+        source: &str,
+        connector: &str,
+        secret: &str,
+        store: Option<&str>,
+        events: Option<&Path>,
+    ) -> Result<Self> {
         let temp = tempfile::tempdir()?;
         let data = temp.path().join("data");
         let sink = temp.path().join("sink");
         std::fs::create_dir_all(&data)?;
         std::fs::create_dir_all(&sink)?;
-        let events = sink.join("events.jsonl");
+        let events = events.map_or_else(|| sink.join("events.jsonl"), Path::to_path_buf);
+        let store = store.map_or_else(
+            || {
+                format!(
+                    "type = \"sqlite\"\npath = \"{}\"",
+                    data.join("rollcall.db").display()
+                )
+            },
+            str::to_owned,
+        );
         let config = format!(
             "[ingest]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
-             [store]\ntype = \"sqlite\"\npath = \"{}\"\n\n\
+             [store]\n{store}\n\n\
              [[sources]]\nid = \"{source}\"\nconnector = \"{connector}\"\nsigning_secret = \"{secret}\"\n\n\
              [[sinks]]\nid = \"archive\"\ntype = \"file\"\npath = \"{}\"\n",
-            data.join("rollcall.db").display(),
             events.display()
         );
         let config_path = temp.path().join("rollcall.toml");
@@ -719,8 +771,33 @@ fn checkpoint(tool: &str, db: &Path, table: Option<&str>) -> Result<Option<usize
 // The default run: rollcall alone, Freshservice bodies.
 
 async fn single(args: &Args) -> Result<()> {
-    let rollcall = Rollcall::start(&args.binary, "fs", "freshservice", FRESHSERVICE_SECRET)?;
-    let url = format!("{}/hooks/fs", rollcall.server.base);
+    // With PostgreSQL: a fresh schema, shared by every replica and dropped afterwards; the
+    // replicas share one file sink too (only the lease holder writes it).
+    let shared = tempfile::tempdir()?;
+    let events = shared.path().join("events.jsonl");
+    let schema = (args.store == "postgres")
+        .then(|| format!("rollcall_bench_{:016x}", rand::random::<u64>()));
+    let store = schema.as_ref().map(|schema| {
+        format!(
+            "type = \"postgres\"\nurl = \"{}\"\nschema = \"{schema}\"",
+            args.postgres_url
+        )
+    });
+    let mut replicas = Vec::new();
+    for _ in 0..args.replicas {
+        replicas.push(Rollcall::start_on(
+            &args.binary,
+            "fs",
+            "freshservice",
+            FRESHSERVICE_SECRET,
+            store.as_deref(),
+            Some(&events),
+        )?);
+    }
+    let urls: Vec<String> = replicas
+        .iter()
+        .map(|replica| format!("{}/hooks/fs", replica.server.base))
+        .collect();
     let connector = connector("freshservice", "fs", FRESHSERVICE_SECRET)?;
     let template: serde_json::Value = serde_json::from_slice(&std::fs::read(workspace_file(
         "connectors/freshservice/fixtures/onUserCreate.json",
@@ -736,27 +813,51 @@ async fn single(args: &Args) -> Result<()> {
         )
     }));
     let plan = Plan {
-        url,
+        url: urls[0].clone(),
+        also: urls[1..].to_vec(),
         concurrency: args.concurrency,
         duration: Duration::from_secs(args.seconds),
         limit: usize::MAX,
         tenths: false,
     };
+    let rollcall_cpu = Window::open(
+        replicas
+            .iter()
+            .map(|replica| replica.server.pid())
+            .collect(),
+    );
+    let postgres_cpu = schema.as_ref().map(|_| Window::open(postgres_roots()));
     let load = drive(&plan, &requests).await?;
+    let rollcall_cpu_ms = rollcall_cpu.cpu_ms();
+    let postgres_cpu_ms = postgres_cpu.map(|window| window.cpu_ms());
 
     // Let the file sink catch up (bounded), so the ledger compares finished work; the time
     // it takes is the delivery backlog the load left behind.
     let mut counter = LineCounter::default();
-    let (drain, _) = rollcall
+    let (drain, _) = replicas[0]
         .drain(&mut counter, load.accepted, Duration::from_secs(120))
         .await;
-    let (writes, commits) = rollcall.writes_per_commit().await.unwrap_or_default();
-    let (status, _) = rollcall.server.stop()?;
-    let delivered = counter.count(&rollcall.events);
+    let (mut writes, mut commits) = (0.0, 0.0);
+    for replica in &replicas {
+        let (w, c) = replica.writes_per_commit().await.unwrap_or_default();
+        writes += w;
+        commits += c;
+    }
+    let mut clean = true;
+    let mut statuses = Vec::new();
+    for replica in replicas {
+        let (status, _) = replica.server.stop()?;
+        clean &= status.success();
+        statuses.push(status.to_string());
+    }
+    let delivered = counter.count(&events);
+    if let Some(schema) = &schema {
+        drop_schema(&args.postgres_url, schema).await?;
+    }
 
     println!(
-        "ingest load run: {} s, concurrency {}",
-        args.seconds, args.concurrency
+        "ingest load run: {} s, concurrency {}, store {}, {} replica(s)",
+        args.seconds, args.concurrency, args.store, args.replicas
     );
     println!("requests/s: {:.0}", load.requests_per_second());
     println!(
@@ -765,9 +866,21 @@ async fn single(args: &Args) -> Result<()> {
         load.percentile_ms(0.99),
         load.max_ms()
     );
+    let per_thousand = |ms: f64| ms * 1000.0 / load.accepted.max(1) as f64;
+    match postgres_cpu_ms {
+        Some(postgres_ms) => println!(
+            "server CPU: rollcall {:.0} ms + PostgreSQL {:.0} ms per 1,000 events (PostgreSQL: every process of the server, other clients included)",
+            per_thousand(rollcall_cpu_ms),
+            per_thousand(postgres_ms)
+        ),
+        None => println!(
+            "server CPU: rollcall {:.0} ms per 1,000 events",
+            per_thousand(rollcall_cpu_ms)
+        ),
+    }
     println!(
-        "store: {writes:.0} writes in {commits:.0} commits ({:.1} writes per fsync)",
-        writes / commits.max(1.0)
+        "store: {writes:.0} writes in {commits:.0} commits ({:.1} writes per commit)",
+        writes / f64::max(commits, 1.0)
     );
     println!(
         "delivery: backlog drained {:.1} s after the load stopped; file sink {:.0} events/s over the run",
@@ -775,14 +888,66 @@ async fn single(args: &Args) -> Result<()> {
         delivered as f64 / (load.elapsed + drain).as_secs_f64()
     );
     println!(
-        "ledger: sent {} = accepted {} + duplicate {} + rejected {} + failed {}; delivered to file sink {delivered}; daemon {status}",
-        load.sent, load.accepted, load.duplicate, load.rejected, load.failed
+        "ledger: sent {} = accepted {} + duplicate {} + rejected {} + failed {}; delivered to file sink {delivered}; servers {}",
+        load.sent,
+        load.accepted,
+        load.duplicate,
+        load.rejected,
+        load.failed,
+        statuses.join(", ")
     );
     let balanced = load.client_ledger_balances() && load.accepted == delivered;
     println!("ledger balanced: {balanced}");
-    if !balanced || !status.success() {
+    if !balanced || !clean {
         bail!("the ledger does not balance");
     }
+    Ok(())
+}
+
+/// The PostgreSQL server's root processes (the postmaster), found by name in /proc: its
+/// CPU is the store's share of a run.
+fn postgres_roots() -> Vec<u32> {
+    let mut parents: HashMap<u32, u32> = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some((head, after_name)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            if !head.ends_with("(postgres") && !head.ends_with("(postmaster") {
+                continue;
+            }
+            let ppid = after_name
+                .split_whitespace()
+                .nth(1)
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0);
+            parents.insert(pid, ppid);
+        }
+    }
+    parents
+        .iter()
+        .filter(|(_, parent)| !parents.contains_key(parent))
+        .map(|(pid, _)| *pid)
+        .collect()
+}
+
+async fn drop_schema(url: &str, schema: &str) -> Result<()> {
+    let config: tokio_postgres::Config = url.parse()?;
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await?;
     Ok(())
 }
 
@@ -883,6 +1048,7 @@ async fn compare(args: &Args) -> Result<()> {
     let zendesk = connector("zendesk", "zd", ZENDESK_SECRET)?;
     let plan = |base: &str| Plan {
         url: format!("{base}/hooks/zd"),
+        also: Vec::new(),
         concurrency: args.concurrency,
         duration: Duration::from_secs(args.seconds),
         limit: usize::MAX,
@@ -1123,6 +1289,7 @@ async fn history(args: &Args) -> Result<()> {
     }));
     let plan = Plan {
         url: format!("{}/hooks/zd", rollcall.server.base),
+        also: Vec::new(),
         concurrency: args.concurrency,
         duration: Duration::from_secs(args.minutes * 60),
         limit: total,
@@ -1233,6 +1400,7 @@ async fn target(args: &Args) -> Result<()> {
     let window = Window::open(args.pids.clone());
     let plan = Plan {
         url: url.clone(),
+        also: Vec::new(),
         concurrency: args.concurrency,
         duration: Duration::from_secs(args.seconds),
         limit: usize::MAX,

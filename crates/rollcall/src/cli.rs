@@ -603,10 +603,9 @@ async fn sync(source_id: String, config_path: Option<PathBuf>) -> anyhow::Result
             None,
         ));
     };
-    let path = config.store.path();
-    let store = rollcall_store::Store::open(path).map_err(|error| {
+    let store = daemon::open_store(&config.store).await.map_err(|error| {
         anyhow::anyhow!(
-            "{error}; if the daemon is running on this store, ask it instead: \
+            "{error:#}; if the daemon is running on this store, ask it instead: \
              rollcall sync --source {source_id} --admin http://{}",
             config.admin.listen
         )

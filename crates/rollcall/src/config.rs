@@ -267,6 +267,7 @@ const ADMIN_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum StoreConfig {
+    /// One file, one process.
     Sqlite {
         #[serde(default = "default_store_path")]
         path: PathBuf,
@@ -285,12 +286,42 @@ pub enum StoreConfig {
         #[serde(default = "default_quarantine_max_mib")]
         quarantine_max_mib: u64,
     },
+    /// PostgreSQL, shared by any number of replicas. The retention keys mean what they mean
+    /// for SQLite.
+    Postgres {
+        /// A PostgreSQL URL or key/value connection string; may carry a password (use
+        /// `${VAR}`), so it is never printed.
+        url: Secret,
+        /// The schema holding rollcall's tables (created at start if missing).
+        #[serde(default = "default_postgres_schema")]
+        schema: String,
+        /// Connections each replica keeps at most.
+        #[serde(default = "default_postgres_pool_size")]
+        pool_size: usize,
+        #[serde(default = "default_retention_hours")]
+        retention_hours: u64,
+        #[serde(default = "default_dedup_retention_hours")]
+        dedup_retention_hours: u64,
+        #[serde(default = "default_quarantine_retention_hours")]
+        quarantine_retention_hours: u64,
+        #[serde(default = "default_quarantine_max_mib")]
+        quarantine_max_mib: u64,
+    },
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self::sqlite(default_store_path())
     }
+}
+
+/// The retention keys of `[store]`, in hours and MiB as configured.
+#[derive(Debug, Clone, Copy)]
+struct RetentionKeys {
+    retention_hours: u64,
+    dedup_retention_hours: u64,
+    quarantine_retention_hours: u64,
+    quarantine_max_mib: u64,
 }
 
 impl StoreConfig {
@@ -305,28 +336,62 @@ impl StoreConfig {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        let Self::Sqlite { path, .. } = self;
-        path
+    /// PostgreSQL at `url` in `schema`, with the default pool and retention.
+    pub fn postgres(url: impl Into<String>, schema: impl Into<String>) -> Self {
+        Self::Postgres {
+            url: Secret::new(url),
+            schema: schema.into(),
+            pool_size: default_postgres_pool_size(),
+            retention_hours: default_retention_hours(),
+            dedup_retention_hours: default_dedup_retention_hours(),
+            quarantine_retention_hours: default_quarantine_retention_hours(),
+            quarantine_max_mib: default_quarantine_max_mib(),
+        }
+    }
+
+    /// The SQLite file; `None` for a PostgreSQL store.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Sqlite { path, .. } => Some(path),
+            Self::Postgres { .. } => None,
+        }
+    }
+
+    fn retention_keys(&self) -> RetentionKeys {
+        match *self {
+            Self::Sqlite {
+                retention_hours,
+                dedup_retention_hours,
+                quarantine_retention_hours,
+                quarantine_max_mib,
+                ..
+            }
+            | Self::Postgres {
+                retention_hours,
+                dedup_retention_hours,
+                quarantine_retention_hours,
+                quarantine_max_mib,
+                ..
+            } => RetentionKeys {
+                retention_hours,
+                dedup_retention_hours,
+                quarantine_retention_hours,
+                quarantine_max_mib,
+            },
+        }
     }
 
     /// The retention windows; `None` where pruning is disabled.
     pub fn retention(&self) -> Retention {
-        let Self::Sqlite {
-            retention_hours,
-            dedup_retention_hours,
-            quarantine_retention_hours,
-            quarantine_max_mib,
-            ..
-        } = self;
+        let keys = self.retention_keys();
         let window =
             |hours: u64| (hours > 0).then(|| Duration::from_secs(hours.saturating_mul(3600)));
         Retention {
-            journal: window(*retention_hours),
-            dedup: window(*dedup_retention_hours),
-            open_quarantine: window(*quarantine_retention_hours),
-            open_quarantine_max_bytes: (*quarantine_max_mib > 0)
-                .then(|| quarantine_max_mib.saturating_mul(1024 * 1024)),
+            journal: window(keys.retention_hours),
+            dedup: window(keys.dedup_retention_hours),
+            open_quarantine: window(keys.quarantine_retention_hours),
+            open_quarantine_max_bytes: (keys.quarantine_max_mib > 0)
+                .then(|| keys.quarantine_max_mib.saturating_mul(1024 * 1024)),
         }
     }
 }
@@ -371,6 +436,10 @@ pub struct DeliveryConfig {
     /// Events read from the journal per round.
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
+    /// Seconds a sink's delivery lease lasts unless renewed: how long the sinks of a replica
+    /// that died wait before another replica takes them over.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -380,6 +449,7 @@ impl Default for DeliveryConfig {
             initial_backoff_ms: default_initial_backoff_ms(),
             max_backoff_ms: default_max_backoff_ms(),
             batch_size: default_batch_size(),
+            lease_seconds: default_lease_seconds(),
         }
     }
 }
@@ -391,6 +461,10 @@ impl DeliveryConfig {
 
     pub fn max_backoff(&self) -> Duration {
         Duration::from_millis(self.max_backoff_ms)
+    }
+
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
     }
 }
 
@@ -678,6 +752,12 @@ fn default_admin_max_connections() -> usize {
 fn default_store_path() -> PathBuf {
     PathBuf::from("rollcall-data/rollcall.db")
 }
+fn default_postgres_schema() -> String {
+    "rollcall".to_owned()
+}
+fn default_postgres_pool_size() -> usize {
+    16
+}
 fn default_retention_hours() -> u64 {
     168
 }
@@ -698,6 +778,9 @@ fn default_initial_backoff_ms() -> u64 {
 }
 fn default_max_backoff_ms() -> u64 {
     300_000
+}
+fn default_lease_seconds() -> u64 {
+    30
 }
 fn default_batch_size() -> u32 {
     256
@@ -896,13 +979,40 @@ impl Config {
                 message: "required when admin listens beyond loopback".to_owned(),
             });
         }
-        let StoreConfig::Sqlite {
+        if let StoreConfig::Postgres {
+            schema, pool_size, ..
+        } = &self.store
+        {
+            let store_at = |key: &str, message: String| ConfigError {
+                file: None,
+                line: find_section_key_line(text, "store", key),
+                key: Some(format!("store.{key}")),
+                message,
+            };
+            if !rollcall_store::is_valid_postgres_schema(schema) {
+                return Err(store_at(
+                    "schema",
+                    format!(
+                        "{schema:?} is not a schema name rollcall accepts: lower-case letters, \
+                         digits and _, not starting with a digit or pg_, at most 63"
+                    ),
+                ));
+            }
+            if *pool_size < 2 {
+                return Err(store_at(
+                    "pool_size",
+                    "must be at least 2 (ingest holds one connection while reads use others)"
+                        .to_owned(),
+                ));
+            }
+        }
+        let RetentionKeys {
             retention_hours,
             dedup_retention_hours,
             ..
-        } = &self.store;
-        if *retention_hours > 0
-            && *dedup_retention_hours > 0
+        } = self.store.retention_keys();
+        if retention_hours > 0
+            && dedup_retention_hours > 0
             && dedup_retention_hours < retention_hours
         {
             return Err(ConfigError {
@@ -992,6 +1102,15 @@ impl Config {
                 line: find_section_key_line(text, "traces", "otlp_endpoint"),
                 key: Some("traces.otlp_endpoint".to_owned()),
                 message: "this build exports no traces (build rollcall with --features otlp)"
+                    .to_owned(),
+            });
+        }
+        if self.delivery.lease_seconds < 2 {
+            return Err(ConfigError {
+                file: None,
+                line: find_section_key_line(text, "delivery", "lease_seconds"),
+                key: Some("delivery.lease_seconds".to_owned()),
+                message: "must be at least 2 (a worker renews its lease past half its life)"
                     .to_owned(),
             });
         }
@@ -1489,8 +1608,11 @@ pub fn schema() -> serde_json::Value {
             "store": {
                 "type": "object", "additionalProperties": false,
                 "properties": {
-                    "type": {"enum": ["sqlite"], "default": "sqlite"},
-                    "path": {"type": "string", "default": "rollcall-data/rollcall.db"},
+                    "type": {"enum": ["sqlite", "postgres"], "default": "sqlite"},
+                    "path": {"type": "string", "default": "rollcall-data/rollcall.db", "description": "sqlite only: the database file"},
+                    "url": {"type": "string", "description": "postgres only (required there): postgres://user:password@host:5432/database; put the password in ${ENV}"},
+                    "schema": {"type": "string", "pattern": "^[a-z_][a-z0-9_]{0,62}$", "default": "rollcall", "description": "postgres only: the schema holding rollcall's tables"},
+                    "pool_size": {"type": "integer", "minimum": 2, "default": 16, "description": "postgres only: connections per replica"},
                     "retention_hours": {"type": "integer", "minimum": 0, "default": 168, "description": "hours a delivered event stays in the journal (replayed quarantine entries and dead letters: after their replay); 0 keeps everything"},
                     "dedup_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours a dedup key is remembered; 0 keeps them; otherwise at least retention_hours"},
                     "quarantine_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours an open (never replayed) quarantined delivery is kept; 0 keeps them until replayed"},
@@ -1516,7 +1638,8 @@ pub fn schema() -> serde_json::Value {
                     "max_attempts": {"type": "integer", "minimum": 1, "default": 8},
                     "initial_backoff_ms": {"type": "integer", "minimum": 0, "default": 500},
                     "max_backoff_ms": {"type": "integer", "minimum": 0, "default": 300000},
-                    "batch_size": {"type": "integer", "minimum": 1, "default": 256}
+                    "batch_size": {"type": "integer", "minimum": 1, "default": 256},
+                    "lease_seconds": {"type": "integer", "minimum": 2, "default": 30, "description": "how long a sink's delivery lease lasts; a replica that dies hands its sinks over within it"}
                 }
             },
             "sources": {

@@ -206,7 +206,10 @@ fn retention_defaults_to_a_week_of_journal_and_thirty_days_of_dedup_keys() {
     assert_eq!(Config::parse("", env).unwrap().store.retention(), expected);
     let config = Config::parse(ISSUE_EXAMPLE, env).unwrap();
     assert_eq!(config.store.retention(), expected);
-    assert_eq!(config.store.path(), Path::new("rollcall-data/rollcall.db"));
+    assert_eq!(
+        config.store.path(),
+        Some(Path::new("rollcall-data/rollcall.db"))
+    );
 }
 
 #[test]
@@ -399,7 +402,10 @@ fn sync_interval_rejects_bad_values_and_sources_that_cannot_list_users() {
 #[test]
 fn a_store_table_with_only_a_path_is_the_sqlite_store() {
     let config = Config::parse("[store]\npath = \"elsewhere/rollcall.db\"\n", env).unwrap();
-    assert_eq!(config.store.path(), Path::new("elsewhere/rollcall.db"));
+    assert_eq!(
+        config.store.path(),
+        Some(Path::new("elsewhere/rollcall.db"))
+    );
 }
 
 fn overrides(pairs: &[(&str, &str)]) -> Overrides {
@@ -436,7 +442,7 @@ fn environment_overrides_set_any_key_of_the_tables_typed_by_the_schema() {
     assert_eq!(config.admin.allowed_hosts, ["rollcall.internal"]);
     assert_eq!(
         config.store.path(),
-        Path::new("/var/lib/rollcall/rollcall.db")
+        Some(Path::new("/var/lib/rollcall/rollcall.db"))
     );
     assert_eq!(config.log.format, LogFormat::Json);
 
@@ -528,4 +534,48 @@ fn admin_tokens_carry_scopes_and_a_read_token_alone_opens_a_remote_listener() {
     )
     .unwrap_err();
     assert!(error.message.contains("unknown variant `admin`"), "{error}");
+}
+
+#[test]
+fn a_postgres_store_reads_its_keys_and_never_prints_the_url() {
+    let text = "[store]\ntype = \"postgres\"\nurl = \"postgres://rollcall:${PG_PASSWORD}@db:5432/rollcall\"\n\
+                pool_size = 8\nretention_hours = 24\n\n[delivery]\nlease_seconds = 10\n";
+    let env = |name: &str| (name == "PG_PASSWORD").then(|| "hunter2".to_owned());
+    let config = Config::parse(text, env).unwrap();
+    let StoreConfig::Postgres {
+        url,
+        schema,
+        pool_size,
+        ..
+    } = &config.store
+    else {
+        panic!("a postgres store: {:?}", config.store);
+    };
+    assert_eq!(url.expose(), "postgres://rollcall:hunter2@db:5432/rollcall");
+    assert_eq!((schema.as_str(), *pool_size), ("rollcall", 8));
+    assert_eq!(config.store.path(), None);
+    assert_eq!(
+        config.store.retention().journal,
+        Some(Duration::from_secs(24 * 3600))
+    );
+    assert_eq!(config.delivery.lease_ttl(), Duration::from_secs(10));
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn a_postgres_schema_must_be_a_plain_name_and_the_pool_hold_two() {
+    let error = Config::parse(
+        "[store]\ntype = \"postgres\"\nurl = \"postgres://db/x\"\nschema = \"a; DROP\"\n",
+        env,
+    )
+    .unwrap_err();
+    assert_eq!(error.key.as_deref(), Some("store.schema"));
+    let error = Config::parse(
+        "[store]\ntype = \"postgres\"\nurl = \"postgres://db/x\"\npool_size = 1\n",
+        env,
+    )
+    .unwrap_err();
+    assert_eq!(error.key.as_deref(), Some("store.pool_size"));
+    let error = Config::parse("[delivery]\nlease_seconds = 1\n", env).unwrap_err();
+    assert_eq!(error.key.as_deref(), Some("delivery.lease_seconds"));
 }

@@ -243,7 +243,10 @@ mod tests {
         let config = default_config(dir.path(), &overrides, Seeds::CreateIfMissing).unwrap();
         assert_eq!(config.ingest.listen.port(), 18080);
         assert_eq!(config.admin.listen.port(), 9090);
-        assert_eq!(config.store.path(), dir.path().join("rollcall.db"));
+        assert_eq!(
+            config.store.path(),
+            Some(dir.path().join("rollcall.db").as_path())
+        );
         assert_eq!(config.sources.len(), rollcall_core::registrations().len());
     }
 

@@ -28,7 +28,7 @@ use rollcall_store::{PrunePolicy, PruneReport, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Config, Retention};
+use crate::config::{Config, Retention, StoreConfig};
 use crate::metrics::Metrics;
 pub use admin::VERSION_HEADER;
 pub use state::{AppState, IngestLimits, Source};
@@ -72,11 +72,39 @@ pub fn build_sources(config: &Config) -> Result<HashMap<String, Arc<Source>>> {
     Ok(sources)
 }
 
+/// Opens the configured store: the SQLite file, or the PostgreSQL schema (migrated; a schema
+/// newer than this build refuses the start).
+pub async fn open_store(config: &StoreConfig) -> Result<Store> {
+    match config {
+        StoreConfig::Sqlite { path, .. } => {
+            Store::open(path).with_context(|| format!("opening the store at {}", path.display()))
+        }
+        #[cfg(feature = "postgres-store")]
+        StoreConfig::Postgres {
+            url,
+            schema,
+            pool_size,
+            ..
+        } => {
+            let options = rollcall_store::postgres::PgOptions {
+                url: url.expose().to_owned(),
+                schema: schema.clone(),
+                pool_size: *pool_size,
+            };
+            Store::open_postgres(&options)
+                .await
+                .context("opening the PostgreSQL store")
+        }
+        #[cfg(not(feature = "postgres-store"))]
+        StoreConfig::Postgres { .. } => bail!(
+            "[store] type = \"postgres\" needs a rollcall built with the postgres-store feature"
+        ),
+    }
+}
+
 /// Runs the daemon until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> Result<()> {
-    let path = config.store.path();
-    let store =
-        Store::open(path).with_context(|| format!("opening the store at {}", path.display()))?;
+    let store = open_store(&config.store).await?;
     let metrics = Arc::new(Metrics::default());
     let sources = build_sources(&config)?;
 

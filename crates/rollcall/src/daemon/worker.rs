@@ -25,7 +25,7 @@
 //! After each batch the worker flushes the sink and moves the position to the end of what
 //! is finished (sent, dead-lettered or parked), so an event is only forgotten once the sink
 //! has it or the store holds it as parked. Every round runs under the sink's lease (taken or
-//! renewed at the start of the round, for [`LEASE_TTL`]): only its holder moves the position
+//! renewed at the start of the round, for `delivery.lease_seconds`): only its holder moves the position
 //! or parks, and a worker whose lease was taken over is fenced off by the store.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -48,9 +48,6 @@ use crate::metrics::Metrics;
 
 /// How often an idle (or paused) worker looks for requested replays and a resume.
 const IDLE_POLL: Duration = Duration::from_millis(500);
-
-/// How long a sink's lease lasts unless renewed (every round renews it).
-pub const LEASE_TTL: Duration = Duration::from_secs(30);
 
 /// How long a half-open trial request holds off the other lines, in case it never reports
 /// back (its future dropped at shutdown).
@@ -335,6 +332,7 @@ impl Worker {
     /// commit of its own and rounds come as often as ingest commits.
     async fn lease(&self) -> anyhow::Result<Option<Lease>> {
         let now = Timestamp::now();
+        let ttl = self.delivery.lease_ttl();
         let reusable = self
             .held
             .lock()
@@ -342,7 +340,7 @@ impl Worker {
             .clone()
             .filter(|lease| {
                 let left = lease.expires_at.unix_millis() - now.unix_millis();
-                u128::try_from(left).unwrap_or(0) > LEASE_TTL.as_millis() / 2
+                u128::try_from(left).unwrap_or(0) > ttl.as_millis() / 2
             });
         if let Some(mut lease) = reusable {
             lease.position = self.store.position(&self.config.id).await?;
@@ -350,7 +348,7 @@ impl Worker {
         }
         let lease = self
             .store
-            .acquire_lease(&self.config.id, &self.holder, LEASE_TTL, now)
+            .acquire_lease(&self.config.id, &self.holder, ttl, now)
             .await?;
         self.forget_lease_unless(lease.clone());
         Ok(lease)
@@ -715,7 +713,7 @@ impl Worker {
                 status.next_attempt_at = Some(self.clock.after(until - now));
             }
             // Look again at least every third of the lease's life, renewing it.
-            let until = until.min(now + LEASE_TTL / 3);
+            let until = until.min(now + self.delivery.lease_ttl() / 3);
             let wake = async {
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => {}
@@ -798,7 +796,7 @@ impl Worker {
     async fn wait_holding_lease(&self, wait: Duration, shutdown: &watch::Receiver<bool>) -> bool {
         let until = tokio::time::Instant::now() + wait;
         loop {
-            let step = until.min(tokio::time::Instant::now() + LEASE_TTL / 3);
+            let step = until.min(tokio::time::Instant::now() + self.delivery.lease_ttl() / 3);
             if stopped(shutdown, tokio::time::sleep_until(step)).await {
                 return true;
             }
