@@ -173,7 +173,7 @@ impl Connector for ZendeskConnector {
     /// when it retries), else the SHA-256 of the body. A bare user object's `id` is the
     /// user's, not the delivery's, so it is never used.
     fn dedup_key(&self, delivery: &Delivery) -> String {
-        match event_id(&delivery.body) {
+        match event_id(delivery) {
             Some(id) => format!("zendesk:{id}"),
             None => delivery.body_dedup_key(),
         }
@@ -235,21 +235,13 @@ pub fn retry_contract() -> RetryContract {
 }
 
 /// The `id` of a webhook envelope (an object with `type`), when the body is one.
-fn event_id(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        #[serde(rename = "type")]
-        event_type: Option<serde::de::IgnoredAny>,
-        #[serde(default, deserialize_with = "payload::opt_zendesk_id")]
-        id: Option<String>,
-    }
-    // Only an object: serde would also read a struct from an array (`["type", 42]`).
-    if body.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+fn event_id(delivery: &Delivery) -> Option<String> {
+    // Only an envelope: an object with a non-null `type` (a bare user's `id` is the user's).
+    let envelope = delivery.json().ok()??.as_object()?;
+    if envelope.get("type").is_none_or(serde_json::Value::is_null) {
         return None;
     }
-    let envelope: Envelope = serde_json::from_slice(body).ok()?;
-    envelope.event_type?;
-    envelope.id
+    payload::opt_zendesk_id(envelope.get("id")?).ok()?
 }
 
 fn build(options: &SourceOptions) -> Result<Box<dyn Connector>, ConfigError> {

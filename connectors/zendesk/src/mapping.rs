@@ -102,7 +102,7 @@ pub fn kind_of(short_type: &str) -> Option<Kind> {
 
 /// Maps a delivery's body to unified events.
 pub fn normalize(delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
-    match payload::parse(&delivery.body)? {
+    match payload::parse_delivery(delivery)? {
         Payload::Webhook(event) => webhook_event(delivery, *event).map(|event| vec![event]),
         Payload::User(bare) => bare_user_event(delivery, *bare).map(|event| vec![event]),
     }

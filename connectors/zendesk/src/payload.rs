@@ -15,7 +15,7 @@
 //! the raw JSON kept for `remote_data`.
 
 use rollcall_core::de::opt_text;
-use rollcall_core::{json, NormalizeError, Timestamp};
+use rollcall_core::{json, Delivery, NormalizeError, Timestamp};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -262,19 +262,29 @@ pub fn photo_url(value: &Value) -> Option<String> {
     (url.starts_with("https://") || url.starts_with("http://")).then(|| url.to_owned())
 }
 
-/// Reads a request body: a webhook envelope (an object with `type`), a wrapped user
+/// Reads a delivery: the document the host read once ([`Delivery::json`]), or, for a body
+/// that is not JSON, the parser's own account of where it is not.
+pub fn parse_delivery(delivery: &Delivery) -> Result<Payload, NormalizeError> {
+    match delivery.json()? {
+        Some(document) => from_document(document),
+        None => parse(&delivery.body),
+    }
+}
+
+/// Reads a body: a webhook envelope (an object with `type`), a wrapped user
 /// (`{"user": {...}}`) or a bare user object.
 pub fn parse(body: &[u8]) -> Result<Payload, NormalizeError> {
     let document: Value = json::from_slice(body)?;
-    let Value::Object(map) = &document else {
+    from_document(&document)
+}
+
+fn from_document(document: &Value) -> Result<Payload, NormalizeError> {
+    let Value::Object(map) = document else {
         return Err(NormalizeError::invalid(".", "expected a JSON object"));
     };
     if map.contains_key("type") {
-        let mut event: WebhookEvent = json::from_value(&document)?;
-        // Moved, not cloned: the document is not needed any more.
-        if let Value::Object(mut map) = document {
-            event.raw_detail = map.remove("detail").unwrap_or(Value::Null);
-        }
+        let mut event: WebhookEvent = json::from_value(document)?;
+        event.raw_detail = map.get("detail").cloned().unwrap_or(Value::Null);
         return Ok(Payload::Webhook(Box::new(event)));
     }
     let (raw, path_prefix) = match map.get("user") {
@@ -282,7 +292,7 @@ pub fn parse(body: &[u8]) -> Result<Payload, NormalizeError> {
         Some(_) if !map.contains_key("id") => {
             return Err(NormalizeError::invalid("user", "expected a user object"))
         }
-        _ => (&document, ""),
+        _ => (document, ""),
     };
     let user: SupportUser = json::from_value(raw).map_err(|error| match path_prefix {
         "" => error,

@@ -137,6 +137,8 @@ pub struct Delivery {
     pub body: Bytes,
     pub received_at: Timestamp,
     body_sha256: OnceLock<[u8; 32]>,
+    /// The body read as JSON with the host's checks, once: see [`Delivery::json`].
+    document: OnceLock<Result<Option<serde_json::Value>, NormalizeError>>,
 }
 
 impl Delivery {
@@ -150,6 +152,7 @@ impl Delivery {
             body: body.into(),
             received_at,
             body_sha256: OnceLock::new(),
+            document: OnceLock::new(),
         }
     }
 
@@ -190,6 +193,21 @@ impl Delivery {
     pub fn replace_body(&mut self, body: impl Into<Bytes>) {
         self.body = body.into();
         self.body_sha256 = OnceLock::new();
+        self.document = OnceLock::new();
+    }
+
+    /// The body as a JSON document, read once and shared by the host's checks, the
+    /// connector's mapping and its dedup key: `Ok(None)` when the body is not JSON (an
+    /// encrypted body), an error when it is JSON that repeats a key in an object or holds
+    /// NUL in a string ([`crate::json::check_body`]).
+    pub fn json(&self) -> Result<Option<&serde_json::Value>, NormalizeError> {
+        match self
+            .document
+            .get_or_init(|| crate::json::parse_checked(&self.body))
+        {
+            Ok(document) => Ok(document.as_ref()),
+            Err(error) => Err(error.clone()),
+        }
     }
 
     /// SHA-256 of the body, computed once.

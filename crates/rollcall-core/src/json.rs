@@ -7,17 +7,36 @@ use crate::error::NormalizeError;
 /// Parses `bytes` into `T`. On failure the error is `payload_invalid` with the dotted path of
 /// the offending field (`data.user.id`), or `.` when the document itself is not JSON.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, NormalizeError> {
+    // Path tracking costs a third of a parse on every body; a body that reads is the rule,
+    // so it is read plainly and read again with tracking only to say where it failed.
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(_) => Err(tracked_from_slice::<T>(bytes)),
+    }
+}
+
+/// The error of reading `bytes` as `T`, with its path.
+fn tracked_from_slice<T: DeserializeOwned>(bytes: &[u8]) -> NormalizeError {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
-    deserializer
-        .end()
-        .map_err(|error| NormalizeError::invalid(".", error.to_string()))?;
-    Ok(value)
+    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Err(error) => path_error(error),
+        Ok(_) => match deserializer.end() {
+            Err(error) => NormalizeError::invalid(".", error.to_string()),
+            // Unreachable while both reads agree; still an error, never a panic.
+            Ok(()) => NormalizeError::invalid(".", "the document could not be read"),
+        },
+    }
 }
 
 /// Converts an already parsed value into `T`, reporting the path on failure.
 pub fn from_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, NormalizeError> {
-    serde_path_to_error::deserialize(value).map_err(path_error)
+    match T::deserialize(value) {
+        Ok(converted) => Ok(converted),
+        Err(_) => Err(match serde_path_to_error::deserialize::<_, T>(value) {
+            Err(error) => path_error(error),
+            Ok(_) => NormalizeError::invalid(".", "the document could not be read"),
+        }),
+    }
 }
 
 fn path_error(error: serde_path_to_error::Error<serde_json::Error>) -> NormalizeError {
@@ -37,19 +56,35 @@ pub enum BodyCheck {
 /// Checks a body before any connector parses it: no object may repeat a key, and no string
 /// (value or key) may contain NUL.
 ///
-/// Parsers disagree on duplicate keys (first wins, last wins, error), so a body that has
-/// them could give one id to the dedup key and another to the events. NUL (`\u0000`) is
-/// valid JSON that PostgreSQL's `jsonb` and `text` cannot store: accepted, such an event
-/// would dead-letter at that sink forever. Both are refused here, for every sink alike.
+/// A repeated key is refused because two readers of the same document may pick different
+/// values (serde keeps the last, other parsers the first), so the dedup key, the signature's
+/// view and the events could disagree. NUL is refused because sinks such as PostgreSQL
+/// cannot store it. A body that is not JSON at all is [`BodyCheck::NotJson`]: the connector
+/// decides what it is.
 pub fn check_body(bytes: &[u8]) -> Result<BodyCheck, NormalizeError> {
+    Ok(match parse_checked(bytes)? {
+        Some(_) => BodyCheck::Clean,
+        None => BodyCheck::NotJson,
+    })
+}
+
+/// Reads a body as JSON with [`check_body`]'s checks in the same pass: the document when
+/// the body is JSON with unique keys and no NUL, `None` when it is not JSON at all.
+///
+/// The host reads every body this way once ([`Delivery::json`]) and connectors read the
+/// same document, instead of a check and a parse of their own.
+///
+/// [`Delivery::json`]: crate::Delivery::json
+pub fn parse_checked(bytes: &[u8]) -> Result<Option<serde_json::Value>, NormalizeError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let outcome = serde::de::DeserializeSeed::deserialize(
-        UniqueKeys { at: &Segment::Root },
+        CheckedValue { at: &Segment::Root },
         &mut deserializer,
     )
-    .and_then(|()| deserializer.end());
-    let Err(error) = outcome else {
-        return Ok(BodyCheck::Clean);
+    .and_then(|value| deserializer.end().map(|()| value));
+    let error = match outcome {
+        Ok(value) => return Ok(Some(value)),
+        Err(error) => error,
     };
     let text = error.to_string();
     for (marker, message) in [
@@ -70,7 +105,7 @@ pub fn check_body(bytes: &[u8]) -> Result<BodyCheck, NormalizeError> {
             ));
         }
     }
-    Ok(BodyCheck::NotJson)
+    Ok(None)
 }
 
 const NUL_MARKER: &str = "rollcall-nul:";
@@ -97,81 +132,77 @@ impl Segment<'_> {
     }
 }
 
-/// Objects with at most this many keys are checked for repeats by a linear scan; larger ones
-/// with a hash set.
-const LINEAR_KEYS: usize = 16;
-
-/// Walks a JSON document, failing at the first object that repeats a key.
-struct UniqueKeys<'p> {
+/// Builds a JSON value, failing at the first object that repeats a key or the first string
+/// holding NUL.
+struct CheckedValue<'p> {
     at: &'p Segment<'p>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys<'_> {
-    type Value = ();
+impl<'de> serde::de::DeserializeSeed<'de> for CheckedValue<'_> {
+    type Value = serde_json::Value;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<serde_json::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
-    type Value = ();
+impl<'de> serde::de::Visitor<'de> for CheckedValue<'_> {
+    type Value = serde_json::Value;
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str("any JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, value: bool) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Bool(value))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, value: i64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Number(value.into()))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, value: u64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Number(value.into()))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E>(self, value: f64) -> Result<serde_json::Value, E> {
+        // JSON has no NaN or infinity; serde_json's own value reads them as null too.
+        Ok(serde_json::Number::from_f64(value)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number))
     }
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<(), E> {
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<serde_json::Value, E> {
+        self.visit_string(text.to_owned())
+    }
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<serde_json::Value, E> {
         if text.contains('\0') {
             return Err(E::custom(format!("{NUL_MARKER}{}", self.at.render())));
         }
-        Ok(())
+        Ok(serde_json::Value::String(text))
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut index = 0usize;
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> Result<serde_json::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         loop {
-            let at = Segment::Index(self.at, index);
-            if seq.next_element_seed(UniqueKeys { at: &at })?.is_none() {
-                return Ok(());
+            let at = Segment::Index(self.at, items.len());
+            match seq.next_element_seed(CheckedValue { at: &at })? {
+                Some(item) => items.push(item),
+                None => return Ok(serde_json::Value::Array(items)),
             }
-            index += 1;
         }
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen: Vec<std::borrow::Cow<'de, str>> = Vec::new();
-        let mut many: Option<std::collections::HashSet<std::borrow::Cow<'de, str>>> = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let repeated = match &mut many {
-                Some(set) => !set.insert(key.clone()),
-                None if seen.len() < LINEAR_KEYS => {
-                    let repeated = seen.contains(&key);
-                    seen.push(key.clone());
-                    repeated
-                }
-                None => {
-                    let mut set: std::collections::HashSet<_> = seen.drain(..).collect();
-                    let repeated = !set.insert(key.clone());
-                    many = Some(set);
-                    repeated
-                }
-            };
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<serde_json::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
             let at = Segment::Key(self.at, &key);
             if key.contains('\0') {
                 return Err(serde::de::Error::custom(format!(
@@ -179,15 +210,16 @@ impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
                     at.render()
                 )));
             }
-            if repeated {
+            if object.contains_key(&key) {
                 return Err(serde::de::Error::custom(format!(
                     "{DUPLICATE_MARKER}{}",
                     at.render()
                 )));
             }
-            map.next_value_seed(UniqueKeys { at: &at })?;
+            let value = map.next_value_seed(CheckedValue { at: &at })?;
+            object.insert(key, value);
         }
-        Ok(())
+        Ok(serde_json::Value::Object(object))
     }
 }
 
@@ -282,6 +314,51 @@ mod tests {
         // Not JSON (or JSON followed by more): left to the connector.
         assert_eq!(check_body(b"bm90IGpzb24=").unwrap(), BodyCheck::NotJson);
         assert_eq!(check_body(b"{} x").unwrap(), BodyCheck::NotJson);
+    }
+
+    /// Any JSON value without repeated keys or NUL, written out by serde_json.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            any::<u64>().prop_map(|n| serde_json::json!(n)),
+            (-1.0e12f64..1.0e12).prop_map(|n| serde_json::json!(n)),
+            "[^\\x00]{0,12}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("[^\\x00]{0,8}", inner, 0..6)
+                    .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The checked read builds exactly the value serde_json's own reader builds.
+        #[test]
+        fn the_checked_read_is_serde_jsons_value(value in json_value()) {
+            let text = serde_json::to_vec(&value).unwrap();
+            let checked = parse_checked(&text).unwrap();
+            let plain: serde_json::Value = serde_json::from_slice(&text).unwrap();
+            proptest::prop_assert_eq!(checked, Some(plain));
+        }
+    }
+
+    #[test]
+    fn a_delivery_reads_its_body_once_and_again_after_a_new_body() {
+        let mut delivery =
+            crate::Delivery::new("src", &br#"{"id": 1}"#[..], crate::Timestamp::now());
+        assert_eq!(
+            delivery.json().unwrap(),
+            Some(&serde_json::json!({"id": 1}))
+        );
+        delivery.replace_body(&br#"{"id": 1, "id": 2}"#[..]);
+        assert_eq!(delivery.json().unwrap_err().path(), Some("id"));
+        delivery.replace_body(&b"bm90IGpzb24="[..]);
+        assert_eq!(delivery.json().unwrap(), None);
     }
 
     #[test]

@@ -10,7 +10,6 @@
 
 use std::time::{Duration, Instant};
 
-use rollcall_core::json::BodyCheck;
 use rollcall_core::{Delivery, ErrorCode, NormalizeError, UserEvent};
 use rollcall_store::{IngestBatch, IngestOutcome, QuarantineState, RejectedDelivery};
 use serde_json::json;
@@ -149,9 +148,10 @@ impl Pipeline<'_> {
 /// PostgreSQL cannot store it). A body that is not JSON (encrypted) is left to the
 /// connector, and its events are checked for NUL instead.
 fn normalize(source: &Source, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
-    let checked = rollcall_core::json::check_body(&delivery.body)?;
+    // The document is read here, once, and the connector reads the same one.
+    let not_json = delivery.json()?.is_none();
     let events = source.connector.normalize(delivery)?;
-    if checked == BodyCheck::NotJson {
+    if not_json {
         for (index, event) in events.iter().enumerate() {
             let value = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
             if let Some(path) = rollcall_core::json::nul_path(&value) {
