@@ -234,14 +234,14 @@ impl Connector for HighLevel {
     }
 
     fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
-        let body = rollcall_core::json::from_slice::<Value>(&delivery.body)?;
-        let Value::Object(object) = &body else {
+        let body = delivery.json_document()?;
+        let Value::Object(object) = body else {
             return Err(NormalizeError::invalid(".", "expected a JSON object"));
         };
         let vendor_type = payload::event_type(object)?;
         let event_type = mapping::event_type_for(vendor_type)
             .ok_or_else(|| NormalizeError::unsupported(vendor_type))?;
-        let payload: UserPayload = rollcall_core::json::from_value(&body)?;
+        let payload: UserPayload = rollcall_core::json::from_value(body)?;
         let user = mapping::user(event_type, &payload, object)?;
         let vendor_event = mapping::vendor_event(vendor_type, &payload)?;
         Ok(vec![delivery.new_event(
@@ -255,7 +255,7 @@ impl Connector for HighLevel {
 
     /// `highlevel:<webhookId>` when the body carries one, else the SHA-256 of the body.
     fn dedup_key(&self, delivery: &Delivery) -> String {
-        match webhook_id(&delivery.body) {
+        match webhook_id(delivery) {
             Some(id) => format!("{NAME}:{id}"),
             None => delivery.body_dedup_key(),
         }
@@ -280,8 +280,8 @@ impl Connector for HighLevel {
 }
 
 /// The body's `webhookId`, when it is a JSON object with a usable one.
-fn webhook_id(body: &[u8]) -> Option<String> {
-    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
+fn webhook_id(delivery: &Delivery) -> Option<String> {
+    let Ok(Some(Value::Object(object))) = delivery.json() else {
         return None;
     };
     payload::opt_id_text(object.get("webhookId")?)

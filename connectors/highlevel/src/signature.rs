@@ -155,7 +155,7 @@ fn header<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a str> {
 /// The replay window. A body that is not a JSON object, or whose `timestamp` is absent or
 /// unreadable, has nothing to check here: `normalize` rejects the unreadable ones.
 fn check_body_timestamp(delivery: &Delivery) -> Result<(), VerifyError> {
-    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&delivery.body) else {
+    let Ok(Some(Value::Object(object))) = delivery.json() else {
         return Ok(());
     };
     match payload::read_timestamp(object.get("timestamp")) {

@@ -47,7 +47,6 @@ use rollcall_core::{
     VerifyError,
 };
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::signature::AuthorizationCheck;
 
@@ -172,15 +171,14 @@ impl Connector for Okta {
     }
 
     fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
-        let body: Value = rollcall_core::json::from_slice(&delivery.body)?;
-        mapping::events(delivery, &body)
+        mapping::events(delivery, delivery.json_document()?)
     }
 
     /// `okta:<uuid>` for a delivery of one event, `okta:sha256:<hex>` of its events'
     /// `uuid`s (sorted, one per line) for several; the SHA-256 of the body when an event has
     /// no `uuid` or the body is no event hook delivery.
     fn dedup_key(&self, delivery: &Delivery) -> String {
-        match payload::event_uuids(&delivery.body) {
+        match payload::event_uuids(delivery) {
             Some(uuids) if uuids.len() == 1 => format!("{NAME}:{}", uuids[0]),
             Some(mut uuids) => {
                 uuids.sort_unstable();

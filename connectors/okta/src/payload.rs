@@ -16,7 +16,7 @@
 //! The envelope is read by hand ([`events`]) so that every error names its path; each event
 //! is then read into [`LogEvent`], and its user target into [`LogTarget`].
 
-use rollcall_core::{de, NormalizeError, Timestamp};
+use rollcall_core::{de, Delivery, NormalizeError, Timestamp};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -70,9 +70,8 @@ pub fn event_type(event: &Value) -> Result<&str, NormalizeError> {
 
 /// The `uuid` of every event in the delivery, in order; `None` unless the body is an event
 /// hook delivery whose every event has one.
-pub fn event_uuids(body: &[u8]) -> Option<Vec<String>> {
-    let body: Value = serde_json::from_slice(body).ok()?;
-    events(&body)
+pub fn event_uuids(delivery: &Delivery) -> Option<Vec<String>> {
+    events(delivery.json().ok()??)
         .ok()?
         .iter()
         .map(|event| match event.get("uuid") {
@@ -219,7 +218,8 @@ mod tests {
 
     #[test]
     fn uuids_are_read_only_when_every_event_has_one() {
-        let uuids = |body: Value| event_uuids(&serde_json::to_vec(&body).unwrap());
+        let delivery = |body: &[u8]| Delivery::new("okta", body.to_vec(), Timestamp::now());
+        let uuids = |body: Value| event_uuids(&delivery(&serde_json::to_vec(&body).unwrap()));
         assert_eq!(
             uuids(json!({"data": {"events": [{"uuid": "a"}, {"uuid": "b"}]}})),
             Some(vec!["a".to_owned(), "b".to_owned()])
@@ -230,7 +230,7 @@ mod tests {
         );
         assert_eq!(uuids(json!({"data": {"events": [{"uuid": " "}]}})), None);
         assert_eq!(uuids(json!({"data": {"events": [{"uuid": 7}]}})), None);
-        assert_eq!(event_uuids(b"not json"), None);
+        assert_eq!(event_uuids(&delivery(b"not json")), None);
     }
 
     #[test]

@@ -262,13 +262,9 @@ pub fn photo_url(value: &Value) -> Option<String> {
     (url.starts_with("https://") || url.starts_with("http://")).then(|| url.to_owned())
 }
 
-/// Reads a delivery: the document the host read once ([`Delivery::json`]), or, for a body
-/// that is not JSON, the parser's own account of where it is not.
+/// Reads a delivery, from the document the host read once ([`Delivery::json`]).
 pub fn parse_delivery(delivery: &Delivery) -> Result<Payload, NormalizeError> {
-    match delivery.json()? {
-        Some(document) => from_document(document),
-        None => parse(&delivery.body),
-    }
+    from_document(delivery.json_document()?)
 }
 
 /// Reads a body: a webhook envelope (an object with `type`), a wrapped user

@@ -210,6 +210,21 @@ impl Delivery {
         }
     }
 
+    /// [`Delivery::json`] for a vendor that sends only JSON: a body that is not JSON is an
+    /// error saying where the parser stopped.
+    pub fn json_document(&self) -> Result<&serde_json::Value, NormalizeError> {
+        match self.json()? {
+            Some(document) => Ok(document),
+            None => Err(
+                match crate::json::from_slice::<serde_json::Value>(&self.body) {
+                    Err(error) => error,
+                    // Unreachable while both reads agree; still an error, never a panic.
+                    Ok(_) => NormalizeError::invalid(".", "the body is not JSON"),
+                },
+            ),
+        }
+    }
+
     /// SHA-256 of the body, computed once.
     pub fn body_sha256(&self) -> &[u8; 32] {
         self.body_sha256
