@@ -199,7 +199,15 @@ impl Encoder {
 
     /// A new dictionary trained on the samples, when it is time for one. The caller stores
     /// it durably, then hands it to [`Encoder::use_dictionary`] and [`Codec::add_dictionary`].
+    #[cfg(test)]
     pub(crate) fn train_if_due(&mut self) -> Option<Vec<u8>> {
+        train(&self.samples_if_due()?)
+    }
+
+    /// The samples to train the next dictionary on, when it is time for one ([`train`]
+    /// them, on any thread: training takes a few hundred milliseconds of CPU). Collecting
+    /// starts afresh for the one after.
+    pub(crate) fn samples_if_due(&mut self) -> Option<Vec<Vec<u8>>> {
         let due = if self.trained_once {
             self.plan.then_every
         } else {
@@ -211,20 +219,25 @@ impl Encoder {
         // Whatever the outcome, wait a whole period before trying again.
         self.packed = 0;
         self.trained_once = true;
-        let samples: Vec<&[u8]> = self.samples.iter().map(Vec::as_slice).collect();
-        match zstd::dict::from_samples(&samples, DICTIONARY_BYTES) {
-            Ok(dictionary) => Some(dictionary),
-            Err(error) => {
-                tracing::warn!(error = %error, "store: cannot train a compression dictionary; documents stay compressed without one");
-                None
-            }
-        }
+        Some(std::mem::take(&mut self.samples).into())
     }
 
     /// Packs with `dictionary` from now on (it is durable and known to the [`Codec`]).
     pub(crate) fn use_dictionary(&mut self, dictionary: &[u8]) {
         if let Ok(compressor) = zstd::bulk::Compressor::with_dictionary(LEVEL, dictionary) {
             self.compressor = Some(compressor);
+        }
+    }
+}
+
+/// A dictionary trained on `samples`; `None` (logged) when zstd cannot make one.
+pub(crate) fn train(samples: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let samples: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
+    match zstd::dict::from_samples(&samples, DICTIONARY_BYTES) {
+        Ok(dictionary) => Some(dictionary),
+        Err(error) => {
+            tracing::warn!(error = %error, "store: cannot train a compression dictionary; documents stay compressed without one");
+            None
         }
     }
 }

@@ -435,22 +435,43 @@ async fn a_compression_dictionary_is_trained_stored_and_read_after_a_reopen() {
         },
         ..event(&format!("e{n}"), &n.to_string())
     };
+    let mut n = 0;
     {
         let store = SqliteBackend::open_with(&harness.path(), plan).unwrap();
-        for n in 0..120 {
+        let dictionaries = || {
+            store
+                .reader()
+                .query_row("SELECT COUNT(*) FROM dictionaries", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .unwrap()
+        };
+        // The dictionary is trained beside the writer, which keeps packing without it until
+        // it is ready: ingest until it is stored (a bounded number of events, no clock),
+        // then 20 more, which are packed with it.
+        let mut with_dictionary_from = None;
+        while n < 5_000 && with_dictionary_from.is_none_or(|from| n < from + 20) {
             let mut delivery = batch(&format!("k{n}"), &[]);
             delivery.events = vec![event_with_data(n)];
             store.ingest(delivery).await.unwrap();
+            n += 1;
+            if with_dictionary_from.is_none() && dictionaries() == 1 {
+                with_dictionary_from = Some(n);
+            }
         }
-        let (dictionaries, first, last): (i64, i64, i64) = store
+        assert!(
+            with_dictionary_from.is_some(),
+            "no dictionary after {n} events"
+        );
+        let (first, last): (i64, i64) = store
             .reader()
             .query_row(
-                "SELECT (SELECT COUNT(*) FROM dictionaries),                  (SELECT length(event) FROM journal WHERE seq = 1),                  (SELECT length(event) FROM journal WHERE seq = 120)",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                "SELECT (SELECT length(event) FROM journal WHERE seq = 1),                  (SELECT length(event) FROM journal WHERE seq = ?1)",
+                [n as i64],
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .unwrap();
-        assert_eq!(dictionaries, 1);
+        assert_eq!(dictionaries(), 1);
         assert!(
             last * 2 < first,
             "{first} bytes before the dictionary, {last} after"
@@ -459,13 +480,13 @@ async fn a_compression_dictionary_is_trained_stored_and_read_after_a_reopen() {
     }
     // A new process knows the dictionary from the table: every row reads back.
     let store = SqliteBackend::open(&harness.path()).unwrap();
-    let entries = store.journal_after(0, 200).await.unwrap();
-    assert_eq!(entries.len(), 120);
+    let entries = store.journal_after(0, 10_000).await.unwrap();
+    assert_eq!(entries.len(), n);
     for (n, entry) in entries.iter().enumerate() {
         assert_eq!(entry.decode().unwrap().user, event_with_data(n).user);
     }
     assert_eq!(
-        store.user("src", "119").await.unwrap().user,
-        event_with_data(119).user
+        store.user("src", &(n - 1).to_string()).await.unwrap().user,
+        event_with_data(n - 1).user
     );
 }

@@ -157,6 +157,7 @@ impl Writer {
                     encoder,
                     codec,
                     last_seq,
+                    training: None,
                 };
                 state.run(receiver, &committed, &thread_counters);
                 let _ = stopped_tx.send(());
@@ -230,6 +231,8 @@ struct WriterState {
     encoder: Encoder,
     codec: Arc<Codec>,
     last_seq: i64,
+    /// A dictionary being trained on another thread, when one is.
+    training: Option<std::sync::mpsc::Receiver<Option<Vec<u8>>>>,
 }
 
 impl WriterState {
@@ -291,13 +294,44 @@ impl WriterState {
         }
     }
 
-    /// Trains a compression dictionary when one is due, stores it in a commit of its own,
-    /// and only then packs with it: no row can name a dictionary that is not durable. Runs
-    /// between transactions (training takes a few tens of milliseconds, once in a long while).
+    /// Starts training a compression dictionary when one is due, on a thread of its own:
+    /// training takes a few hundred milliseconds of CPU, which the writer would otherwise
+    /// hold every waiting request for. A dictionary that is ready is kept between
+    /// transactions, the next time the writer comes here.
     fn train_dictionary_if_due(&mut self) {
-        let Some(dictionary) = self.encoder.train_if_due() else {
+        if let Some(training) = &self.training {
+            match training.try_recv() {
+                Ok(Some(dictionary)) => {
+                    self.training = None;
+                    self.keep_dictionary(dictionary);
+                }
+                Ok(None) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    self.training = None;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => return,
+            }
+        }
+        let Some(samples) = self.encoder.samples_if_due() else {
             return;
         };
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let started = std::thread::Builder::new()
+            .name("rollcall-store-dictionary".to_owned())
+            .spawn(move || {
+                // The writer may have stopped meanwhile; the dictionary is then not needed.
+                let _ = sender.send(crate::codec::train(&samples));
+            });
+        match started {
+            Ok(_) => self.training = Some(receiver),
+            Err(error) => {
+                tracing::warn!(error = %error, "store: cannot start training a compression dictionary; packing without a new one");
+            }
+        }
+    }
+
+    /// Stores a trained dictionary in a commit of its own, and only then packs with it: no
+    /// row can name a dictionary that is not durable.
+    fn keep_dictionary(&mut self, dictionary: Vec<u8>) {
         let Some(id) = zstd::zstd_safe::get_dict_id(&dictionary).map(|id| id.get()) else {
             return;
         };
