@@ -131,8 +131,8 @@ struct Answer {
     response: Response,
 }
 
-/// Counts a request with the source's resolved handles: two atomic adds and the histogram's
-/// lock; a rejection also looks its code up (no allocation).
+/// Counts a request with the source's resolved handles: an atomic add and the histogram's
+/// lock; a rejection also looks its code up in its family (no allocation).
 fn record(
     state: &AppState,
     source: &Source,
