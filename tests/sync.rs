@@ -181,6 +181,7 @@ fn source(api: &FakeZendesk) -> Source {
         connector: (registration.build)(&SourceOptions::new(SOURCE, options)).unwrap(),
         sync_interval: None,
         sync_lock: Default::default(),
+        metrics: Metrics::default().source(SOURCE),
     }
 }
 
@@ -720,6 +721,7 @@ fn okta_source(api: &FakeOkta) -> Source {
         connector: (registration.build)(&SourceOptions::new(OKTA_SOURCE, options)).unwrap(),
         sync_interval: None,
         sync_lock: Default::default(),
+        metrics: Metrics::default().source(OKTA_SOURCE),
     }
 }
 
@@ -1003,6 +1005,7 @@ fn vcc_source(api: &FakeVcc) -> Source {
         connector: (registration.build)(&SourceOptions::new(VCC_SOURCE, options)).unwrap(),
         sync_interval: None,
         sync_lock: Default::default(),
+        metrics: Metrics::default().source(VCC_SOURCE),
     }
 }
 
@@ -1190,6 +1193,7 @@ fn ghl_source(base_url: &str) -> Source {
         connector: (registration.build)(&SourceOptions::new(GHL_SOURCE, options)).unwrap(),
         sync_interval: None,
         sync_lock: Default::default(),
+        metrics: Metrics::default().source(GHL_SOURCE),
     }
 }
 
@@ -1414,6 +1418,7 @@ fn fs_source(base_url: &str) -> Source {
         connector: (registration.build)(&SourceOptions::new(FS_SOURCE, options)).unwrap(),
         sync_interval: None,
         sync_lock: Default::default(),
+        metrics: Metrics::default().source(FS_SOURCE),
     }
 }
 

@@ -595,7 +595,8 @@ async fn sync(source_id: String, config_path: Option<PathBuf>) -> anyhow::Result
         std::path::Path::new(daemon::demo::DATA_DIR),
         daemon::demo::Seeds::Existing,
     )?;
-    let sources = daemon::build_sources(&config)?;
+    let metrics = crate::metrics::Metrics::default();
+    let sources = daemon::build_sources(&config, &metrics)?;
     let Some(source) = sources.get(&source_id) else {
         return Ok(fail(
             ErrorCode::SourceUnknown,
@@ -610,7 +611,6 @@ async fn sync(source_id: String, config_path: Option<PathBuf>) -> anyhow::Result
             config.admin.listen
         )
     })?;
-    let metrics = crate::metrics::Metrics::default();
     let terminal = io::stdout().is_terminal();
     let bar = if terminal {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -716,7 +716,8 @@ fn sign(
         data_dir,
         daemon::demo::Seeds::Existing,
     )?;
-    let sources = daemon::build_sources(&config)?;
+    // Signing counts nothing: these handles are never read.
+    let sources = daemon::build_sources(&config, &crate::metrics::Metrics::default())?;
     let Some(source) = sources.get(source_id) else {
         let mut known: Vec<_> = sources.keys().cloned().collect();
         known.sort();

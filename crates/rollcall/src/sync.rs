@@ -56,7 +56,7 @@ use rollcall_store::{StoreError, SyncBatch, SyncChange, SyncCounts, SyncState, U
 use serde::Serialize;
 
 use crate::daemon::Source;
-use crate::metrics::Metrics;
+use crate::metrics::{Id, Metrics, SyncOutcome};
 
 /// `vendor_event.type` of every event a sync commits.
 pub const SYNC_EVENT_TYPE: &str = "rollcall.sync";
@@ -472,11 +472,9 @@ impl Run<'_> {
             })
             .await?;
         if !commit.event_ids.is_empty() {
-            self.metrics.add(
-                "rollcall_events_accepted_total",
-                &[("source", &self.source.id)],
-                commit.event_ids.len() as u64,
-            );
+            self.metrics
+                .events_accepted(&Id::new(&self.source.id))
+                .inc_by(commit.event_ids.len() as u64);
         }
         let mut conflicts = Vec::with_capacity(commit.conflicts.len());
         for user_id in &commit.conflicts {
@@ -539,28 +537,24 @@ fn record_metrics(
     before: &SyncCounts,
     complete: bool,
 ) {
+    let source = Id::new(source);
     let counts = &state.counts;
     for (outcome, now, then) in [
-        ("created", counts.created, before.created),
-        ("updated", counts.updated, before.updated),
-        ("deleted", counts.deleted, before.deleted),
-        ("unchanged", counts.unchanged, before.unchanged),
-        ("stale", counts.stale, before.stale),
+        (SyncOutcome::Created, counts.created, before.created),
+        (SyncOutcome::Updated, counts.updated, before.updated),
+        (SyncOutcome::Deleted, counts.deleted, before.deleted),
+        (SyncOutcome::Unchanged, counts.unchanged, before.unchanged),
+        (SyncOutcome::Stale, counts.stale, before.stale),
     ] {
-        let value = now.saturating_sub(then);
-        metrics.add(
-            "rollcall_sync_users_total",
-            &[("source", source), ("outcome", outcome)],
-            value,
-        );
+        metrics
+            .sync_users(&source, outcome)
+            .inc_by(now.saturating_sub(then));
     }
     if complete {
         if let Some(at) = state.last_complete_at {
-            metrics.set_gauge(
-                "rollcall_sync_last_success_timestamp_seconds",
-                &[("source", source)],
-                at.unix_millis() / 1000,
-            );
+            metrics
+                .sync_last_success_timestamp_seconds(&source)
+                .set(at.unix_millis() / 1000);
         }
     }
 }
@@ -622,6 +616,7 @@ mod tests {
             }),
             sync_interval: None,
             sync_lock: Default::default(),
+            metrics: Metrics::default().source("s"),
         };
         (source, asked)
     }
@@ -820,6 +815,7 @@ mod tests {
             connector: Box::new(NoListing),
             sync_interval: None,
             sync_lock: Default::default(),
+            metrics: Metrics::default().source("plain"),
         };
         let error = run(&store, &plain, &Metrics::default(), &mut |_| {})
             .await
@@ -881,11 +877,9 @@ mod tests {
         assert_eq!(event.vendor_event.occurred_at, None);
         assert_eq!(event.event_type, EventType::Created);
         assert!(!event.partial);
-        let text = metrics.render();
-        assert!(
-            text.contains(r#"rollcall_sync_users_total{source="s",outcome="created"} 1"#),
-            "{text}"
-        );
-        assert!(text.contains("rollcall_sync_last_success_timestamp_seconds{source=\"s\"}"));
+        let source = Id::new("s");
+        assert_eq!(metrics.sync_users(&source, SyncOutcome::Created).get(), 1);
+        assert_eq!(metrics.events_accepted(&source).get(), 1);
+        assert!(metrics.sync_last_success_timestamp_seconds(&source).get() > 0);
     }
 }

@@ -162,17 +162,13 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let mut text = state.metrics.render();
-    // Group commit at work: writes per commit is the batching factor.
-    let stats = state.store.commit_stats();
-    text.push_str(&format!(
-        "# HELP rollcall_store_commits_total Transactions the store's writer committed.\n\
-         # TYPE rollcall_store_commits_total counter\nrollcall_store_commits_total {}\n\
-         # HELP rollcall_store_writes_total Writes committed (several share one commit).\n\
-         # TYPE rollcall_store_writes_total counter\nrollcall_store_writes_total {}\n",
-        stats.commits, stats.writes
-    ));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    match state.metrics.render(state.store.commit_stats()) {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(error) => {
+            tracing::error!(error = %error, "cannot render the metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// A `state` query parameter as the store's state enum; an unknown name is a 400 that lists
@@ -692,6 +688,35 @@ mod tests {
         let (status, body) = get(state(store, None), "/readyz", "127.0.0.1:9090").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["status"], "store_unavailable");
+    }
+
+    #[tokio::test]
+    async fn metrics_are_prometheus_text_with_the_store_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        let request = axum::http::Request::get("/metrics")
+            .header(header::HOST, "127.0.0.1:9090")
+            .body(Body::empty())
+            .unwrap();
+        let response = router(state(store, None)).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        for line in [
+            "# TYPE rollcall_store_commits_total counter",
+            "rollcall_store_commits_total 0",
+            "# TYPE rollcall_store_writes_total counter",
+            "rollcall_store_writes_total 0",
+        ] {
+            assert!(
+                text.lines().any(|exposed| exposed == line),
+                "{line}\n{text}"
+            );
+        }
     }
 
     #[tokio::test]

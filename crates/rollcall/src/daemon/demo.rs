@@ -218,7 +218,7 @@ mod tests {
             assert_eq!(a.options, b.options);
         }
         // Every demo source builds: the defaults must start.
-        crate::daemon::build_sources(&first).unwrap();
+        crate::daemon::build_sources(&first, &crate::metrics::Metrics::default()).unwrap();
     }
 
     #[test]

@@ -28,6 +28,7 @@ use tracing::Instrument;
 
 use super::api_error::ApiError;
 use super::state::{AppState, Source};
+use crate::metrics::RequestOutcome;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -44,8 +45,7 @@ async fn ingest(
 ) -> Response {
     let started = Instant::now();
     let Some(source) = state.sources.get(&source_id).cloned() else {
-        // The label is fixed: an unknown id is whatever the caller typed.
-        record(&state, "_unknown", Err(ErrorCode::SourceUnknown), started);
+        record_unknown_source(&state, started);
         return ApiError::new(
             ErrorCode::SourceUnknown,
             format!("no source with id {source_id:?} is configured"),
@@ -80,11 +80,11 @@ async fn ingest(
         };
     match outcome {
         Ok(answer) => {
-            record(&state, &source.id, Ok(answer.outcome), started);
+            record(&state, &source, Ok(answer.outcome), started);
             answer.response
         }
         Err(error) => {
-            record(&state, &source.id, Err(error.code), started);
+            record(&state, &source, Err(error.code), started);
             error_response(&source, error)
         }
     }
@@ -127,38 +127,43 @@ const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 pub(crate) struct ReceivedAt(pub(crate) Timestamp);
 
 struct Answer {
-    outcome: &'static str,
+    outcome: RequestOutcome,
     response: Response,
 }
 
+/// Counts a request with the source's resolved handles: an atomic add and the histogram's
+/// lock; a rejection also looks its code up in its family (no allocation).
 fn record(
     state: &AppState,
-    source: &str,
-    outcome: Result<&'static str, ErrorCode>,
+    source: &Source,
+    outcome: Result<RequestOutcome, ErrorCode>,
     started: Instant,
 ) {
+    let handles = &source.metrics;
+    let outcome = outcome.unwrap_or_else(|code| {
+        state.metrics.ingest_rejected(handles.id(), code).inc();
+        RequestOutcome::Rejected
+    });
+    handles.ingest_requests(outcome).inc();
+    handles
+        .ingest_request_duration()
+        .observe(started.elapsed().as_secs_f64());
+}
+
+/// Counts a request whose path names no configured source, under a fixed label: the id in
+/// the path is whatever the caller typed.
+fn record_unknown_source(state: &AppState, started: Instant) {
     let metrics = &state.metrics;
-    match outcome {
-        Ok(outcome) => metrics.increment(
-            "rollcall_ingest_requests_total",
-            &[("source", source), ("outcome", outcome)],
-        ),
-        Err(code) => {
-            metrics.increment(
-                "rollcall_ingest_requests_total",
-                &[("source", source), ("outcome", "rejected")],
-            );
-            metrics.increment(
-                "rollcall_ingest_rejected_total",
-                &[("source", source), ("code", code.as_str())],
-            );
-        }
-    }
-    metrics.observe(
-        "rollcall_ingest_request_duration_seconds",
-        &[("source", source)],
-        started.elapsed(),
-    );
+    let unknown = metrics.unknown_source();
+    metrics
+        .ingest_requests(unknown, RequestOutcome::Rejected)
+        .inc();
+    metrics
+        .ingest_rejected(unknown, ErrorCode::SourceUnknown)
+        .inc();
+    metrics
+        .ingest_request_duration(unknown)
+        .observe(started.elapsed().as_secs_f64());
 }
 
 async fn handle(state: &AppState, source: &Source, request: Request) -> Result<Answer, ApiError> {
@@ -258,7 +263,7 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
 
     if let Some(handshake) = source.connector.handshake(&delivery) {
         return Ok(Answer {
-            outcome: "handshake",
+            outcome: RequestOutcome::Handshake,
             response: handshake_response(handshake),
         });
     }
@@ -271,7 +276,7 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
 
     match state.pipeline().accept(source, &delivery).await? {
         IngestOutcome::Accepted { event_ids } => Ok(Answer {
-            outcome: "accepted",
+            outcome: RequestOutcome::Accepted,
             response: (
                 StatusCode::ACCEPTED,
                 Json(json!({"accepted": event_ids.len(), "event_ids": event_ids})),
@@ -279,7 +284,7 @@ async fn handle(state: &AppState, source: &Source, request: Request) -> Result<A
                 .into_response(),
         }),
         IngestOutcome::Duplicate { event_ids } => Ok(Answer {
-            outcome: "duplicate",
+            outcome: RequestOutcome::Duplicate,
             response: (
                 StatusCode::OK,
                 Json(json!({"duplicate": true, "event_ids": event_ids})),
@@ -352,7 +357,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::metrics::{EnrichOutcome, Id, Metrics};
 
     /// Accepts everything; one event per delivery, keyed by the body.
     #[derive(Debug)]
@@ -441,6 +446,7 @@ mod tests {
         connector: Box<dyn Connector>,
         request_timeout: Duration,
     ) -> Arc<AppState> {
+        let metrics = Arc::new(Metrics::default());
         let mut sources = HashMap::new();
         sources.insert(
             "s".to_owned(),
@@ -450,6 +456,7 @@ mod tests {
                 connector,
                 sync_interval: None,
                 sync_lock: Default::default(),
+                metrics: metrics.source("s"),
             }),
         );
         Arc::new(AppState {
@@ -457,7 +464,7 @@ mod tests {
             sinks: Vec::new(),
             sink_status: Default::default(),
             store,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             max_body_bytes: 1024,
             request_timeout,
             body_timeout: request_timeout / 2,
@@ -485,14 +492,15 @@ mod tests {
             (again, body["duplicate"].as_bool()),
             (StatusCode::OK, Some(true))
         );
-        let enriched = state.metrics.counter(
-            "rollcall_enrich_total",
-            &[("source", "s"), ("outcome", "ok")],
-        );
+        let enriched = enrich_count(&state, EnrichOutcome::Ok);
         assert_eq!(enriched, 1, "the retry spent an enrichment call");
     }
 
-    async fn enriched(enrich: Enrich) -> (StatusCode, UserEvent, &'static str, Duration) {
+    fn enrich_count(state: &AppState, outcome: EnrichOutcome) -> u64 {
+        state.metrics.enrich(&Id::new("s"), outcome).get()
+    }
+
+    async fn enriched(enrich: Enrich) -> (StatusCode, UserEvent, EnrichOutcome, Duration) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db")).unwrap();
         let state = state_with(
@@ -506,14 +514,10 @@ mod tests {
         let entries = store.journal_after(0, 10).await.unwrap();
         assert_eq!(entries.len(), 1);
         let event = entries[0].decode().unwrap();
-        let outcome = ["ok", "failed", "skipped"]
-            .into_iter()
-            .find(|outcome| {
-                state.metrics.counter(
-                    "rollcall_enrich_total",
-                    &[("source", "s"), ("outcome", outcome)],
-                ) == 1
-            })
+        let outcome = EnrichOutcome::ALL
+            .iter()
+            .copied()
+            .find(|outcome| enrich_count(&state, *outcome) == 1)
             .unwrap();
         (status, event, outcome, elapsed)
     }
@@ -522,7 +526,7 @@ mod tests {
     async fn a_completed_event_is_committed_complete() {
         let (status, event, outcome, _) = enriched(Enrich::Complete).await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        assert_eq!(outcome, "ok");
+        assert_eq!(outcome, EnrichOutcome::Ok);
         assert!(!event.partial);
         assert_eq!(event.user.name.as_deref(), Some("Ann"));
     }
@@ -531,7 +535,7 @@ mod tests {
     async fn a_failed_enrichment_commits_the_event_partial_and_untouched() {
         let (status, event, outcome, _) = enriched(Enrich::Fail).await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        assert_eq!(outcome, "failed");
+        assert_eq!(outcome, EnrichOutcome::Failed);
         assert!(event.partial);
         assert_eq!(event.user.name, None);
     }
@@ -540,7 +544,7 @@ mod tests {
     async fn a_hanging_enrichment_is_cut_at_half_the_request_timeout() {
         let (status, event, outcome, elapsed) = enriched(Enrich::Hang).await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        assert_eq!(outcome, "failed");
+        assert_eq!(outcome, EnrichOutcome::Failed);
         assert!(event.partial);
         assert_eq!(event.user.name, None);
         assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
@@ -550,7 +554,7 @@ mod tests {
     async fn a_skipped_enrichment_is_counted_as_skipped() {
         let (status, event, outcome, _) = enriched(Enrich::Skip).await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        assert_eq!(outcome, "skipped");
+        assert_eq!(outcome, EnrichOutcome::Skipped);
         assert!(event.partial);
     }
 
@@ -587,15 +591,8 @@ mod tests {
         let state = state_with(store, Box::new(PartialWithoutApi), Duration::from_secs(5));
         let (status, _) = post(Arc::clone(&state), b"{}").await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        for (outcome, expected) in [("skipped", 1), ("failed", 0)] {
-            assert_eq!(
-                state.metrics.counter(
-                    "rollcall_enrich_total",
-                    &[("source", "s"), ("outcome", outcome)]
-                ),
-                expected,
-                "{outcome}"
-            );
+        for (outcome, expected) in [(EnrichOutcome::Skipped, 1), (EnrichOutcome::Failed, 0)] {
+            assert_eq!(enrich_count(&state, outcome), expected, "{outcome:?}");
         }
     }
 
@@ -606,7 +603,9 @@ mod tests {
         let state = state(store);
         let (status, _) = post(Arc::clone(&state), b"{}").await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        assert!(!state.metrics.render().contains("rollcall_enrich_total{"));
+        for outcome in EnrichOutcome::ALL {
+            assert_eq!(enrich_count(&state, *outcome), 0, "{outcome:?}");
+        }
     }
 
     async fn post(state: Arc<AppState>, body: &'static [u8]) -> (StatusCode, serde_json::Value) {

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Config, Retention, StoreConfig};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Pruned};
 pub use admin::VERSION_HEADER;
 pub use state::{AppState, IngestLimits, Source};
 
@@ -44,8 +44,8 @@ const PRUNE_BACKLOG_PAUSE: Duration = Duration::from_secs(1);
 /// How long shutdown waits for the pruner (its batch in flight commits regardless).
 const PRUNER_STOP: Duration = Duration::from_secs(5);
 
-/// Builds the sources of a configuration.
-pub fn build_sources(config: &Config) -> Result<HashMap<String, Arc<Source>>> {
+/// Builds the sources of a configuration, with their ingest handles in `metrics`.
+pub fn build_sources(config: &Config, metrics: &Metrics) -> Result<HashMap<String, Arc<Source>>> {
     let mut sources = HashMap::new();
     for source in &config.sources {
         let Some(registration) = rollcall_core::registration(&source.connector) else {
@@ -66,6 +66,7 @@ pub fn build_sources(config: &Config) -> Result<HashMap<String, Arc<Source>>> {
                 connector,
                 sync_interval: source.sync_interval,
                 sync_lock: Default::default(),
+                metrics: metrics.source(&source.id),
             }),
         );
     }
@@ -106,7 +107,7 @@ pub async fn open_store(config: &StoreConfig) -> Result<Store> {
 pub async fn serve(config: Config) -> Result<()> {
     let store = open_store(&config.store).await?;
     let metrics = Arc::new(Metrics::default());
-    let sources = build_sources(&config)?;
+    let sources = build_sources(&config, &metrics)?;
 
     // Unique per process: the store's leases tell this process's workers from another's.
     let holder = format!(
@@ -346,15 +347,14 @@ impl Pruner {
         };
         let report = self.store.prune(policy).await?;
         for (what, count) in [
-            ("journal", report.journal_events),
-            ("dedup", report.dedup_keys),
-            ("quarantine", report.quarantined),
-            ("dead_letters", report.dead_letters),
-            ("quarantine_expired", report.quarantine_expired),
+            (Pruned::Journal, report.journal_events),
+            (Pruned::Dedup, report.dedup_keys),
+            (Pruned::Quarantine, report.quarantined),
+            (Pruned::DeadLetters, report.dead_letters),
+            (Pruned::QuarantineExpired, report.quarantine_expired),
         ] {
             if count > 0 {
-                self.metrics
-                    .add("rollcall_pruned_total", &[("what", what)], count);
+                self.metrics.pruned(what).inc_by(count);
             }
         }
         if report.quarantine_expired > 0 {
@@ -494,23 +494,11 @@ mod tests {
         // Default windows: a week of journal, 30 days of dedup keys.
         assert_eq!((report.journal_events, report.dedup_keys), (2, 1));
         let metrics = &pruner.metrics;
-        assert_eq!(
-            metrics.counter("rollcall_pruned_total", &[("what", "journal")]),
-            2
-        );
-        assert_eq!(
-            metrics.counter("rollcall_pruned_total", &[("what", "dedup")]),
-            1
-        );
-        assert!(metrics
-            .render()
-            .contains("rollcall_pruned_total{what=\"journal\"} 2"));
+        assert_eq!(metrics.pruned(Pruned::Journal).get(), 2);
+        assert_eq!(metrics.pruned(Pruned::Dedup).get(), 1);
         // Nothing new to delete: the counters stay.
         pruner.prune_once(Timestamp::now()).await.unwrap();
-        assert_eq!(
-            metrics.counter("rollcall_pruned_total", &[("what", "journal")]),
-            2
-        );
+        assert_eq!(metrics.pruned(Pruned::Journal).get(), 2);
         store.close().await;
     }
 
@@ -528,12 +516,7 @@ mod tests {
         let pruner = pruner(&store, &[]);
         let report = pruner.prune_once(Timestamp::now()).await.unwrap();
         assert_eq!(report.quarantine_expired, 1);
-        assert_eq!(
-            pruner
-                .metrics
-                .counter("rollcall_pruned_total", &[("what", "quarantine_expired")]),
-            1
-        );
+        assert_eq!(pruner.metrics.pruned(Pruned::QuarantineExpired).get(), 1);
         assert_eq!(store.counts().await.unwrap().quarantined_open, 1);
         store.close().await;
     }
@@ -549,7 +532,7 @@ mod tests {
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(pruner.run(shutdown, Duration::from_millis(10)));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while metrics.counter("rollcall_pruned_total", &[("what", "journal")]) == 0 {
+        while metrics.pruned(Pruned::Journal).get() == 0 {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "the pruner never ran"

@@ -17,6 +17,7 @@ use serde_json::json;
 use super::api_error::ApiError;
 use super::redact;
 use super::state::{AppState, Source};
+use crate::metrics::EnrichOutcome;
 
 /// Where a delivery comes from, which decides what the pipeline may skip and how it commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,11 +128,7 @@ impl Pipeline<'_> {
         };
         match &outcome {
             IngestOutcome::Accepted { .. } => {
-                state.metrics.add(
-                    "rollcall_events_accepted_total",
-                    &[("source", &source.id)],
-                    count as u64,
-                );
+                source.metrics.events_accepted().inc_by(count as u64);
                 tracing::debug!(source = %source.id, events = count, "delivery accepted");
             }
             IngestOutcome::Duplicate { .. } => {
@@ -188,11 +185,10 @@ async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
     if !source.connector.enriches() {
         // Nothing to call: each partial event is skipped without the copy a call needs.
         let skipped = events.iter().filter(|event| event.partial).count() as u64;
-        state.metrics.add(
-            "rollcall_enrich_total",
-            &[("source", &source.id), ("outcome", "skipped")],
-            skipped,
-        );
+        state
+            .metrics
+            .enrich(source.metrics.id(), EnrichOutcome::Skipped)
+            .inc_by(skipped);
         return;
     }
     let deadline = Instant::now() + enrich_budget(state, source);
@@ -205,9 +201,13 @@ async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
             .await
         {
             Ok(Ok(())) => {
-                let outcome = if candidate.partial { "skipped" } else { "ok" };
+                let outcome = if candidate.partial {
+                    EnrichOutcome::Skipped
+                } else {
+                    EnrichOutcome::Ok
+                };
                 *event = candidate;
-                tracing::debug!(source = %source.id, event_id = %event.id, outcome, "enrichment");
+                tracing::debug!(source = %source.id, event_id = %event.id, outcome = outcome.as_str(), "enrichment");
                 outcome
             }
             Ok(Err(error)) => {
@@ -218,7 +218,7 @@ async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
                     reason = %error.message,
                     "enrichment failed; the event goes out partial"
                 );
-                "failed"
+                EnrichOutcome::Failed
             }
             Err(_) => {
                 tracing::info!(
@@ -227,13 +227,10 @@ async fn enrich(state: &AppState, source: &Source, events: &mut [UserEvent]) {
                     budget_ms = enrich_budget(state, source).as_millis() as u64,
                     "enrichment timed out; the event goes out partial"
                 );
-                "failed"
+                EnrichOutcome::Failed
             }
         };
-        state.metrics.increment(
-            "rollcall_enrich_total",
-            &[("source", &source.id), ("outcome", outcome)],
-        );
+        state.metrics.enrich(source.metrics.id(), outcome).inc();
     }
 }
 
@@ -269,10 +266,10 @@ async fn quarantine(
         .await;
     match kept {
         Ok(id) => {
-            state.metrics.increment(
-                "rollcall_quarantined_total",
-                &[("source", &source.id), ("code", error.code().as_str())],
-            );
+            state
+                .metrics
+                .quarantined(source.metrics.id(), error.code())
+                .inc();
             tracing::warn!(source = %source.id, code = error.code().as_str(), quarantine_id = id, "delivery quarantined");
             ApiError {
                 code: error.code(),

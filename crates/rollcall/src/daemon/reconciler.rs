@@ -9,6 +9,7 @@ use rollcall_core::Timestamp;
 use tokio::sync::watch;
 
 use super::state::{AppState, Source};
+use crate::metrics::Id;
 
 /// How long after start the first due sync waits (the listeners come up first).
 const FIRST_DELAY: Duration = Duration::from_secs(5);
@@ -20,11 +21,10 @@ pub async fn publish_stored_state(state: &AppState) {
         Ok(states) => {
             for sync in states {
                 if let Some(at) = sync.last_complete_at {
-                    state.metrics.set_gauge(
-                        "rollcall_sync_last_success_timestamp_seconds",
-                        &[("source", &sync.source)],
-                        at.unix_millis() / 1000,
-                    );
+                    state
+                        .metrics
+                        .sync_last_success_timestamp_seconds(&Id::new(&sync.source))
+                        .set(at.unix_millis() / 1000);
                 }
             }
         }

@@ -1187,6 +1187,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db")).unwrap();
+        let metrics = Arc::new(Metrics::default());
         let mut sources = HashMap::new();
         for id in ["a", "b"] {
             sources.insert(
@@ -1197,6 +1198,7 @@ mod tests {
                     connector: Box::new(Unused),
                     sync_interval: None,
                     sync_lock: Default::default(),
+                    metrics: metrics.source(id),
                 }),
             );
         }
@@ -1205,7 +1207,7 @@ mod tests {
             sinks: Vec::new(),
             sink_status: Default::default(),
             store: store.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             max_body_bytes: 1024,
             request_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(2),

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Scope, SinkConfig};
 use crate::daemon::worker::SinkStatus;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SourceMetrics};
 
 /// A configured source: its id and the connector built from its options.
 #[derive(Debug)]
@@ -24,6 +24,8 @@ pub struct Source {
     pub sync_interval: Option<Duration>,
     /// Held while a sync of the source runs: one at a time.
     pub sync_lock: tokio::sync::Mutex<()>,
+    /// Its ingest metrics, resolved once from the daemon's [`Metrics`].
+    pub metrics: SourceMetrics,
 }
 
 /// State shared by the ingest and admin routers.

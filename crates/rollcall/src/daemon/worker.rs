@@ -44,7 +44,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::config::{DeliveryConfig, SinkConfig, StartAt};
-use crate::metrics::Metrics;
+use crate::metrics::{FailureKind, Metrics, SinkMetrics};
 
 /// How often an idle (or paused) worker looks for requested replays and a resume.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -136,7 +136,7 @@ pub struct Worker {
     config: SinkConfig,
     sink: Box<dyn Sink>,
     store: Store,
-    metrics: Arc<Metrics>,
+    metrics: SinkMetrics,
     delivery: DeliveryConfig,
     /// Who this worker is to the store's leases: unique per process.
     holder: String,
@@ -200,10 +200,10 @@ impl Worker {
             .and_then(rate::quota_paced)
             .map(|quota| RateLimit::with_clock(quota, rate_clock));
         Self {
+            metrics: metrics.sink(&config.id),
             config,
             sink,
             store,
-            metrics,
             delivery,
             holder,
             held: Mutex::new(None),
@@ -540,11 +540,7 @@ impl Worker {
                 }
             }
         }
-        self.metrics.set_gauge(
-            "rollcall_sink_parked_events",
-            &[("sink", &self.config.id)],
-            self.parked_count(),
-        );
+        self.metrics.parked_events().set(self.parked_count());
         match failure {
             Some(error) => Err(error),
             None => Ok(moved),
@@ -733,37 +729,26 @@ impl Worker {
             }
         }
         let inflight = self.inflight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.metrics
-            .set_gauge("rollcall_sink_inflight", &[("sink", sink_id)], inflight);
+        self.metrics.inflight().set(inflight);
         let started = tokio::time::Instant::now();
         let result = self.sink.send(outbound).await;
         let inflight = self.inflight.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.metrics.inflight().set(inflight);
         self.metrics
-            .set_gauge("rollcall_sink_inflight", &[("sink", sink_id)], inflight);
-        self.metrics.observe(
-            "rollcall_delivery_duration_seconds",
-            &[("sink", sink_id)],
-            started.elapsed(),
-        );
+            .delivery_duration()
+            .observe(started.elapsed().as_secs_f64());
         let health = match &result {
             Ok(()) => {
-                self.metrics
-                    .increment("rollcall_sink_sent_total", &[("sink", sink_id)]);
+                self.metrics.sent().inc();
                 Health::Healthy
             }
             Err(SinkError::Permanent { .. }) => {
-                self.metrics.increment(
-                    "rollcall_sink_failed_total",
-                    &[("sink", sink_id), ("kind", "permanent")],
-                );
+                self.metrics.failed(FailureKind::Permanent).inc();
                 // The endpoint answered: it is up, the event is what it refused.
                 Health::Healthy
             }
             Err(SinkError::Transient { retry_after, .. }) => {
-                self.metrics.increment(
-                    "rollcall_sink_failed_total",
-                    &[("sink", sink_id), ("kind", "transient")],
-                );
+                self.metrics.failed(FailureKind::Transient).inc();
                 match retry_after {
                     Some(wait) => Health::RetryAfter((*wait).min(MAX_RETRY_AFTER)),
                     None => Health::Failing,
@@ -827,8 +812,7 @@ impl Worker {
         self.store
             .record_dead_letter(lease, entry, attempts, error)
             .await?;
-        self.metrics
-            .increment("rollcall_dead_letters_total", &[("sink", sink_id)]);
+        self.metrics.dead_letters().inc();
         tracing::warn!(sink = %sink_id, event_id = %entry.event_id, attempts, error = %error, "event moved to dead letters");
         Ok(())
     }
@@ -887,7 +871,6 @@ impl Worker {
 
     /// Publishes how far behind the sink is: events and the age of the oldest unfinished.
     async fn report_lag(&self, cursor: i64, next: Option<&JournalEntry>) {
-        let sink_id = &self.config.id;
         let latest = *self.store.subscribe().borrow();
         let parked = self.parked_count();
         let lag = latest.saturating_sub(cursor).max(0) + parked;
@@ -911,15 +894,9 @@ impl Worker {
             .filter_map(VecDeque::front)
             .map(|head| head.next_attempt_at)
             .min();
-        self.metrics
-            .set_gauge("rollcall_sink_lag_events", &[("sink", sink_id)], lag);
-        self.metrics.set_gauge(
-            "rollcall_sink_oldest_undelivered_seconds",
-            &[("sink", sink_id)],
-            age,
-        );
-        self.metrics
-            .set_gauge("rollcall_sink_parked_events", &[("sink", sink_id)], parked);
+        self.metrics.lag_events().set(lag);
+        self.metrics.oldest_undelivered_seconds().set(age);
+        self.metrics.parked_events().set(parked);
         let breaker_open = lock(&self.breaker).reopens_at().is_some();
         let mut status = self.status.lock();
         status.lag_events = lag;
@@ -997,8 +974,7 @@ impl Worker {
             };
             match &outcome {
                 Ok(()) => {
-                    self.metrics
-                        .increment("rollcall_sink_sent_total", &[("sink", sink_id)]);
+                    self.metrics.sent().inc();
                     tracing::info!(sink = %sink_id, event_id = %entry.event_id, "dead letter replayed");
                 }
                 Err(error) => {
@@ -1072,6 +1048,7 @@ fn scrubbed(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Id;
     use rollcall_core::Format;
 
     fn sink_config(id: &str, concurrency: usize) -> SinkConfig {
@@ -1400,10 +1377,7 @@ mod tests {
         task.await.unwrap();
         receiver.assert_per_user_order();
         assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
-        assert_eq!(
-            metrics.gauge("rollcall_sink_inflight", &[("sink", "crm")]),
-            Some(0)
-        );
+        assert_eq!(metrics.sink_inflight(&Id::new("crm")).get(), 0);
     }
 
     #[tokio::test(start_paused = true)]
