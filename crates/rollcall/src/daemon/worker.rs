@@ -1088,6 +1088,56 @@ mod tests {
         }
     }
 
+    /// A worker for `config` on `store`, with the default delivery schedule.
+    fn new_worker(config: SinkConfig, sink: Box<dyn Sink>, store: &Store) -> Worker {
+        new_worker_with(
+            config,
+            sink,
+            store,
+            Arc::default(),
+            DeliveryConfig::default(),
+        )
+    }
+
+    fn new_worker_with(
+        config: SinkConfig,
+        sink: Box<dyn Sink>,
+        store: &Store,
+        metrics: Arc<Metrics>,
+        delivery: DeliveryConfig,
+    ) -> Worker {
+        Worker::new(
+            config,
+            sink,
+            store.clone(),
+            metrics,
+            delivery,
+            "test-worker".into(),
+        )
+    }
+
+    /// A worker running on its own task until [`Running::stop`].
+    struct Running {
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn run(worker: Worker) -> Running {
+        let (stop, shutdown) = watch::channel(false);
+        Running {
+            stop,
+            task: tokio::spawn(worker.run(shutdown)),
+        }
+    }
+
+    impl Running {
+        /// Asks the worker to stop and waits until it has (flushed and recorded its position).
+        async fn stop(self) {
+            self.stop.send(true).unwrap();
+            self.task.await.unwrap();
+        }
+    }
+
     /// A sink that can hold one chosen event until released, recording what it was sent.
     #[derive(Debug, Default)]
     struct Gate {
@@ -1146,13 +1196,10 @@ mod tests {
     async fn a_lease_is_renewed_only_past_half_its_life() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db")).unwrap();
-        let worker = Worker::new(
+        let worker = new_worker(
             sink_config("crm", 16),
             Box::new(GateSink(Arc::new(Gate::default()))),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
+            &store,
         );
         let first = worker.lease().await.unwrap().unwrap();
         let commits = store.commit_stats().commits;
@@ -1183,16 +1230,12 @@ mod tests {
             put(&store, n).await;
         }
         let gate = Arc::new(Gate::default());
-        let worker = Worker::new(
+        let worker = new_worker(
             sink_config("crm", 16),
             Box::new(GateSink(Arc::clone(&gate))),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
+            &store,
         );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let running = run(worker);
         while store.position("crm").await.unwrap() < 3 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -1208,8 +1251,7 @@ mod tests {
         while store.position("crm").await.unwrap() < 6 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
         let sent = gate.sent.lock().unwrap().clone();
         assert_eq!(
             sent.iter().filter(|id| *id == "e01").count(),
@@ -1291,6 +1333,15 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
 
+    /// A receiver served on a local port (up), and that port.
+    async fn listening_receiver() -> (Arc<Receiver>, u16) {
+        let receiver = Arc::new(Receiver::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        serve(listener, Arc::clone(&receiver));
+        (receiver, port)
+    }
+
     fn http_sink(port: u16) -> Box<dyn Sink> {
         let registration = rollcall_core::sink_registration("http").unwrap();
         let options = rollcall_core::SinkOptions::new(
@@ -1362,17 +1413,15 @@ mod tests {
             .port();
         let receiver = Arc::new(Receiver::default());
         let metrics = Arc::new(Metrics::default());
-        let worker = Worker::new(
+        let worker = new_worker_with(
             sink_config("crm", 4),
             http_sink(port),
-            store.clone(),
+            &store,
             Arc::clone(&metrics),
             DeliveryConfig::default(),
-            "test-worker".into(),
         );
         let status = worker.status();
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let running = run(worker);
         // The paused clock runs ahead whenever the worker waits on the store's thread:
         // wait for the first refused attempt, then keep the endpoint down for 70 s more.
         while status.view().last_error.is_none() {
@@ -1396,8 +1445,7 @@ mod tests {
         {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
         receiver.assert_per_user_order();
         assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
         assert_eq!(
@@ -1413,26 +1461,14 @@ mod tests {
         for n in 1..=20 {
             put_for(&store, n, n % 4).await;
         }
-        let receiver = Arc::new(Receiver::default());
+        let (receiver, port) = listening_receiver().await;
         receiver.rejects.lock().unwrap().push("e0005".into());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        serve(listener, Arc::clone(&receiver));
-        let worker = Worker::new(
-            sink_config("crm", 4),
-            http_sink(port),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
-        );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let worker = new_worker(sink_config("crm", 4), http_sink(port), &store);
+        let running = run(worker);
         while store.position("crm").await.unwrap() < 20 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
         let letters = store.dead_letters(None, None, 10).await.unwrap();
         assert_eq!(letters.len(), 1);
         assert_eq!(
@@ -1457,21 +1493,10 @@ mod tests {
         for n in 1..=20 {
             put_for(&store, n, n).await;
         }
-        let receiver = Arc::new(Receiver::default());
+        let (receiver, port) = listening_receiver().await;
         receiver.set(DOWN);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        serve(listener, Arc::clone(&receiver));
-        let worker = Worker::new(
-            sink_config("crm", 4),
-            http_sink(port),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
-        );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let worker = new_worker(sink_config("crm", 4), http_sink(port), &store);
+        let running = run(worker);
         // The paused clock runs ahead whenever the worker waits on the store's thread, so
         // the test waits for progress, then lets ten minutes pass.
         while receiver.requests() < 5 {
@@ -1496,8 +1521,7 @@ mod tests {
             "{} requests after the recovery",
             receiver.requests() - before
         );
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
         assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
     }
 
@@ -1508,23 +1532,12 @@ mod tests {
         for n in 1..=3 {
             put_for(&store, n, 1).await;
         }
-        let receiver = Arc::new(Receiver::default());
+        let (receiver, port) = listening_receiver().await;
         receiver.set(DOWN);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        serve(listener, Arc::clone(&receiver));
         let mut config = sink_config("crm", 4);
         config.delivery.retry_horizon = Duration::from_secs(600);
-        let worker = Worker::new(
-            config,
-            http_sink(port),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
-        );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let worker = new_worker(config, http_sink(port), &store);
+        let running = run(worker);
         // The first failure parks the user's line: e0001 held, e0002 and e0003 behind it.
         while store.parked("crm").await.unwrap().len() < 3 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1558,8 +1571,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         receiver.assert_per_user_order();
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
     }
 
     /// A sink that records when (on tokio's clock) each event came.
@@ -1591,21 +1603,12 @@ mod tests {
         let clocked = Arc::new(Clocked::default());
         let mut config = sink_config("crm", 16);
         config.delivery.rate_limit_per_second = Some(10.0);
-        let worker = Worker::new(
-            config,
-            Box::new(ClockedSink(Arc::clone(&clocked))),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
-        );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let worker = new_worker(config, Box::new(ClockedSink(Arc::clone(&clocked))), &store);
+        let running = run(worker);
         while store.position("crm").await.unwrap() < 30 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
         let sent = clocked.0.lock().unwrap().clone();
         assert_eq!(sent.len(), 30);
         let mut times: Vec<_> = sent.iter().map(|(_, at)| *at).collect();
@@ -1632,16 +1635,12 @@ mod tests {
         // Subscribers learn of a commit just after it is answered.
         let mut committed = fresh_store.subscribe();
         committed.wait_for(|seq| *seq == 5).await.unwrap();
-        let worker = Worker::new(
+        let worker = new_worker(
             config,
             Box::new(ClockedSink(Arc::clone(&clocked))),
-            fresh_store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
+            &fresh_store,
         );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let running = run(worker);
         while fresh_store.position("fresh").await.unwrap() < 5 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -1669,7 +1668,6 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(clocked.0.lock().unwrap().len(), 2);
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
     }
 }
