@@ -17,7 +17,8 @@
 //!
 //! Either way an event is retried with capped exponential backoff and full jitter (or the
 //! sink's `Retry-After`) until its sink's retry horizon, counted from its first failure, is
-//! spent; then it becomes a dead letter. A circuit breaker shared by the sink's lines stops
+//! spent, or `delivery.max_attempts` attempts failed when that is set (whichever comes
+//! first); then it becomes a dead letter. A circuit breaker shared by the sink's lines stops
 //! sending while the endpoint fails (one trial request after each cool-down), and an
 //! optional rate limit paces requests. When the breaker closes again, every parked line is
 //! due at once.
@@ -655,6 +656,14 @@ impl Worker {
                     error: format!(
                         "{message} (still failing after the sink's retry horizon of {} h)",
                         self.config.delivery.retry_horizon.as_secs() / 3600
+                    ),
+                };
+            }
+            if attempts >= self.delivery.max_attempts {
+                return Outcome::Dead {
+                    attempts,
+                    error: format!(
+                        "{message} (still failing after {attempts} attempts, delivery.max_attempts)"
                     ),
                 };
             }
@@ -1572,6 +1581,53 @@ mod tests {
         }
         receiver.assert_per_user_order();
         running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_attempts_makes_a_dead_letter_before_the_horizon_when_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        put_for(&store, 1, 1).await;
+        let (receiver, port) = listening_receiver().await;
+        receiver.set(DOWN);
+        let delivery = DeliveryConfig {
+            max_attempts: 3,
+            ..DeliveryConfig::default()
+        };
+        let running = run(new_worker_with(
+            sink_config("crm", 4),
+            http_sink(port),
+            &store,
+            Arc::default(),
+            delivery,
+        ));
+        // Three attempts take seconds (0.5 s doubling, full jitter); the horizon is three
+        // days. The bound only keeps a regression from spinning through them.
+        let started = tokio::time::Instant::now();
+        while store.dead_letters(None, None, 10).await.unwrap().is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "no dead letter after {} attempts",
+                receiver.requests()
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        running.stop().await;
+        let letters = store.dead_letters(None, None, 10).await.unwrap();
+        assert_eq!(
+            (letters[0].event_id.as_str(), letters[0].attempts),
+            ("e0001", 3)
+        );
+        assert!(
+            letters[0].error.contains("max_attempts"),
+            "{}",
+            letters[0].error
+        );
+        assert_eq!(
+            receiver.requests(),
+            3,
+            "no attempt after the last allowed one"
+        );
     }
 
     /// A sink that records when (on tokio's clock) each event came.
