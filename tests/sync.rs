@@ -163,6 +163,25 @@ async fn sync(store: &Store, source: &Source) -> SyncReport {
         .unwrap()
 }
 
+/// A vendor's 429 with `Retry-After: 1` (`rate_limit` makes the fake answer its next
+/// request so): the connector reports the vendor's wait as it is, and a sync waits it out
+/// (its timing is tested on a paused clock in sync.rs), asks again and creates `created` users.
+async fn a_429_is_waited_out(source: &Source, rate_limit: impl Fn(), created: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    rate_limit();
+    assert_eq!(
+        source.connector.list_users(None).await.unwrap_err(),
+        rollcall_core::ListError::RateLimited {
+            retry_after: Duration::from_secs(1)
+        }
+    );
+    rate_limit();
+    let report = sync(&store, source).await;
+    assert!(report.complete);
+    assert_eq!(report.counts.created, created);
+}
+
 /// Journal events after `after`, as (type, user id, changed fields).
 async fn events_after(store: &Store, after: i64) -> Vec<(String, String, Vec<String>)> {
     store
@@ -381,24 +400,9 @@ async fn zendesk_a_listing_that_fails_on_page_3_deletes_no_one_and_resumes_from_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zendesk_429_with_retry_after_is_waited_out_and_the_page_asked_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir);
     let api = FakeZendesk::start().await;
-    let source = source(&api);
-    api.state.lock().unwrap().rate_limit_once = Some(1);
-    // The connector reports the vendor's wait as it is.
-    let answer = source.connector.list_users(None).await.unwrap_err();
-    assert_eq!(
-        answer,
-        rollcall_core::ListError::RateLimited {
-            retry_after: Duration::from_secs(1)
-        }
-    );
-    // And the engine waits it out (its timing is tested on a paused clock in sync.rs).
-    api.state.lock().unwrap().rate_limit_once = Some(1);
-    let report = sync(&store, &source).await;
-    assert!(report.complete);
-    assert_eq!(report.counts.created, 5);
+    let rate_limit = || api.state().rate_limit_once = Some(1);
+    a_429_is_waited_out(&source(&api), rate_limit, 5).await;
     assert_eq!(
         api.requests()
             .iter()
@@ -1015,21 +1019,9 @@ async fn vcclive_a_deleted_user_goes_only_after_a_list_that_succeeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vcclive_429_with_retry_after_is_waited_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir);
     let api = FakeVcc::start().await;
-    let source = vcc_source(&api);
-    api.users().rate_limit_once = Some(1);
-    assert_eq!(
-        source.connector.list_users(None).await.unwrap_err(),
-        rollcall_core::ListError::RateLimited {
-            retry_after: Duration::from_secs(1)
-        }
-    );
-    api.users().rate_limit_once = Some(1);
-    let report = sync(&store, &source).await;
-    assert!(report.complete);
-    assert_eq!(report.counts.created, 3);
+    let rate_limit = || api.users().rate_limit_once = Some(1);
+    a_429_is_waited_out(&vcc_source(&api), rate_limit, 3).await;
     assert_eq!(api.users().requests, 3);
 }
 
@@ -1181,21 +1173,9 @@ async fn highlevel_changes_and_deletions_are_emitted_only_after_a_list_that_succ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn highlevel_429_with_retry_after_is_waited_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir);
     let (base_url, state) = start_fake_highlevel().await;
-    let source = ghl_source(&base_url);
-    state.lock().unwrap().rate_limit_once = Some(1);
-    assert_eq!(
-        source.connector.list_users(None).await.unwrap_err(),
-        rollcall_core::ListError::RateLimited {
-            retry_after: Duration::from_secs(1)
-        }
-    );
-    state.lock().unwrap().rate_limit_once = Some(1);
-    let report = sync(&store, &source).await;
-    assert!(report.complete);
-    assert_eq!(report.counts.created, 3);
+    let rate_limit = || state.lock().unwrap().rate_limit_once = Some(1);
+    a_429_is_waited_out(&ghl_source(&base_url), rate_limit, 3).await;
     assert_eq!(state.lock().unwrap().requests, 3);
 }
 
@@ -1405,21 +1385,9 @@ async fn freshservice_reconciliation_emits_the_changes_and_deletes_only_after_a_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freshservice_429_with_retry_after_is_waited_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir);
     let (base_url, state) = start_fake_freshservice().await;
-    let source = fs_source(&base_url);
-    state.lock().unwrap().rate_limit_once = Some(1);
-    assert_eq!(
-        source.connector.list_users(None).await.unwrap_err(),
-        rollcall_core::ListError::RateLimited {
-            retry_after: Duration::from_secs(1)
-        }
-    );
-    state.lock().unwrap().rate_limit_once = Some(1);
-    let report = sync(&store, &source).await;
-    assert!(report.complete);
-    assert_eq!(report.counts.created, 5);
+    let rate_limit = || state.lock().unwrap().rate_limit_once = Some(1);
+    a_429_is_waited_out(&fs_source(&base_url), rate_limit, 5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
