@@ -1726,4 +1726,41 @@ mod tests {
         assert_eq!(clocked.0.lock().unwrap().len(), 2);
         running.stop().await;
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_sink_paused_before_its_first_run_still_starts_now_when_resumed() {
+        let clocked = Arc::new(Clocked::default());
+        let mut config = sink_config("fresh", 4);
+        config.delivery.start = StartAt::Now;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        for n in 1..=5 {
+            put_for(&store, n, n).await;
+        }
+        let mut committed = store.subscribe();
+        committed.wait_for(|seq| *seq == 5).await.unwrap();
+        // Paused (and so kept in the store) before any worker of it ever ran.
+        store.set_paused("fresh", true).await.unwrap();
+        let running = run(new_worker(
+            config,
+            Box::new(ClockedSink(Arc::clone(&clocked))),
+            &store,
+        ));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(clocked.0.lock().unwrap().is_empty(), "paused: nothing sent");
+        store.set_paused("fresh", false).await.unwrap();
+        put_for(&store, 6, 6).await;
+        while store.position("fresh").await.unwrap() < 6 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        running.stop().await;
+        let sent: Vec<_> = clocked
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(sent, ["e0006"], "only what came after the start");
+    }
 }
