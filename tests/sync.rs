@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use rollcall::daemon::Source;
 use rollcall::metrics::Metrics;
 use rollcall::sync::{run_with, Pacing, SyncReport};
-use rollcall_core::{SourceOptions, Timestamp};
+use rollcall_core::Timestamp;
 use rollcall_store::Store;
 use serde_json::{json, Value};
+use support::fake_api::*;
 use support::*;
 
 const SOURCE: &str = "zd-sync";
@@ -37,46 +38,29 @@ struct FakeState {
     requests: Vec<String>,
 }
 
-struct FakeZendesk {
-    base_url: String,
-    state: Arc<Mutex<FakeState>>,
-}
+type FakeZendesk = FakeApi<FakeState>;
 
 impl FakeZendesk {
     async fn start() -> FakeZendesk {
         let pages = (1..=3)
             .map(|page| {
-                serde_json::from_slice(
-                    &std::fs::read(repo().join(format!(
-                        "connectors/zendesk/fixtures/sync/users_page_{page}.json"
-                    )))
-                    .unwrap(),
-                )
-                .unwrap()
+                read_json(&format!(
+                    "connectors/zendesk/fixtures/sync/users_page_{page}.json"
+                ))
             })
             .collect();
-        let state = Arc::new(Mutex::new(FakeState {
-            pages,
-            ..FakeState::default()
-        }));
-        let app = {
-            let state = Arc::clone(&state);
-            axum::Router::new().fallback(move |request: Request<Body>| {
-                let response = answer(&state, &request);
-                async move { response }
-            })
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeZendesk {
-            base_url: format!("http://{address}"),
-            state,
-        }
+        FakeApi::serve(
+            FakeState {
+                pages,
+                ..FakeState::default()
+            },
+            answer,
+        )
+        .await
     }
 
     fn edit_user(&self, id: u64, edit: impl FnOnce(&mut Value)) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state();
         let user = state
             .pages
             .iter_mut()
@@ -87,8 +71,7 @@ impl FakeZendesk {
     }
 
     fn remove_user(&self, id: u64) {
-        let mut state = self.state.lock().unwrap();
-        for page in &mut state.pages {
+        for page in &mut self.state().pages {
             page["users"]
                 .as_array_mut()
                 .unwrap()
@@ -97,13 +80,12 @@ impl FakeZendesk {
     }
 
     fn requests(&self) -> Vec<String> {
-        self.state.lock().unwrap().requests.clone()
+        self.state().requests.clone()
     }
 }
 
-fn answer(state: &Mutex<FakeState>, request: &Request<Body>) -> axum::response::Response {
+fn answer(state: &mut FakeState, _base_url: &str, request: &Request<Body>) -> Response {
     let json = [("content-type", "application/json")];
-    let mut state = state.lock().unwrap();
     let path = request.uri().path();
     if request.headers().get("authorization").is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
@@ -126,26 +108,14 @@ fn answer(state: &Mutex<FakeState>, request: &Request<Body>) -> axum::response::
     if path != "/api/v2/users.json" {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let query = request.uri().query().unwrap_or("");
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .map(|(key, value)| (key.into_owned(), value.into_owned()))
-        .collect();
-    let after = pairs
-        .iter()
-        .find(|(key, _)| key == "page[after]")
-        .map(|(_, value)| value.clone())
-        .unwrap_or_default();
+    let pairs = query_pairs(request);
+    let after = query_value(request, "page[after]").unwrap_or_default();
     assert!(pairs
         .iter()
         .any(|(key, value)| key == "page[size]" && value == "100"));
     state.requests.push(after.clone());
     if let Some(seconds) = state.rate_limit_once.take() {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", seconds.to_string())],
-            "",
-        )
-            .into_response();
+        return rate_limited(seconds);
     }
     let index = if after.is_empty() {
         0
@@ -166,23 +136,18 @@ fn answer(state: &Mutex<FakeState>, request: &Request<Body>) -> axum::response::
 }
 
 fn source(api: &FakeZendesk) -> Source {
-    let registration = rollcall_core::registration("zendesk").unwrap();
-    let options = json!({
-        "signing_secret": ZENDESK_SECRET,
-        "api_token": ZENDESK_API_TOKEN,
-        "email": ZENDESK_API_EMAIL,
-        "subdomain": "acme",
-        "api_base_url": api.base_url,
-        "api_rate_per_second": 1000.0,
-    });
-    Source {
-        id: SOURCE.to_owned(),
-        connector_name: registration.name,
-        connector: (registration.build)(&SourceOptions::new(SOURCE, options)).unwrap(),
-        sync_interval: None,
-        sync_lock: Default::default(),
-        metrics: Metrics::default().source(SOURCE),
-    }
+    api_source(
+        "zendesk",
+        SOURCE,
+        json!({
+            "signing_secret": ZENDESK_SECRET,
+            "api_token": ZENDESK_API_TOKEN,
+            "email": ZENDESK_API_EMAIL,
+            "subdomain": "acme",
+            "api_base_url": api.base_url,
+            "api_rate_per_second": 1000.0,
+        }),
+    )
 }
 
 /// No pause between retries of a failing page (the engine's own test covers the pacing).
@@ -196,6 +161,25 @@ async fn sync(store: &Store, source: &Source) -> SyncReport {
     run_with(store, source, &Metrics::default(), &mut |_| {}, FAST)
         .await
         .unwrap()
+}
+
+/// A vendor's 429 with `Retry-After: 1` (`rate_limit` makes the fake answer its next
+/// request so): the connector reports the vendor's wait as it is, and a sync waits it out
+/// (its timing is tested on a paused clock in sync.rs), asks again and creates `created` users.
+async fn a_429_is_waited_out(source: &Source, rate_limit: impl Fn(), created: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir);
+    rate_limit();
+    assert_eq!(
+        source.connector.list_users(None).await.unwrap_err(),
+        rollcall_core::ListError::RateLimited {
+            retry_after: Duration::from_secs(1)
+        }
+    );
+    rate_limit();
+    let report = sync(&store, source).await;
+    assert!(report.complete);
+    assert_eq!(report.counts.created, created);
 }
 
 /// Journal events after `after`, as (type, user id, changed fields).
@@ -416,24 +400,9 @@ async fn zendesk_a_listing_that_fails_on_page_3_deletes_no_one_and_resumes_from_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zendesk_429_with_retry_after_is_waited_out_and_the_page_asked_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir);
     let api = FakeZendesk::start().await;
-    let source = source(&api);
-    api.state.lock().unwrap().rate_limit_once = Some(1);
-    // The connector reports the vendor's wait as it is.
-    let answer = source.connector.list_users(None).await.unwrap_err();
-    assert_eq!(
-        answer,
-        rollcall_core::ListError::RateLimited {
-            retry_after: Duration::from_secs(1)
-        }
-    );
-    // And the engine waits it out (its timing is tested on a paused clock in sync.rs).
-    api.state.lock().unwrap().rate_limit_once = Some(1);
-    let report = sync(&store, &source).await;
-    assert!(report.complete);
-    assert_eq!(report.counts.created, 5);
+    let rate_limit = || api.state().rate_limit_once = Some(1);
+    a_429_is_waited_out(&source(&api), rate_limit, 5).await;
     assert_eq!(
         api.requests()
             .iter()
@@ -581,42 +550,24 @@ struct OktaState {
     requests: Vec<(Option<String>, Option<String>)>,
 }
 
-struct FakeOkta {
-    base_url: String,
-    state: Arc<Mutex<OktaState>>,
-}
+type FakeOkta = FakeApi<OktaState>;
 
 impl FakeOkta {
     async fn start() -> FakeOkta {
-        let read = |name: &str| -> Value {
-            serde_json::from_slice(
-                &std::fs::read(repo().join(format!("connectors/okta/fixtures/sync/{name}.json")))
-                    .unwrap(),
-            )
-            .unwrap()
-        };
-        let state = Arc::new(Mutex::new(OktaState {
-            pages: vec![read("users_page_1"), read("users_page_2")],
-            deprovisioned: read("deprovisioned_page_1"),
-            ..OktaState::default()
-        }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let base_url = format!("http://{address}");
-        let app = {
-            let state = Arc::clone(&state);
-            let base_url = base_url.clone();
-            axum::Router::new().fallback(move |request: Request<Body>| {
-                let response = okta_answer(&state, &base_url, &request);
-                async move { response }
-            })
-        };
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeOkta { base_url, state }
+        let read = |name: &str| read_json(&format!("connectors/okta/fixtures/sync/{name}.json"));
+        FakeApi::serve(
+            OktaState {
+                pages: vec![read("users_page_1"), read("users_page_2")],
+                deprovisioned: read("deprovisioned_page_1"),
+                ..OktaState::default()
+            },
+            okta_answer,
+        )
+        .await
     }
 
     fn users_mut(&self, edit: impl FnOnce(&mut Vec<&mut Value>)) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state();
         let state = &mut *state;
         let mut users: Vec<&mut Value> = state
             .pages
@@ -628,7 +579,7 @@ impl FakeOkta {
     }
 
     fn remove_user(&self, id: &str) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state();
         let state = &mut *state;
         for page in state
             .pages
@@ -640,12 +591,7 @@ impl FakeOkta {
     }
 }
 
-fn okta_answer(
-    state: &Mutex<OktaState>,
-    base_url: &str,
-    request: &Request<Body>,
-) -> axum::response::Response {
-    let mut state = state.lock().unwrap();
+fn okta_answer(state: &mut OktaState, base_url: &str, request: &Request<Body>) -> Response {
     let authorized = request
         .headers()
         .get("authorization")
@@ -656,16 +602,7 @@ fn okta_answer(
     if request.uri().path() != "/api/v1/users" {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let pairs: Vec<(String, String)> =
-        form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-            .map(|(key, value)| (key.into_owned(), value.into_owned()))
-            .collect();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
-    };
+    let get = |name: &str| query_value(request, name);
     assert_eq!(get("limit").as_deref(), Some("200"));
     let (search, after) = (get("search"), get("after"));
     state.requests.push((search.clone(), after.clone()));
@@ -708,21 +645,16 @@ fn okta_answer(
 }
 
 fn okta_source(api: &FakeOkta) -> Source {
-    let registration = rollcall_core::registration("okta").unwrap();
-    let options = json!({
-        "authorization_secret": "hook-secret",
-        "api_token": OKTA_TOKEN,
-        "org_url": api.base_url,
-        "api_rate_per_second": 1000.0,
-    });
-    Source {
-        id: OKTA_SOURCE.to_owned(),
-        connector_name: registration.name,
-        connector: (registration.build)(&SourceOptions::new(OKTA_SOURCE, options)).unwrap(),
-        sync_interval: None,
-        sync_lock: Default::default(),
-        metrics: Metrics::default().source(OKTA_SOURCE),
-    }
+    api_source(
+        "okta",
+        OKTA_SOURCE,
+        json!({
+            "authorization_secret": "hook-secret",
+            "api_token": OKTA_TOKEN,
+            "org_url": api.base_url,
+            "api_rate_per_second": 1000.0,
+        }),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -923,90 +855,79 @@ async fn okta_429_is_waited_out_until_the_rate_limit_reset() {
 
 const VCC_SOURCE: &str = "vcc-sync";
 
+/// A vendor whose user list is one answer for the whole account (VCC Live, HighLevel).
 #[derive(Default)]
-struct VccState {
+struct ListState {
     list: Value,
+    /// Answer the list with the vendor's failure status.
     fail: bool,
+    /// Answer the next request with 429 and this `Retry-After`.
     rate_limit_once: Option<u64>,
     requests: usize,
 }
 
-struct FakeVcc {
-    base_url: String,
-    state: Arc<Mutex<VccState>>,
+impl ListState {
+    /// The list, or the 429 or `failure` the test asked for.
+    fn answer(&mut self, failure: StatusCode) -> Response {
+        self.requests += 1;
+        if let Some(seconds) = self.rate_limit_once.take() {
+            rate_limited(seconds)
+        } else if self.fail {
+            (failure, "").into_response()
+        } else {
+            (StatusCode::OK, self.list.to_string()).into_response()
+        }
+    }
 }
+
+type VccState = ListState;
+
+type FakeVcc = FakeApi<VccState>;
 
 impl FakeVcc {
     async fn start() -> FakeVcc {
-        let list = serde_json::from_slice(
-            &std::fs::read(repo().join("connectors/vcclive/fixtures/sync/users.json")).unwrap(),
+        let list = read_json("connectors/vcclive/fixtures/sync/users.json");
+        FakeApi::serve(
+            VccState {
+                list,
+                ..VccState::default()
+            },
+            vcc_answer,
         )
-        .unwrap();
-        let state = Arc::new(Mutex::new(VccState {
-            list,
-            ..VccState::default()
-        }));
-        let app = {
-            let state = Arc::clone(&state);
-            axum::Router::new().fallback(move |request: Request<Body>| {
-                let mut state = state.lock().unwrap();
-                // Basic auth: the account and its API password.
-                let authorized = request.headers().get("authorization").is_some_and(|value| {
-                    value == "Basic bXljYzp2Y2MtYXBpLXBhc3N3b3Jk" // mycc:vcc-api-password
-                });
-                let response = if !authorized {
-                    StatusCode::UNAUTHORIZED.into_response()
-                } else if request.uri().path() != "/v2/users" {
-                    StatusCode::NOT_FOUND.into_response()
-                } else {
-                    state.requests += 1;
-                    if let Some(seconds) = state.rate_limit_once.take() {
-                        (
-                            StatusCode::TOO_MANY_REQUESTS,
-                            [("retry-after", seconds.to_string())],
-                            "",
-                        )
-                            .into_response()
-                    } else if state.fail {
-                        (StatusCode::BAD_GATEWAY, "").into_response()
-                    } else {
-                        (StatusCode::OK, state.list.to_string()).into_response()
-                    }
-                };
-                async move { response }
-            })
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeVcc {
-            base_url: format!("http://{address}"),
-            state,
-        }
+        .await
     }
 
     fn users(&self) -> std::sync::MutexGuard<'_, VccState> {
-        self.state.lock().unwrap()
+        self.state()
+    }
+}
+
+fn vcc_answer(state: &mut VccState, _base_url: &str, request: &Request<Body>) -> Response {
+    // Basic auth: the account and its API password.
+    let authorized = request.headers().get("authorization").is_some_and(|value| {
+        value == "Basic bXljYzp2Y2MtYXBpLXBhc3N3b3Jk" // mycc:vcc-api-password
+    });
+    if !authorized {
+        StatusCode::UNAUTHORIZED.into_response()
+    } else if request.uri().path() != "/v2/users" {
+        StatusCode::NOT_FOUND.into_response()
+    } else {
+        state.answer(StatusCode::BAD_GATEWAY)
     }
 }
 
 fn vcc_source(api: &FakeVcc) -> Source {
-    let registration = rollcall_core::registration("vcclive").unwrap();
-    let options = json!({
-        "secret_key": "vcc-secret",
-        "account": "mycc",
-        "api_password": "vcc-api-password",
-        "api_base_url": api.base_url,
-        "api_rate_per_second": 1000.0,
-    });
-    Source {
-        id: VCC_SOURCE.to_owned(),
-        connector_name: registration.name,
-        connector: (registration.build)(&SourceOptions::new(VCC_SOURCE, options)).unwrap(),
-        sync_interval: None,
-        sync_lock: Default::default(),
-        metrics: Metrics::default().source(VCC_SOURCE),
-    }
+    api_source(
+        "vcclive",
+        VCC_SOURCE,
+        json!({
+            "secret_key": "vcc-secret",
+            "account": "mycc",
+            "api_password": "vcc-api-password",
+            "api_base_url": api.base_url,
+            "api_rate_per_second": 1000.0,
+        }),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1098,21 +1019,9 @@ async fn vcclive_a_deleted_user_goes_only_after_a_list_that_succeeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vcclive_429_with_retry_after_is_waited_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir);
     let api = FakeVcc::start().await;
-    let source = vcc_source(&api);
-    api.users().rate_limit_once = Some(1);
-    assert_eq!(
-        source.connector.list_users(None).await.unwrap_err(),
-        rollcall_core::ListError::RateLimited {
-            retry_after: Duration::from_secs(1)
-        }
-    );
-    api.users().rate_limit_once = Some(1);
-    let report = sync(&store, &source).await;
-    assert!(report.complete);
-    assert_eq!(report.counts.created, 3);
+    let rate_limit = || api.users().rate_limit_once = Some(1);
+    a_429_is_waited_out(&vcc_source(&api), rate_limit, 3).await;
     assert_eq!(api.users().requests, 3);
 }
 
@@ -1121,80 +1030,51 @@ async fn vcclive_429_with_retry_after_is_waited_out() {
 const GHL_SOURCE: &str = "ghl-sync";
 const GHL_LOCATION: &str = "ve9EPM428h8vShlRW1KT";
 
-#[derive(Default)]
-struct GhlState {
-    list: Value,
-    fail: bool,
-    rate_limit_once: Option<u64>,
-    requests: usize,
-}
+type GhlState = ListState;
 
 async fn start_fake_highlevel() -> (String, Arc<Mutex<GhlState>>) {
-    let list = serde_json::from_slice(
-        &std::fs::read(repo().join("connectors/highlevel/fixtures/sync/users.json")).unwrap(),
+    let list = read_json("connectors/highlevel/fixtures/sync/users.json");
+    let api = FakeApi::serve(
+        GhlState {
+            list,
+            ..GhlState::default()
+        },
+        ghl_answer,
     )
-    .unwrap();
-    let state = Arc::new(Mutex::new(GhlState {
-        list,
-        ..GhlState::default()
-    }));
-    let app = {
-        let state = Arc::clone(&state);
-        axum::Router::new().fallback(move |request: Request<Body>| {
-            let mut state = state.lock().unwrap();
-            let headers = request.headers();
-            let authorized = headers
-                .get("authorization")
-                .is_some_and(|value| value == "Bearer ghl-token")
-                && headers
-                    .get("version")
-                    .is_some_and(|value| value == "2021-07-28");
-            let response = if !authorized {
-                StatusCode::UNAUTHORIZED.into_response()
-            } else if request.uri().path() != "/users/"
-                || request.uri().query() != Some(&format!("locationId={GHL_LOCATION}")[..])
-            {
-                StatusCode::NOT_FOUND.into_response()
-            } else {
-                state.requests += 1;
-                if let Some(seconds) = state.rate_limit_once.take() {
-                    (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        [("retry-after", seconds.to_string())],
-                        "",
-                    )
-                        .into_response()
-                } else if state.fail {
-                    (StatusCode::SERVICE_UNAVAILABLE, "").into_response()
-                } else {
-                    (StatusCode::OK, state.list.to_string()).into_response()
-                }
-            };
-            async move { response }
-        })
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{address}"), state)
+    .await;
+    (api.base_url, api.state)
+}
+
+fn ghl_answer(state: &mut GhlState, _base_url: &str, request: &Request<Body>) -> Response {
+    let headers = request.headers();
+    let authorized = headers
+        .get("authorization")
+        .is_some_and(|value| value == "Bearer ghl-token")
+        && headers
+            .get("version")
+            .is_some_and(|value| value == "2021-07-28");
+    if !authorized {
+        StatusCode::UNAUTHORIZED.into_response()
+    } else if request.uri().path() != "/users/"
+        || request.uri().query() != Some(&format!("locationId={GHL_LOCATION}")[..])
+    {
+        StatusCode::NOT_FOUND.into_response()
+    } else {
+        state.answer(StatusCode::SERVICE_UNAVAILABLE)
+    }
 }
 
 fn ghl_source(base_url: &str) -> Source {
-    let registration = rollcall_core::registration("highlevel").unwrap();
-    let options = json!({
-        "api_token": "ghl-token",
-        "location_id": GHL_LOCATION,
-        "api_base_url": base_url,
-        "api_rate_per_second": 1000.0,
-    });
-    Source {
-        id: GHL_SOURCE.to_owned(),
-        connector_name: registration.name,
-        connector: (registration.build)(&SourceOptions::new(GHL_SOURCE, options)).unwrap(),
-        sync_interval: None,
-        sync_lock: Default::default(),
-        metrics: Metrics::default().source(GHL_SOURCE),
-    }
+    api_source(
+        "highlevel",
+        GHL_SOURCE,
+        json!({
+            "api_token": "ghl-token",
+            "location_id": GHL_LOCATION,
+            "api_base_url": base_url,
+            "api_rate_per_second": 1000.0,
+        }),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1293,21 +1173,9 @@ async fn highlevel_changes_and_deletions_are_emitted_only_after_a_list_that_succ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn highlevel_429_with_retry_after_is_waited_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir);
     let (base_url, state) = start_fake_highlevel().await;
-    let source = ghl_source(&base_url);
-    state.lock().unwrap().rate_limit_once = Some(1);
-    assert_eq!(
-        source.connector.list_users(None).await.unwrap_err(),
-        rollcall_core::ListError::RateLimited {
-            retry_after: Duration::from_secs(1)
-        }
-    );
-    state.lock().unwrap().rate_limit_once = Some(1);
-    let report = sync(&store, &source).await;
-    assert!(report.complete);
-    assert_eq!(report.counts.created, 3);
+    let rate_limit = || state.lock().unwrap().rate_limit_once = Some(1);
+    a_429_is_waited_out(&ghl_source(&base_url), rate_limit, 3).await;
     assert_eq!(state.lock().unwrap().requests, 3);
 }
 
@@ -1326,100 +1194,73 @@ struct FsState {
 }
 
 async fn start_fake_freshservice() -> (String, Arc<Mutex<FsState>>) {
-    let read = |name: &str| -> Value {
-        serde_json::from_slice(
-            &std::fs::read(
-                repo().join(format!("connectors/freshservice/fixtures/sync/{name}.json")),
-            )
-            .unwrap(),
-        )
-        .unwrap()
+    let read = |name: &str| {
+        read_json(&format!(
+            "connectors/freshservice/fixtures/sync/{name}.json"
+        ))
     };
-    let state = Arc::new(Mutex::new(FsState {
-        agents: vec![read("agents_page_1"), read("agents_page_2")],
-        requesters: vec![read("requesters_page_1")],
-        ..FsState::default()
-    }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let base_url = format!("http://{address}");
-    let app = {
-        let state = Arc::clone(&state);
-        let base_url = base_url.clone();
-        axum::Router::new().fallback(move |request: Request<Body>| {
-            let mut state = state.lock().unwrap();
-            // Basic auth: the API key and `X`.
-            let authorized = request
-                .headers()
-                .get("authorization")
-                .is_some_and(|value| value == "Basic ZnMtYXBpLWtleTpY"); // fs-api-key:X
-            let path = request.uri().path().to_owned();
-            let query: Vec<(String, String)> =
-                form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-                    .map(|(key, value)| (key.into_owned(), value.into_owned()))
-                    .collect();
-            let page: usize = query
-                .iter()
-                .find(|(key, _)| key == "page")
-                .and_then(|(_, value)| value.parse().ok())
-                .unwrap_or(1);
-            let response = if !authorized {
-                StatusCode::UNAUTHORIZED.into_response()
-            } else {
-                state.requests.push(format!("{path}?page={page}"));
-                let (pages, before) = match path.as_str() {
-                    "/api/v2/agents" => (state.agents.clone(), 0),
-                    "/api/v2/requesters" => (state.requesters.clone(), state.agents.len()),
-                    _ => (Vec::new(), usize::MAX),
-                };
-                if before == usize::MAX || page == 0 || page > pages.len() {
-                    StatusCode::NOT_FOUND.into_response()
-                } else if let Some(seconds) = state.rate_limit_once.take() {
-                    (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        [("retry-after", seconds.to_string())],
-                        "",
-                    )
-                        .into_response()
-                } else if state.fail_page == Some(before + page) {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "").into_response()
-                } else {
-                    let mut response =
-                        (StatusCode::OK, pages[page - 1].to_string()).into_response();
-                    if page < pages.len() {
-                        let link = format!(
-                            "<{base_url}{path}?per_page=100&page={}>; rel=\"next\"",
-                            page + 1
-                        );
-                        response.headers_mut().insert("link", link.parse().unwrap());
-                    }
-                    response
-                }
-            };
-            async move { response }
-        })
+    let api = FakeApi::serve(
+        FsState {
+            agents: vec![read("agents_page_1"), read("agents_page_2")],
+            requesters: vec![read("requesters_page_1")],
+            ..FsState::default()
+        },
+        fs_answer,
+    )
+    .await;
+    (api.base_url, api.state)
+}
+
+fn fs_answer(state: &mut FsState, base_url: &str, request: &Request<Body>) -> Response {
+    // Basic auth: the API key and `X`.
+    let authorized = request
+        .headers()
+        .get("authorization")
+        .is_some_and(|value| value == "Basic ZnMtYXBpLWtleTpY"); // fs-api-key:X
+    let path = request.uri().path().to_owned();
+    let page: usize = query_value(request, "page")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1);
+    if !authorized {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    state.requests.push(format!("{path}?page={page}"));
+    let (pages, before) = match path.as_str() {
+        "/api/v2/agents" => (state.agents.clone(), 0),
+        "/api/v2/requesters" => (state.requesters.clone(), state.agents.len()),
+        _ => (Vec::new(), usize::MAX),
     };
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (base_url, state)
+    if before == usize::MAX || page == 0 || page > pages.len() {
+        StatusCode::NOT_FOUND.into_response()
+    } else if let Some(seconds) = state.rate_limit_once.take() {
+        rate_limited(seconds)
+    } else if state.fail_page == Some(before + page) {
+        (StatusCode::INTERNAL_SERVER_ERROR, "").into_response()
+    } else {
+        let mut response = (StatusCode::OK, pages[page - 1].to_string()).into_response();
+        if page < pages.len() {
+            let link = format!(
+                "<{base_url}{path}?per_page=100&page={}>; rel=\"next\"",
+                page + 1
+            );
+            response.headers_mut().insert("link", link.parse().unwrap());
+        }
+        response
+    }
 }
 
 fn fs_source(base_url: &str) -> Source {
-    let registration = rollcall_core::registration("freshservice").unwrap();
-    let options = json!({
-        "signing_secret": "whsec_c2VjcmV0LWZvci1mcmVzaHNlcnZpY2UtdGVzdHM=",
-        "api_key": "fs-api-key",
-        "domain": "acme.freshservice.com",
-        "api_base_url": base_url,
-        "api_rate_per_second": 1000.0,
-    });
-    Source {
-        id: FS_SOURCE.to_owned(),
-        connector_name: registration.name,
-        connector: (registration.build)(&SourceOptions::new(FS_SOURCE, options)).unwrap(),
-        sync_interval: None,
-        sync_lock: Default::default(),
-        metrics: Metrics::default().source(FS_SOURCE),
-    }
+    api_source(
+        "freshservice",
+        FS_SOURCE,
+        json!({
+            "signing_secret": "whsec_c2VjcmV0LWZvci1mcmVzaHNlcnZpY2UtdGVzdHM=",
+            "api_key": "fs-api-key",
+            "domain": "acme.freshservice.com",
+            "api_base_url": base_url,
+            "api_rate_per_second": 1000.0,
+        }),
+    )
 }
 
 fn fs_remove(state: &Mutex<FsState>, id: u64) {
@@ -1544,21 +1385,9 @@ async fn freshservice_reconciliation_emits_the_changes_and_deletes_only_after_a_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freshservice_429_with_retry_after_is_waited_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir);
     let (base_url, state) = start_fake_freshservice().await;
-    let source = fs_source(&base_url);
-    state.lock().unwrap().rate_limit_once = Some(1);
-    assert_eq!(
-        source.connector.list_users(None).await.unwrap_err(),
-        rollcall_core::ListError::RateLimited {
-            retry_after: Duration::from_secs(1)
-        }
-    );
-    state.lock().unwrap().rate_limit_once = Some(1);
-    let report = sync(&store, &source).await;
-    assert!(report.complete);
-    assert_eq!(report.counts.created, 5);
+    let rate_limit = || state.lock().unwrap().rate_limit_once = Some(1);
+    a_429_is_waited_out(&fs_source(&base_url), rate_limit, 5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

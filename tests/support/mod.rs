@@ -15,6 +15,8 @@ use rollcall_core::{Delivery, SourceOptions, Timestamp};
 use rollcall as _;
 use serde_json::Value;
 
+pub mod fake_api;
+
 /// Secrets used by the test configurations.
 pub const ZENDESK_SECRET: &str = "zendesk-test-secret";
 pub const FRESHSERVICE_SECRET: &str = "whsec_c2VjcmV0LWZvci1mcmVzaHNlcnZpY2UtdGVzdHM=";

@@ -13,9 +13,9 @@
 
 use std::time::Duration;
 
-use rollcall_core::rate::RateLimit;
-use rollcall_core::sync::{next_link, parse_retry_after};
+use rollcall_core::sync::next_link;
 use rollcall_core::{ConfigError, ListCursor, ListError, Secret, UserPage};
+use rollcall_vendor_api::{ApiSettings, VendorApi};
 use serde_json::Value;
 
 use crate::mapping;
@@ -48,10 +48,8 @@ pub struct ListingOptions<'a> {
 /// Lists one account's agents and requesters.
 #[derive(Debug)]
 pub struct Lister {
-    client: reqwest::Client,
-    base_url: String,
+    api: VendorApi,
     api_key: Secret,
-    rate_limit: RateLimit,
 }
 
 impl Lister {
@@ -86,58 +84,25 @@ impl Lister {
                 "must be the account's domain (`acme.freshservice.com`)",
             ));
         }
-        let base_url = match options.api_base_url {
-            Some(url) => url.trim().trim_end_matches('/').to_owned(),
-            None => format!("https://{domain}"),
-        };
-        let parsed = reqwest::Url::parse(&base_url).map_err(|error| {
-            ConfigError::new(
-                "api_base_url",
-                format!("{base_url:?} is not a URL: {error}"),
-            )
+        let default_base_url = format!("https://{domain}");
+        let api = VendorApi::new(&ApiSettings {
+            vendor: "Freshservice",
+            base_url_option: "api_base_url",
+            base_url: options.api_base_url.unwrap_or(&default_base_url),
+            rate_per_second: options
+                .api_rate_per_second
+                .unwrap_or(DEFAULT_RATE_PER_SECOND),
+            timeout_ms: options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+            refused: (
+                "the key",
+                "it needs an agent who can view agents and requesters",
+            ),
+            default_retry_after: DEFAULT_RETRY_AFTER,
+            reset_header: None,
         })?;
-        if !matches!(parsed.scheme(), "http" | "https")
-            || parsed.host_str().is_none_or(str::is_empty)
-            || !parsed.username().is_empty()
-            || parsed.password().is_some()
-            || parsed.query().is_some()
-        {
-            return Err(ConfigError::new(
-                "api_base_url",
-                "must be an http(s) URL without credentials or query",
-            ));
-        }
-        let rate = options
-            .api_rate_per_second
-            .unwrap_or(DEFAULT_RATE_PER_SECOND);
-        let Some(rate_limit) = RateLimit::per_second(rate) else {
-            return Err(ConfigError::new(
-                "api_rate_per_second",
-                "must be a number above 0",
-            ));
-        };
-        let timeout_ms = options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-        if timeout_ms == 0 {
-            return Err(ConfigError::new("api_timeout_ms", "must be at least 1"));
-        }
-        let timeout = Duration::from_millis(timeout_ms);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rollcall/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| {
-                ConfigError::new(
-                    "api_base_url",
-                    format!("cannot build the HTTP client: {error}"),
-                )
-            })?;
         Ok(Some(Self {
-            client,
-            base_url,
+            api,
             api_key: api_key.clone(),
-            rate_limit,
         }))
     }
 
@@ -145,69 +110,25 @@ impl Lister {
     pub async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
         let (listing, page) = read_cursor(cursor)?;
         let (name, path, key) = LISTINGS[listing];
-        while let Some(wait) = self.rate_limit.wait_time() {
-            tokio::time::sleep(wait).await;
-        }
         let page_text = page.to_string();
-        let mut response = self
-            .client
-            .get(format!("{}{path}", self.base_url))
+        let request = self
+            .api
+            .get(path)
             .query(&[("per_page", PER_PAGE), ("page", page_text.as_str())])
-            .basic_auth(self.api_key.expose(), Some("X"))
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|error| ListError::failed(true, transport_message(&error)))?;
-        let status = response.status().as_u16();
-        match status {
-            200..=299 => {}
-            429 => {
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(parse_retry_after)
-                    .unwrap_or(DEFAULT_RETRY_AFTER);
-                return Err(ListError::RateLimited { retry_after });
-            }
-            401 | 403 => {
-                return Err(ListError::failed(
-                    false,
-                    format!("the Freshservice API refused the key ({status}): it needs an agent who can view agents and requesters"),
-                ))
-            }
-            code => {
-                return Err(ListError::failed(
-                    code >= 500,
-                    format!("the Freshservice API answered {code} to the {name} list"),
-                ))
-            }
-        }
+            .basic_auth(self.api_key.expose(), Some("X"));
+        let answer = self
+            .api
+            .list(request, &format!("{name} list"), MAX_BODY_BYTES)
+            .await?;
         let has_next = next_link(
-            response
-                .headers()
+            answer
+                .headers
                 .get_all(reqwest::header::LINK)
                 .iter()
                 .filter_map(|value| value.to_str().ok()),
         )
         .is_some();
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Err(ListError::failed(
-                            false,
-                            format!("a Freshservice {name} page is over {MAX_BODY_BYTES} bytes"),
-                        ));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(error) => return Err(ListError::failed(true, transport_message(&error))),
-            }
-        }
-        let users = parse_users(&body, key)?;
+        let users = parse_users(&answer.body, key)?;
         let next = if has_next {
             Some(format!("{name}:{}", page + 1))
         } else {
@@ -276,21 +197,4 @@ pub fn parse_users(body: &[u8], key: &str) -> Result<Vec<rollcall_core::User>, L
         );
     }
     Ok(users)
-}
-
-fn transport_message(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "the Freshservice API did not answer in time".to_owned();
-    }
-    if error.is_connect() {
-        return "cannot connect to the Freshservice API".to_owned();
-    }
-    let mut message = "request to the Freshservice API failed".to_owned();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

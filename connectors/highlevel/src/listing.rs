@@ -10,9 +10,8 @@
 
 use std::time::Duration;
 
-use rollcall_core::rate::RateLimit;
-use rollcall_core::sync::parse_retry_after;
 use rollcall_core::{ConfigError, EventType, ListCursor, ListError, Secret, UserPage};
+use rollcall_vendor_api::{ApiSettings, VendorApi};
 use serde_json::{Map, Value};
 
 use crate::mapping;
@@ -51,11 +50,9 @@ pub struct ListingOptions<'a> {
 /// Lists one location's users.
 #[derive(Debug)]
 pub struct Lister {
-    client: reqwest::Client,
-    base_url: String,
+    api: VendorApi,
     location_id: String,
     api_token: Secret,
-    rate_limit: RateLimit,
 }
 
 impl Lister {
@@ -86,61 +83,25 @@ impl Lister {
                 "must be the sub-account's location id (letters and digits)",
             ));
         }
-        let base_url = options
-            .api_base_url
-            .unwrap_or(DEFAULT_BASE_URL)
-            .trim()
-            .trim_end_matches('/')
-            .to_owned();
-        let parsed = reqwest::Url::parse(&base_url).map_err(|error| {
-            ConfigError::new(
-                "api_base_url",
-                format!("{base_url:?} is not a URL: {error}"),
-            )
+        let api = VendorApi::new(&ApiSettings {
+            vendor: "HighLevel",
+            base_url_option: "api_base_url",
+            base_url: options.api_base_url.unwrap_or(DEFAULT_BASE_URL),
+            rate_per_second: options
+                .api_rate_per_second
+                .unwrap_or(DEFAULT_RATE_PER_SECOND),
+            timeout_ms: options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+            refused: (
+                "the token",
+                "it needs the users.readonly scope for the location",
+            ),
+            default_retry_after: DEFAULT_RETRY_AFTER,
+            reset_header: None,
         })?;
-        if !matches!(parsed.scheme(), "http" | "https")
-            || parsed.host_str().is_none_or(str::is_empty)
-            || !parsed.username().is_empty()
-            || parsed.password().is_some()
-            || parsed.query().is_some()
-        {
-            return Err(ConfigError::new(
-                "api_base_url",
-                "must be an http(s) URL without credentials or query",
-            ));
-        }
-        let rate = options
-            .api_rate_per_second
-            .unwrap_or(DEFAULT_RATE_PER_SECOND);
-        let Some(rate_limit) = RateLimit::per_second(rate) else {
-            return Err(ConfigError::new(
-                "api_rate_per_second",
-                "must be a number above 0",
-            ));
-        };
-        let timeout_ms = options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-        if timeout_ms == 0 {
-            return Err(ConfigError::new("api_timeout_ms", "must be at least 1"));
-        }
-        let timeout = Duration::from_millis(timeout_ms);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rollcall/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| {
-                ConfigError::new(
-                    "api_base_url",
-                    format!("cannot build the HTTP client: {error}"),
-                )
-            })?;
         Ok(Some(Self {
-            client,
-            base_url,
+            api,
             location_id: location_id.to_owned(),
             api_token: api_token.clone(),
-            rate_limit,
         }))
     }
 
@@ -152,61 +113,14 @@ impl Lister {
                 "the HighLevel user list has one page: there is no cursor to resume from",
             ));
         }
-        while let Some(wait) = self.rate_limit.wait_time() {
-            tokio::time::sleep(wait).await;
-        }
-        let mut response = self
-            .client
-            .get(format!("{}/users/", self.base_url))
+        let request = self
+            .api
+            .get("/users/")
             .query(&[("locationId", self.location_id.as_str())])
             .bearer_auth(self.api_token.expose())
-            .header("Version", API_VERSION)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|error| ListError::failed(true, transport_message(&error)))?;
-        let status = response.status().as_u16();
-        match status {
-            200..=299 => {}
-            429 => {
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(parse_retry_after)
-                    .unwrap_or(DEFAULT_RETRY_AFTER);
-                return Err(ListError::RateLimited { retry_after });
-            }
-            401 | 403 => {
-                return Err(ListError::failed(
-                    false,
-                    format!("the HighLevel API refused the token ({status}): it needs the users.readonly scope for the location"),
-                ))
-            }
-            code => {
-                return Err(ListError::failed(
-                    code >= 500,
-                    format!("the HighLevel API answered {code} to the user list"),
-                ))
-            }
-        }
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Err(ListError::failed(
-                            false,
-                            format!("the HighLevel user list is over {MAX_BODY_BYTES} bytes"),
-                        ));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(error) => return Err(ListError::failed(true, transport_message(&error))),
-            }
-        }
-        parse_user_list(&body, &self.location_id)
+            .header("Version", API_VERSION);
+        let answer = self.api.list(request, "user list", MAX_BODY_BYTES).await?;
+        parse_user_list(&answer.body, &self.location_id)
     }
 }
 
@@ -287,21 +201,4 @@ fn as_webhook_user(object: &Map<String, Value>, location_id: &str) -> Map<String
         );
     }
     user
-}
-
-fn transport_message(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "the HighLevel API did not answer in time".to_owned();
-    }
-    if error.is_connect() {
-        return "cannot connect to the HighLevel API".to_owned();
-    }
-    let mut message = "request to the HighLevel API failed".to_owned();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

@@ -15,9 +15,8 @@
 
 use std::time::Duration;
 
-use rollcall_core::rate::RateLimit;
-use rollcall_core::sync::parse_retry_after;
 use rollcall_core::{ConfigError, ListCursor, ListError, Secret, UserPage};
+use rollcall_vendor_api::{ApiSettings, VendorApi};
 use serde_json::Value;
 
 use crate::mapping;
@@ -49,11 +48,8 @@ pub struct ListingOptions<'a> {
 /// Lists one org's users within the source's rate limit.
 #[derive(Debug)]
 pub struct Lister {
-    client: reqwest::Client,
-    /// Without a trailing `/`.
-    org_url: String,
+    api: VendorApi,
     api_token: Secret,
-    rate_limit: RateLimit,
 }
 
 impl Lister {
@@ -75,103 +71,54 @@ impl Lister {
         }
         let org_url = options
             .org_url
-            .map(|url| url.trim().trim_end_matches('/').to_owned())
             .ok_or_else(|| ConfigError::new("org_url", together))?;
-        let parsed = reqwest::Url::parse(&org_url).map_err(|error| {
-            ConfigError::new("org_url", format!("{org_url:?} is not a URL: {error}"))
+        let api = VendorApi::new(&ApiSettings {
+            vendor: "Okta",
+            base_url_option: "org_url",
+            base_url: org_url,
+            rate_per_second: options
+                .api_rate_per_second
+                .unwrap_or(DEFAULT_RATE_PER_SECOND),
+            timeout_ms: options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+            refused: (
+                "the token",
+                "it needs okta.users.read (a read-only admin's API token)",
+            ),
+            default_retry_after: DEFAULT_RETRY_AFTER,
+            reset_header: Some("x-rate-limit-reset"),
         })?;
-        if !matches!(parsed.scheme(), "http" | "https")
-            || parsed.host_str().is_none_or(str::is_empty)
-            || !parsed.username().is_empty()
-            || parsed.password().is_some()
-            || parsed.query().is_some()
-            || parsed.path() != "/"
-        {
+        if api.base_path() != "/" {
             return Err(ConfigError::new(
                 "org_url",
-                "must be the org's base URL, such as https://acme.okta.com (no path, query or credentials)",
+                "must be the org's base URL, such as https://acme.okta.com (no path)",
             ));
         }
-        let rate = options
-            .api_rate_per_second
-            .unwrap_or(DEFAULT_RATE_PER_SECOND);
-        let Some(rate_limit) = RateLimit::per_second(rate) else {
-            return Err(ConfigError::new(
-                "api_rate_per_second",
-                "must be a number above 0",
-            ));
-        };
-        let timeout_ms = options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-        if timeout_ms == 0 {
-            return Err(ConfigError::new("api_timeout_ms", "must be at least 1"));
-        }
-        let timeout = Duration::from_millis(timeout_ms);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rollcall/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| {
-                ConfigError::new("org_url", format!("cannot build the HTTP client: {error}"))
-            })?;
         Ok(Some(Self {
-            client,
-            org_url,
+            api,
             api_token: api_token.clone(),
-            rate_limit,
         }))
     }
 
     /// One page of the org's users from `cursor`.
     pub async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
         let position = Position::read(cursor)?;
-        while let Some(wait) = self.rate_limit.wait_time() {
-            tokio::time::sleep(wait).await;
+        let mut query = vec![("limit", PAGE_SIZE)];
+        if position.deprovisioned {
+            query.push(("search", DEPROVISIONED_SEARCH));
         }
-        let mut url = reqwest::Url::parse(&format!("{}/api/v1/users", self.org_url))
-            .map_err(|error| ListError::failed(false, format!("bad org_url: {error}")))?;
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("limit", PAGE_SIZE);
-            if position.deprovisioned {
-                query.append_pair("search", DEPROVISIONED_SEARCH);
-            }
-            if let Some(after) = &position.after {
-                query.append_pair("after", after);
-            }
+        if let Some(after) = &position.after {
+            query.push(("after", after.as_str()));
         }
-        let response = self
-            .client
-            .get(url)
-            .header(
-                reqwest::header::AUTHORIZATION,
-                format!("SSWS {}", self.api_token.expose()),
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|error| ListError::failed(true, transport_message(&error)))?;
-        let status = response.status().as_u16();
-        match status {
-            200..=299 => {}
-            429 => return Err(ListError::RateLimited { retry_after: retry_after(&response) }),
-            401 | 403 => {
-                return Err(ListError::failed(
-                    false,
-                    format!("the Okta API refused the token ({status}): it needs okta.users.read (a read-only admin's API token)"),
-                ))
-            }
-            code => {
-                return Err(ListError::failed(
-                    code >= 500,
-                    format!("the Okta API answered {code} to the user listing"),
-                ))
-            }
-        }
-        let next_after = next_after(response.headers());
-        let body = read_body(response).await?;
-        let raw: Vec<Value> = serde_json::from_slice(&body).map_err(|error| {
+        let request = self.api.get("/api/v1/users").query(&query).header(
+            reqwest::header::AUTHORIZATION,
+            format!("SSWS {}", self.api_token.expose()),
+        );
+        let answer = self
+            .api
+            .list(request, "user listing", MAX_PAGE_BYTES)
+            .await?;
+        let next_after = next_after(&answer.headers);
+        let raw: Vec<Value> = serde_json::from_slice(&answer.body).map_err(|error| {
             ListError::failed(
                 false,
                 format!(
@@ -244,70 +191,6 @@ pub fn next_after(headers: &reqwest::header::HeaderMap) -> Option<String> {
     next.query_pairs()
         .find(|(key, _)| key == "after")
         .map(|(_, after)| after.into_owned())
-}
-
-/// How long Okta asks to wait: `Retry-After` when sent, else until `X-Rate-Limit-Reset`
-/// (Unix seconds), else a minute.
-fn retry_after(response: &reqwest::Response) -> Duration {
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
-    if let Some(wait) = header("retry-after").as_deref().and_then(parse_retry_after) {
-        return wait;
-    }
-    let reset = header("x-rate-limit-reset").and_then(|value| value.trim().parse::<u64>().ok());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0);
-    match reset {
-        Some(reset) if reset > now => {
-            parse_retry_after(&(reset - now).to_string()).unwrap_or(DEFAULT_RETRY_AFTER)
-        }
-        Some(_) => Duration::from_secs(1),
-        None => DEFAULT_RETRY_AFTER,
-    }
-}
-
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, ListError> {
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_PAGE_BYTES {
-                    return Err(ListError::failed(
-                        false,
-                        format!("an Okta user page is over {MAX_PAGE_BYTES} bytes"),
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(error) => return Err(ListError::failed(true, transport_message(&error))),
-        }
-    }
-}
-
-/// A transport error's kind and causes, without the URL (reqwest's `Display` has it).
-fn transport_message(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "the Okta API did not answer in time".to_owned();
-    }
-    if error.is_connect() {
-        return "cannot connect to the Okta API".to_owned();
-    }
-    let mut message = "request to the Okta API failed".to_owned();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

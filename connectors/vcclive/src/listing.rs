@@ -11,9 +11,8 @@
 
 use std::time::Duration;
 
-use rollcall_core::rate::RateLimit;
-use rollcall_core::sync::parse_retry_after;
 use rollcall_core::{ConfigError, ListCursor, ListError, Secret, UserPage};
+use rollcall_vendor_api::{ApiSettings, VendorApi};
 use serde_json::{Map, Value};
 
 use crate::mapping;
@@ -47,11 +46,9 @@ pub struct ListingOptions<'a> {
 /// Lists one account's users.
 #[derive(Debug)]
 pub struct Lister {
-    client: reqwest::Client,
-    base_url: String,
+    api: VendorApi,
     account: String,
     api_password: Secret,
-    rate_limit: RateLimit,
 }
 
 impl Lister {
@@ -86,59 +83,23 @@ impl Lister {
         if api_password.expose().is_empty() {
             return Err(ConfigError::new("api_password", "must not be empty"));
         }
-        let base_url = match options.api_base_url {
-            Some(url) => url.trim().trim_end_matches('/').to_owned(),
-            None => format!("https://{account}.asp.virtual-call-center.eu"),
-        };
-        let parsed = reqwest::Url::parse(&base_url).map_err(|error| {
-            ConfigError::new(
-                "api_base_url",
-                format!("{base_url:?} is not a URL: {error}"),
-            )
+        let default_base_url = format!("https://{account}.asp.virtual-call-center.eu");
+        let api = VendorApi::new(&ApiSettings {
+            vendor: "VCC Live",
+            base_url_option: "api_base_url",
+            base_url: options.api_base_url.unwrap_or(&default_base_url),
+            rate_per_second: options
+                .api_rate_per_second
+                .unwrap_or(DEFAULT_RATE_PER_SECOND),
+            timeout_ms: options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+            refused: ("the credentials", "check account and api_password"),
+            default_retry_after: DEFAULT_RETRY_AFTER,
+            reset_header: None,
         })?;
-        if !matches!(parsed.scheme(), "http" | "https")
-            || parsed.host_str().is_none_or(str::is_empty)
-            || !parsed.username().is_empty()
-            || parsed.password().is_some()
-            || parsed.query().is_some()
-        {
-            return Err(ConfigError::new(
-                "api_base_url",
-                "must be an http(s) URL without credentials or query",
-            ));
-        }
-        let rate = options
-            .api_rate_per_second
-            .unwrap_or(DEFAULT_RATE_PER_SECOND);
-        let Some(rate_limit) = RateLimit::per_second(rate) else {
-            return Err(ConfigError::new(
-                "api_rate_per_second",
-                "must be a number above 0",
-            ));
-        };
-        let timeout_ms = options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-        if timeout_ms == 0 {
-            return Err(ConfigError::new("api_timeout_ms", "must be at least 1"));
-        }
-        let timeout = Duration::from_millis(timeout_ms);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rollcall/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| {
-                ConfigError::new(
-                    "api_base_url",
-                    format!("cannot build the HTTP client: {error}"),
-                )
-            })?;
         Ok(Some(Self {
-            client,
-            base_url,
+            api,
             account: account.to_owned(),
             api_password: api_password.clone(),
-            rate_limit,
         }))
     }
 
@@ -150,59 +111,12 @@ impl Lister {
                 "the VCC Live user list has one page: there is no cursor to resume from",
             ));
         }
-        while let Some(wait) = self.rate_limit.wait_time() {
-            tokio::time::sleep(wait).await;
-        }
-        let mut response = self
-            .client
-            .get(format!("{}/v2/users", self.base_url))
-            .basic_auth(&self.account, Some(self.api_password.expose()))
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|error| ListError::failed(true, transport_message(&error)))?;
-        let status = response.status().as_u16();
-        match status {
-            200..=299 => {}
-            429 => {
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(parse_retry_after)
-                    .unwrap_or(DEFAULT_RETRY_AFTER);
-                return Err(ListError::RateLimited { retry_after });
-            }
-            401 | 403 => {
-                return Err(ListError::failed(
-                    false,
-                    format!("the VCC Live API refused the credentials ({status}): check account and api_password"),
-                ))
-            }
-            code => {
-                return Err(ListError::failed(
-                    code >= 500,
-                    format!("the VCC Live API answered {code} to the user list"),
-                ))
-            }
-        }
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Err(ListError::failed(
-                            false,
-                            format!("the VCC Live user list is over {MAX_BODY_BYTES} bytes"),
-                        ));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(error) => return Err(ListError::failed(true, transport_message(&error))),
-            }
-        }
-        parse_user_list(&body)
+        let request = self
+            .api
+            .get("/v2/users")
+            .basic_auth(&self.account, Some(self.api_password.expose()));
+        let answer = self.api.list(request, "user list", MAX_BODY_BYTES).await?;
+        parse_user_list(&answer.body)
     }
 }
 
@@ -276,21 +190,4 @@ fn as_webhook_user(object: &Map<String, Value>) -> Map<String, Value> {
         }
     }
     user
-}
-
-fn transport_message(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "the VCC Live API did not answer in time".to_owned();
-    }
-    if error.is_connect() {
-        return "cannot connect to the VCC Live API".to_owned();
-    }
-    let mut message = "request to the VCC Live API failed".to_owned();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

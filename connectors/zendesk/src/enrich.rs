@@ -12,8 +12,9 @@
 //! Guards, all per source:
 //!
 //! * a timeout per request (`api_timeout_ms`, default 3000);
-//! * a rate limit (`api_rate_per_second`, default 10, burst of one second's worth; rollcall-core's
-//!   [`RateLimit`], on `governor`): when it is spent the event is not enriched, rather than waiting;
+//! * a rate limit (`api_rate_per_second`, default 10, burst of one second's worth; the
+//!   shared [`VendorApi`]'s, on `governor`): when it is spent the event is not enriched,
+//!   rather than waiting;
 //! * a circuit breaker (rollcall-core's shared [`CircuitBreaker`]): after
 //!   [`BREAKER_THRESHOLD`] consecutive failures it opens for
 //!   `api_breaker_cooldown_ms` (default 30 s) and events are not enriched; then one request
@@ -28,11 +29,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rollcall_core::backoff::{Backoff, BreakerState, CircuitBreaker, Health};
-use rollcall_core::rate::RateLimit;
-use rollcall_core::sync::parse_retry_after;
 use rollcall_core::{
     ConfigError, EnrichError, EventType, ListCursor, ListError, Secret, User, UserEvent, UserPage,
 };
+use rollcall_vendor_api::{ApiError, ApiErrorKind, ApiSettings, VendorApi};
 
 use crate::mapping;
 use crate::payload::{self, Payload};
@@ -47,8 +47,6 @@ pub const DEFAULT_BREAKER_COOLDOWN_MS: u64 = 30_000;
 pub const BREAKER_THRESHOLD: u32 = 5;
 /// The largest response body read: a Support user is a few kilobytes.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
-/// The longest `Retry-After` honoured; longer values are cut to this.
-const MAX_RETRY_AFTER: Duration = rollcall_core::backoff::MAX_RETRY_AFTER;
 /// How long a half-open trial request holds off other requests beyond its own timeout, in
 /// case it is cancelled and never reports back.
 const TRIAL_MARGIN: Duration = Duration::from_secs(1);
@@ -80,14 +78,11 @@ impl EnrichOptions<'_> {
 /// Fetches users from one Zendesk account's API, within the source's guards.
 #[derive(Debug)]
 pub struct Enricher {
-    client: reqwest::Client,
-    /// Without a trailing `/`.
-    base_url: String,
+    /// Its rate limit is shared by enrichment (which skips when it is spent) and listing
+    /// (which waits).
+    api: VendorApi,
     email: String,
     api_token: Secret,
-    timeout: Duration,
-    /// Shared by enrichment (which skips when it is spent) and listing (which waits).
-    rate_limit: RateLimit,
     guard: Mutex<Guard>,
 }
 
@@ -131,50 +126,28 @@ impl Enricher {
                 "must be the account's subdomain (`acme` for acme.zendesk.com)",
             ));
         }
-        let base_url = match options.api_base_url {
-            Some(url) => url.trim().trim_end_matches('/').to_owned(),
-            None => format!("https://{subdomain}.zendesk.com"),
-        };
-        check_base_url(&base_url)?;
-
-        let timeout_ms = options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-        if timeout_ms == 0 {
-            return Err(ConfigError::new("api_timeout_ms", "must be at least 1"));
-        }
-        let rate = options
-            .api_rate_per_second
-            .unwrap_or(DEFAULT_RATE_PER_SECOND);
-        let Some(rate_limit) = RateLimit::per_second(rate) else {
-            return Err(ConfigError::new(
-                "api_rate_per_second",
-                "must be a number above 0",
-            ));
-        };
+        let default_base_url = format!("https://{subdomain}.zendesk.com");
+        let api = VendorApi::new(&ApiSettings {
+            vendor: "Zendesk",
+            base_url_option: "api_base_url",
+            base_url: options.api_base_url.unwrap_or(&default_base_url),
+            rate_per_second: options
+                .api_rate_per_second
+                .unwrap_or(DEFAULT_RATE_PER_SECOND),
+            timeout_ms: options.api_timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+            refused: ("the credentials", "check email and api_token"),
+            default_retry_after: DEFAULT_LIST_RETRY_AFTER,
+            reset_header: None,
+        })?;
         let cooldown = Duration::from_millis(
             options
                 .api_breaker_cooldown_ms
                 .unwrap_or(DEFAULT_BREAKER_COOLDOWN_MS),
         );
-        let timeout = Duration::from_millis(timeout_ms);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rollcall/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| {
-                ConfigError::new(
-                    "api_base_url",
-                    format!("cannot build the HTTP client: {error}"),
-                )
-            })?;
         Ok(Some(Self {
-            client,
-            base_url,
+            api,
             email: email.to_owned(),
             api_token: api_token.clone(),
-            timeout,
-            rate_limit,
             guard: Mutex::new(Guard {
                 breaker: CircuitBreaker::new(BREAKER_THRESHOLD, Backoff::new(cooldown, cooldown)),
             }),
@@ -183,7 +156,7 @@ impl Enricher {
 
     /// The API base URL requests go to (`http://127.0.0.1:8080`), without a trailing `/`.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.api.base_url()
     }
 
     /// Completes a partial event from the API; see the module docs for the rules.
@@ -214,11 +187,13 @@ impl Enricher {
             BreakerState::Open => return None,
             BreakerState::HalfOpen => true,
         };
-        if !self.rate_limit.try_take() {
+        if !self.api.try_take() {
             return None;
         }
         if trial {
-            guard.breaker.start_trial(now + self.timeout + TRIAL_MARGIN);
+            guard
+                .breaker
+                .start_trial(now + self.api.timeout() + TRIAL_MARGIN);
         }
         Some(trial)
     }
@@ -228,85 +203,39 @@ impl Enricher {
     /// source's rate limit (shared with enrichment) instead of skipping; a 429 pauses
     /// enrichment too (the breaker) and is answered with its `Retry-After`.
     pub async fn list_users(&self, cursor: Option<&ListCursor>) -> Result<UserPage, ListError> {
-        while let Some(wait) = self.rate_limit.wait_time() {
-            tokio::time::sleep(wait).await;
-        }
-        let mut url = reqwest::Url::parse(&format!("{}/api/v2/users.json", self.base_url))
-            .map_err(|error| ListError::failed(false, format!("bad API URL: {error}")))?;
-        url.query_pairs_mut()
-            .append_pair("page[size]", LIST_PAGE_SIZE);
+        self.api.wait_for_rate_limit().await;
+        let mut request = self
+            .authorized(self.api.get("/api/v2/users.json"))
+            .query(&[("page[size]", LIST_PAGE_SIZE)]);
         if let Some(cursor) = cursor {
-            url.query_pairs_mut()
-                .append_pair("page[after]", cursor.as_str());
+            request = request.query(&[("page[after]", cursor.as_str())]);
         }
-        let response = self
-            .client
-            .get(url)
-            .basic_auth(
-                format!("{}/token", self.email),
-                Some(self.api_token.expose()),
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await;
-        let mut response = match response {
-            Ok(response) => response,
+        let answer = self.api.send(request, "user listing", MAX_PAGE_BYTES).await;
+        let answer = match answer {
+            Ok(answer) => answer,
             Err(error) => {
-                let failure = self.transport_failure(&error);
-                self.record(Health::Failing, false, Instant::now());
-                return Err(ListError::failed(true, failure.error.message));
+                let failure = self.api.list_error(error.clone());
+                let health = match (&error.kind, &failure) {
+                    (ApiErrorKind::Transport, _) => Some(Health::Failing),
+                    (_, ListError::RateLimited { retry_after }) => {
+                        Some(Health::RetryAfter(*retry_after))
+                    }
+                    _ => None,
+                };
+                if let Some(health) = health {
+                    self.record(health, false, Instant::now());
+                }
+                return Err(failure);
             }
         };
-        let status = response.status().as_u16();
-        match status {
-            200..=299 => {}
-            429 => {
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(parse_retry_after)
-                    .unwrap_or(DEFAULT_LIST_RETRY_AFTER);
-                self.record(Health::RetryAfter(retry_after), false, Instant::now());
-                return Err(ListError::RateLimited { retry_after });
-            }
-            401 | 403 => {
-                return Err(ListError::failed(
-                    false,
-                    format!(
-                    "the Zendesk API refused the credentials ({status}): check email and api_token"
-                ),
-                ))
-            }
-            code => {
-                return Err(ListError::failed(
-                    code >= 500,
-                    format!("the Zendesk API answered {code} to the user listing"),
-                ))
-            }
-        }
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_PAGE_BYTES {
-                        return Err(ListError::failed(
-                            false,
-                            format!("a Zendesk user page is over {MAX_PAGE_BYTES} bytes"),
-                        ));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    return Err(ListError::failed(
-                        true,
-                        self.transport_failure(&error).error.message,
-                    ))
-                }
-            }
-        }
-        parse_user_page(&body)
+        parse_user_page(&answer.body)
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.basic_auth(
+            format!("{}/token", self.email),
+            Some(self.api_token.expose()),
+        )
     }
 
     fn record(&self, health: Health, trial: bool, now: Instant) {
@@ -322,88 +251,15 @@ impl Enricher {
 
     /// `GET /api/v2/users/{id}.json`, mapped to a unified user.
     async fn fetch(&self, id: &str) -> Result<User, Failure> {
-        let url = format!("{}/api/v2/users/{id}.json", self.base_url);
-        let mut response = self
-            .client
-            .get(url)
-            .basic_auth(
-                format!("{}/token", self.email),
-                Some(self.api_token.expose()),
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
+        let request = self.authorized(self.api.get(&format!("/api/v2/users/{id}.json")));
+        let body = match self
+            .api
+            .send(request, "user request", MAX_RESPONSE_BYTES)
             .await
-            .map_err(|error| self.transport_failure(&error))?;
-        let status = response.status();
-        match status.as_u16() {
-            200..=299 => {}
-            404 => {
-                return Err(Failure::healthy(
-                    false,
-                    "the Zendesk API does not know the user (404)",
-                ))
-            }
-            429 => {
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| value.trim().parse::<u64>().ok())
-                    .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
-                let (health, message) = match retry_after {
-                    Some(wait) => (
-                        Health::RetryAfter(wait),
-                        format!(
-                            "the Zendesk API is rate limiting (429); pausing enrichment for {} s",
-                            wait.as_secs()
-                        ),
-                    ),
-                    None => (
-                        Health::Failing,
-                        "the Zendesk API is rate limiting (429)".to_owned(),
-                    ),
-                };
-                return Err(Failure {
-                    error: enrich_error(true, message),
-                    health,
-                });
-            }
-            401 | 403 => {
-                return Err(Failure::failing(
-                    false,
-                    format!(
-                        "the Zendesk API refused the credentials ({}): check email and api_token",
-                        status.as_u16()
-                    ),
-                ))
-            }
-            code if status.is_server_error() => {
-                return Err(Failure::failing(
-                    true,
-                    format!("the Zendesk API answered {code}"),
-                ))
-            }
-            code => {
-                return Err(Failure::failing(
-                    false,
-                    format!("the Zendesk API answered {code}"),
-                ))
-            }
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|error| self.transport_failure(&error))?
         {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(Failure::failing(
-                    false,
-                    format!("the Zendesk API answered more than {MAX_RESPONSE_BYTES} bytes"),
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            Ok(answer) => answer.body,
+            Err(error) => return Err(Failure::from_api(error)),
+        };
         let bare = match payload::parse(&body) {
             Ok(Payload::User(bare)) => bare,
             Ok(Payload::Webhook(_)) => {
@@ -429,29 +285,6 @@ impl Enricher {
             ));
         }
         Ok(mapping::user_from_support(&user, id.to_owned(), raw))
-    }
-
-    fn transport_failure(&self, error: &reqwest::Error) -> Failure {
-        let message = if error.is_timeout() {
-            format!(
-                "the Zendesk API did not answer within {} ms",
-                self.timeout.as_millis()
-            )
-        } else if error.is_connect() {
-            "cannot connect to the Zendesk API".to_owned()
-        } else {
-            // Without the URL: it names the user. reqwest's Display includes the URL, so the
-            // message is built from the error's kind and its causes only.
-            let mut message = "request to the Zendesk API failed".to_owned();
-            let mut source = std::error::Error::source(error);
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            message
-        };
-        Failure::failing(true, message)
     }
 }
 
@@ -546,40 +379,6 @@ fn zendesk_user_id(id: &str) -> Result<&str, EnrichError> {
     }
 }
 
-fn check_base_url(base_url: &str) -> Result<(), ConfigError> {
-    let parsed = reqwest::Url::parse(base_url).map_err(|error| {
-        ConfigError::new(
-            "api_base_url",
-            format!("{base_url:?} is not a URL: {error}"),
-        )
-    })?;
-    match parsed.scheme() {
-        "http" | "https" => {}
-        other => {
-            return Err(ConfigError::new(
-                "api_base_url",
-                format!("the scheme must be http or https, not {other}"),
-            ))
-        }
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(ConfigError::new("api_base_url", "has no host"));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(ConfigError::new(
-            "api_base_url",
-            "must not carry credentials: use email and api_token",
-        ));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(ConfigError::new(
-            "api_base_url",
-            "must not have a query or a fragment",
-        ));
-    }
-    Ok(())
-}
-
 fn enrich_error(retryable: bool, message: impl Into<String>) -> EnrichError {
     EnrichError {
         message: message.into(),
@@ -599,6 +398,30 @@ impl Failure {
         Self {
             error: enrich_error(retryable, message),
             health: Health::Healthy,
+        }
+    }
+
+    /// What a failed call says about the user and the API's health: a `404` is a proper
+    /// answer (an unknown user); a `429` with `Retry-After` pauses enrichment for that long.
+    fn from_api(error: ApiError) -> Self {
+        match error.kind {
+            ApiErrorKind::Status { status: 404 } => {
+                Self::healthy(false, "the Zendesk API does not know the user (404)")
+            }
+            ApiErrorKind::RateLimited {
+                retry_after: Some(wait),
+            } => Self {
+                error: enrich_error(
+                    true,
+                    format!(
+                        "{}; pausing enrichment for {} s",
+                        error.message,
+                        wait.as_secs()
+                    ),
+                ),
+                health: Health::RetryAfter(wait),
+            },
+            _ => Self::failing(error.is_retryable(), error.message),
         }
     }
 

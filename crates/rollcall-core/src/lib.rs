@@ -12,6 +12,7 @@
 //!   by delivery, sinks and connectors' outbound calls.
 //! * [`retry`]: a vendor's retry contract (what it retries, for how long, how fast it needs
 //!   an answer).
+//! * [`retry_after`]: the one `Retry-After` reader (delay seconds or an HTTP date), capped.
 //! * [`rate`]: the rate limit (on `governor`) that bounds a source's calls to its vendor's API.
 //! * [`sync`]: a vendor's user listing, for backfill and reconciliation.
 //! * [`error`]: error types with stable codes, an HTTP status and a retry decision.
@@ -29,6 +30,7 @@ pub mod json;
 pub mod model;
 pub mod rate;
 pub mod retry;
+pub mod retry_after;
 pub mod scrub;
 pub mod secret;
 pub mod sink;

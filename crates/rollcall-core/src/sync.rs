@@ -13,7 +13,6 @@
 
 use std::time::Duration;
 
-use crate::backoff::MAX_RETRY_AFTER;
 use crate::error::ErrorCode;
 use crate::model::User;
 
@@ -91,14 +90,6 @@ impl ListError {
     }
 }
 
-/// Reads a `Retry-After` value: delay seconds (what Zendesk, Okta's `X-Rate-Limit-Reset`
-/// aside, and most APIs send). An HTTP date is not read (`None`); the caller then uses its
-/// own pause. Capped at [`MAX_RETRY_AFTER`] (the one cap for every peer).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let seconds = value.trim().parse::<u64>().ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
-}
-
 /// The target of the `rel="next"` link among `Link` header values (RFC 8288), as written.
 pub fn next_link<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<String> {
     for value in values {
@@ -137,13 +128,6 @@ mod tests {
         let combined = "<https://x/a?page=1>; rel=\"prev\", <https://x/a?page=3>; rel=next";
         assert_eq!(next_link([combined]).as_deref(), Some("https://x/a?page=3"));
         assert_eq!(next_link(["<https://x/a>; rel=\"self\""]), None);
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_is_capped() {
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
+use rollcall_core::retry_after::parse_retry_after;
 use rollcall_core::verify::StandardWebhooks;
 use rollcall_core::{
     ConfigError, OutboundEvent, Secret, Sink, SinkError, SinkOptions, SinkRegistration, Timestamp,
@@ -39,10 +40,6 @@ pub const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_CONNECT_TIMEOUT_SECONDS: u64 = 5;
 /// The longest timeout an option may ask for.
 pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
-/// A `Retry-After` further away than this is cut to it: a misbehaving endpoint cannot park
-/// a sink for days.
-pub const MAX_RETRY_AFTER: Duration = rollcall_core::backoff::MAX_RETRY_AFTER;
-
 /// At most this much of an error answer's body is read, and at most
 /// [`ERROR_BODY_CHARS`] of it is quoted in the error message.
 const ERROR_BODY_BYTES: usize = 512;
@@ -348,20 +345,6 @@ fn quote_body(bytes: &[u8], complete: bool) -> String {
     quoted
 }
 
-/// `Retry-After` as delta seconds or an HTTP-date, capped at [`MAX_RETRY_AFTER`]; a date
-/// in the past means now. `None` when the value is neither.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    let delay = if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
-        // All digits, so parsing fails only on overflow: that is "very long".
-        Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX))
-    } else {
-        let at = httpdate::parse_http_date(value).ok()?;
-        at.duration_since(now).unwrap_or(Duration::ZERO)
-    };
-    Some(delay.min(MAX_RETRY_AFTER))
-}
-
 fn failed_request(error: reqwest::Error, timeout: Duration) -> SinkError {
     if error.is_builder() {
         // The only per-event input that reaches a header is the event id.
@@ -478,10 +461,6 @@ rollcall_core::inventory::submit! {
 mod tests {
     use super::*;
 
-    fn now() -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-    }
-
     const REDIRECTED: Verdict = Verdict::Failed(Failure::Redirected);
     const TRANSIENT: Verdict = Verdict::Failed(Failure::Transient);
     const PERMANENT: Verdict = Verdict::Failed(Failure::Permanent);
@@ -514,43 +493,6 @@ mod tests {
         for (code, expected) in cases {
             let status = StatusCode::from_u16(code).unwrap();
             assert_eq!(verdict(status), expected, "{code}");
-        }
-    }
-
-    #[test]
-    fn retry_after_reads_delta_seconds() {
-        assert_eq!(
-            parse_retry_after("120", now()),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(parse_retry_after(" 0 ", now()), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn retry_after_reads_an_http_date_relative_to_now() {
-        let at = httpdate::fmt_http_date(now() + Duration::from_secs(90));
-        assert_eq!(parse_retry_after(&at, now()), Some(Duration::from_secs(90)));
-    }
-
-    #[test]
-    fn a_retry_after_date_in_the_past_means_now() {
-        let at = httpdate::fmt_http_date(now() - Duration::from_secs(90));
-        assert_eq!(parse_retry_after(&at, now()), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn a_far_retry_after_is_capped_at_an_hour() {
-        assert_eq!(parse_retry_after("86400", now()), Some(MAX_RETRY_AFTER));
-        let digits = "9".repeat(40);
-        assert_eq!(parse_retry_after(&digits, now()), Some(MAX_RETRY_AFTER));
-        let at = httpdate::fmt_http_date(now() + Duration::from_secs(86_400));
-        assert_eq!(parse_retry_after(&at, now()), Some(MAX_RETRY_AFTER));
-    }
-
-    #[test]
-    fn a_retry_after_that_is_neither_form_is_ignored() {
-        for value in ["", "-5", "1.5", "soon", "Tue, 99 Foo 2024 00:00:00 GMT"] {
-            assert_eq!(parse_retry_after(value, now()), None, "{value:?}");
         }
     }
 

@@ -61,6 +61,7 @@ macro_rules! conformance_suite {
             parked_events_survive_pruning_and_a_lost_lease_cannot_park,
             a_new_sink_starts_where_it_is_told_and_an_existing_one_keeps_its_position,
             a_pause_is_kept_until_resumed,
+            a_sink_paused_before_its_first_run_still_starts_now,
             a_sync_commits_only_changes_whose_user_is_at_the_expected_version,
             the_sync_state_is_saved_with_its_page_and_survives_a_reopen,
             a_sync_state_without_changes_commits_no_event
@@ -1122,6 +1123,39 @@ pub async fn a_pause_is_kept_until_resumed(harness: &dyn Harness) {
     );
     store.set_paused("crm", false).await.unwrap();
     assert!(!store.paused("crm").await.unwrap());
+}
+
+pub async fn a_sink_paused_before_its_first_run_still_starts_now(harness: &dyn Harness) {
+    let store = harness.open().await;
+    for n in 0..3 {
+        store
+            .ingest(batch(&format!("k{n}"), &[&format!("e{n}")]))
+            .await
+            .unwrap();
+    }
+    // Paused (and resumed) before its worker ever ran: still a new sink.
+    store.set_paused("new", true).await.unwrap();
+    store.set_paused("new", false).await.unwrap();
+    store.set_paused("new", true).await.unwrap();
+    assert_eq!(store.start_at("new", 3).await.unwrap(), 3);
+    assert_eq!(store.position("new").await.unwrap(), 3);
+    assert!(
+        store.paused("new").await.unwrap(),
+        "start_at keeps the pause"
+    );
+    // Once it has a position, a later `start_at` keeps it.
+    assert_eq!(store.start_at("new", 0).await.unwrap(), 3);
+    store.set_paused("new", false).await.unwrap();
+    assert_eq!(store.start_at("new", 0).await.unwrap(), 3);
+    // A position an operator set on a paused sink is a position too.
+    store.set_paused("moved", true).await.unwrap();
+    store.set_position("moved", 1).await.unwrap();
+    assert_eq!(store.start_at("moved", 3).await.unwrap(), 1);
+    // So is one a worker reached (start = "beginning") while the sink had only a pause.
+    store.set_paused("worked", true).await.unwrap();
+    let lease = lease(&store, "worked").await;
+    assert_eq!(store.advance(&lease, 0, 2).await.unwrap(), Advance::Moved);
+    assert_eq!(store.start_at("worked", 3).await.unwrap(), 2);
 }
 
 fn sync_state(cursor: Option<&str>, listed: u64) -> SyncState {

@@ -114,7 +114,8 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<i64>;
 
     /// Gives `sink` the position `seq` unless it has one already (a new sink configured with
-    /// `start = "now"`); returns the sink's position.
+    /// `start = "now"`); returns the sink's position. A pause alone gives no position: a
+    /// sink paused before its worker first ran still starts at `seq`.
     async fn start_at(&self, sink: &str, seq: i64) -> Result<i64>;
 
     /// Whether an operator paused `sink`.
@@ -189,7 +190,7 @@ pub trait OperatorStore: Send + Sync {
     async fn rewind(&self, sink: &str, since: Timestamp) -> Result<i64>;
 
     /// Pauses or resumes `sink`: a paused sink's worker sends nothing until resumed, and
-    /// the pause survives restarts.
+    /// the pause survives restarts. It does not give a new sink a position.
     async fn set_paused(&self, sink: &str, paused: bool) -> Result<()>;
 
     /// Sets `sink`'s position outright (an operator skipping ahead, or a test's setup).

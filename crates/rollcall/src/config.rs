@@ -423,8 +423,8 @@ impl Retention {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// Accepted so older configurations load, and ignored: a transient failure is retried
-    /// for the sink's `retry_horizon_hours`, however many attempts that takes.
+    /// The most attempts an event gets before it is a dead letter, unless the sink's
+    /// `retry_horizon_hours` is spent first. Unset: no limit but the horizon.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
     /// The first backoff ceiling, in milliseconds; each retry doubles it (full jitter).
@@ -770,8 +770,9 @@ fn default_quarantine_retention_hours() -> u64 {
 fn default_quarantine_max_mib() -> u64 {
     1024
 }
+/// No limit: only the sink's retry horizon ends retries.
 fn default_max_attempts() -> u32 {
-    8
+    u32::MAX
 }
 fn default_initial_backoff_ms() -> u64 {
     500
@@ -1549,7 +1550,7 @@ pub fn example() -> String {
          quarantine_retention_hours = 720\n\
          # and the oldest beyond this many MiB of bodies (0: no cap)\n\
          quarantine_max_mib = 1024\n\n\
-         [delivery]\nmax_attempts = 8\ninitial_backoff_ms = 500\nmax_backoff_ms = 300000\n\n",
+         [delivery]\ninitial_backoff_ms = 500\nmax_backoff_ms = 300000\n\n",
     );
     for registration in rollcall_core::registrations() {
         text.push_str(&format!("# {}\n", registration.vendor));
@@ -1635,7 +1636,7 @@ pub fn schema() -> serde_json::Value {
             "delivery": {
                 "type": "object", "additionalProperties": false,
                 "properties": {
-                    "max_attempts": {"type": "integer", "minimum": 1, "default": 8},
+                    "max_attempts": {"type": "integer", "minimum": 1, "description": "attempts before an event is a dead letter, unless the sink's retry_horizon_hours is spent first; unset: no limit"},
                     "initial_backoff_ms": {"type": "integer", "minimum": 0, "default": 500},
                     "max_backoff_ms": {"type": "integer", "minimum": 0, "default": 300000},
                     "batch_size": {"type": "integer", "minimum": 1, "default": 256},

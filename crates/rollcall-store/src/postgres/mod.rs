@@ -400,7 +400,7 @@ async fn check_lease(tx: &tokio_postgres::Transaction<'_>, lease: &Lease) -> Res
 async fn upsert_position(tx: &tokio_postgres::Transaction<'_>, sink: &str, seq: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO cursors (sink, seq) VALUES ($1, $2) \
-         ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq",
+         ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq, positioned = true",
         &[&sink, &seq],
     )
     .await
@@ -784,7 +784,9 @@ impl DeliveryStore for PgBackend {
         // this insert waited for it.
         client
             .execute(
-                "INSERT INTO cursors (sink, seq) VALUES ($1, $2) ON CONFLICT (sink) DO NOTHING",
+                "INSERT INTO cursors (sink, seq) VALUES ($1, $2) \
+                 ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq, positioned = true \
+                 WHERE cursors.positioned = false",
                 &[&sink, &seq],
             )
             .await
@@ -1026,7 +1028,7 @@ impl OperatorStore for PgBackend {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO cursors (sink, seq, paused) VALUES ($1, 0, $2) \
+                "INSERT INTO cursors (sink, seq, paused, positioned) VALUES ($1, 0, $2, false) \
                  ON CONFLICT (sink) DO UPDATE SET paused = excluded.paused",
                 &[&sink, &paused],
             )

@@ -125,6 +125,11 @@ CREATE TABLE sync_state (
     state  text NOT NULL
 );
 "#,
+    r#"
+-- A sink paused before its worker first ran has a row for the pause but no position yet
+-- (positioned = false), so `start = "now"` still places it at the journal's head.
+ALTER TABLE cursors ADD COLUMN positioned boolean NOT NULL DEFAULT true;
+"#,
 ];
 
 /// Creates the schema if needed and applies the migrations it has not seen, in one

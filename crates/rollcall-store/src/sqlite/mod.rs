@@ -314,7 +314,8 @@ fn current_position(tx: &Connection, sink: &str) -> rusqlite::Result<i64> {
 
 fn set_position(tx: &Connection, sink: &str, seq: i64) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO cursors (sink, seq) VALUES (?1, ?2) ON CONFLICT(sink) DO UPDATE SET seq = excluded.seq",
+        "INSERT INTO cursors (sink, seq) VALUES (?1, ?2) \
+         ON CONFLICT(sink) DO UPDATE SET seq = excluded.seq, positioned = 1",
     )?
     .execute(params![sink, seq])?;
     Ok(())
@@ -772,7 +773,9 @@ impl DeliveryStore for SqliteBackend {
                 context
                     .tx
                     .prepare_cached(
-                        "INSERT INTO cursors (sink, seq) VALUES (?1, ?2) ON CONFLICT(sink) DO NOTHING",
+                        "INSERT INTO cursors (sink, seq) VALUES (?1, ?2) \
+                         ON CONFLICT(sink) DO UPDATE SET seq = excluded.seq, positioned = 1 \
+                         WHERE cursors.positioned = 0",
                     )?
                     .execute(params![sink, seq])?;
                 Ok(current_position(context.tx, &sink)?)
@@ -973,7 +976,7 @@ impl OperatorStore for SqliteBackend {
                 context
                     .tx
                     .prepare_cached(
-                        "INSERT INTO cursors (sink, seq, paused) VALUES (?1, 0, ?2) \
+                        "INSERT INTO cursors (sink, seq, paused, positioned) VALUES (?1, 0, ?2, 0) \
                          ON CONFLICT(sink) DO UPDATE SET paused = excluded.paused",
                     )?
                     .execute(params![sink, paused])?;

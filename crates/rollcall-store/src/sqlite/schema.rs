@@ -218,6 +218,11 @@ CREATE TABLE sync_state (
     state  TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- A sink paused before its worker first ran has a row for the pause but no position yet
+-- (positioned = 0), so `start = "now"` still places it at the journal's head.
+ALTER TABLE cursors ADD COLUMN positioned INTEGER NOT NULL DEFAULT 1;
+"#,
 ];
 
 /// Applies the migrations the database has not seen (tracked in `user_version`). Refuses a

@@ -17,7 +17,8 @@
 //!
 //! Either way an event is retried with capped exponential backoff and full jitter (or the
 //! sink's `Retry-After`) until its sink's retry horizon, counted from its first failure, is
-//! spent; then it becomes a dead letter. A circuit breaker shared by the sink's lines stops
+//! spent, or `delivery.max_attempts` attempts failed when that is set (whichever comes
+//! first); then it becomes a dead letter. A circuit breaker shared by the sink's lines stops
 //! sending while the endpoint fails (one trial request after each cool-down), and an
 //! optional rate limit paces requests. When the breaker closes again, every parked line is
 //! due at once.
@@ -654,6 +655,14 @@ impl Worker {
                     ),
                 };
             }
+            if attempts >= self.delivery.max_attempts {
+                return Outcome::Dead {
+                    attempts,
+                    error: format!(
+                        "{message} (still failing after {attempts} attempts, delivery.max_attempts)"
+                    ),
+                };
+            }
             let wait = retry_after
                 .map(|hint| hint.min(MAX_RETRY_AFTER))
                 .unwrap_or_else(|| self.backoff().full_jitter(attempts));
@@ -1065,6 +1074,56 @@ mod tests {
         }
     }
 
+    /// A worker for `config` on `store`, with the default delivery schedule.
+    fn new_worker(config: SinkConfig, sink: Box<dyn Sink>, store: &Store) -> Worker {
+        new_worker_with(
+            config,
+            sink,
+            store,
+            Arc::default(),
+            DeliveryConfig::default(),
+        )
+    }
+
+    fn new_worker_with(
+        config: SinkConfig,
+        sink: Box<dyn Sink>,
+        store: &Store,
+        metrics: Arc<Metrics>,
+        delivery: DeliveryConfig,
+    ) -> Worker {
+        Worker::new(
+            config,
+            sink,
+            store.clone(),
+            metrics,
+            delivery,
+            "test-worker".into(),
+        )
+    }
+
+    /// A worker running on its own task until [`Running::stop`].
+    struct Running {
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn run(worker: Worker) -> Running {
+        let (stop, shutdown) = watch::channel(false);
+        Running {
+            stop,
+            task: tokio::spawn(worker.run(shutdown)),
+        }
+    }
+
+    impl Running {
+        /// Asks the worker to stop and waits until it has (flushed and recorded its position).
+        async fn stop(self) {
+            self.stop.send(true).unwrap();
+            self.task.await.unwrap();
+        }
+    }
+
     /// A sink that can hold one chosen event until released, recording what it was sent.
     #[derive(Debug, Default)]
     struct Gate {
@@ -1123,13 +1182,10 @@ mod tests {
     async fn a_lease_is_renewed_only_past_half_its_life() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("db")).unwrap();
-        let worker = Worker::new(
+        let worker = new_worker(
             sink_config("crm", 16),
             Box::new(GateSink(Arc::new(Gate::default()))),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
+            &store,
         );
         let first = worker.lease().await.unwrap().unwrap();
         let commits = store.commit_stats().commits;
@@ -1160,16 +1216,12 @@ mod tests {
             put(&store, n).await;
         }
         let gate = Arc::new(Gate::default());
-        let worker = Worker::new(
+        let worker = new_worker(
             sink_config("crm", 16),
             Box::new(GateSink(Arc::clone(&gate))),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
+            &store,
         );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let running = run(worker);
         while store.position("crm").await.unwrap() < 3 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -1185,8 +1237,7 @@ mod tests {
         while store.position("crm").await.unwrap() < 6 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
         let sent = gate.sent.lock().unwrap().clone();
         assert_eq!(
             sent.iter().filter(|id| *id == "e01").count(),
@@ -1268,6 +1319,15 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
 
+    /// A receiver served on a local port (up), and that port.
+    async fn listening_receiver() -> (Arc<Receiver>, u16) {
+        let receiver = Arc::new(Receiver::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        serve(listener, Arc::clone(&receiver));
+        (receiver, port)
+    }
+
     fn http_sink(port: u16) -> Box<dyn Sink> {
         let registration = rollcall_core::sink_registration("http").unwrap();
         let options = rollcall_core::SinkOptions::new(
@@ -1339,17 +1399,15 @@ mod tests {
             .port();
         let receiver = Arc::new(Receiver::default());
         let metrics = Arc::new(Metrics::default());
-        let worker = Worker::new(
+        let worker = new_worker_with(
             sink_config("crm", 4),
             http_sink(port),
-            store.clone(),
+            &store,
             Arc::clone(&metrics),
             DeliveryConfig::default(),
-            "test-worker".into(),
         );
         let status = worker.status();
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let running = run(worker);
         // The paused clock runs ahead whenever the worker waits on the store's thread:
         // wait for the first refused attempt, then keep the endpoint down for 70 s more.
         while status.view().last_error.is_none() {
@@ -1373,8 +1431,7 @@ mod tests {
         {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
         receiver.assert_per_user_order();
         assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
         assert_eq!(metrics.sink_inflight(&Id::new("crm")).get(), 0);
@@ -1387,26 +1444,14 @@ mod tests {
         for n in 1..=20 {
             put_for(&store, n, n % 4).await;
         }
-        let receiver = Arc::new(Receiver::default());
+        let (receiver, port) = listening_receiver().await;
         receiver.rejects.lock().unwrap().push("e0005".into());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        serve(listener, Arc::clone(&receiver));
-        let worker = Worker::new(
-            sink_config("crm", 4),
-            http_sink(port),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
-        );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let worker = new_worker(sink_config("crm", 4), http_sink(port), &store);
+        let running = run(worker);
         while store.position("crm").await.unwrap() < 20 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
         let letters = store.dead_letters(None, None, 10).await.unwrap();
         assert_eq!(letters.len(), 1);
         assert_eq!(
@@ -1431,21 +1476,10 @@ mod tests {
         for n in 1..=20 {
             put_for(&store, n, n).await;
         }
-        let receiver = Arc::new(Receiver::default());
+        let (receiver, port) = listening_receiver().await;
         receiver.set(DOWN);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        serve(listener, Arc::clone(&receiver));
-        let worker = Worker::new(
-            sink_config("crm", 4),
-            http_sink(port),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
-        );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let worker = new_worker(sink_config("crm", 4), http_sink(port), &store);
+        let running = run(worker);
         // The paused clock runs ahead whenever the worker waits on the store's thread, so
         // the test waits for progress, then lets ten minutes pass.
         while receiver.requests() < 5 {
@@ -1470,8 +1504,7 @@ mod tests {
             "{} requests after the recovery",
             receiver.requests() - before
         );
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
         assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
     }
 
@@ -1482,23 +1515,12 @@ mod tests {
         for n in 1..=3 {
             put_for(&store, n, 1).await;
         }
-        let receiver = Arc::new(Receiver::default());
+        let (receiver, port) = listening_receiver().await;
         receiver.set(DOWN);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        serve(listener, Arc::clone(&receiver));
         let mut config = sink_config("crm", 4);
         config.delivery.retry_horizon = Duration::from_secs(600);
-        let worker = Worker::new(
-            config,
-            http_sink(port),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
-        );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let worker = new_worker(config, http_sink(port), &store);
+        let running = run(worker);
         // The first failure parks the user's line: e0001 held, e0002 and e0003 behind it.
         while store.parked("crm").await.unwrap().len() < 3 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -1532,8 +1554,54 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         receiver.assert_per_user_order();
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_attempts_makes_a_dead_letter_before_the_horizon_when_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        put_for(&store, 1, 1).await;
+        let (receiver, port) = listening_receiver().await;
+        receiver.set(DOWN);
+        let delivery = DeliveryConfig {
+            max_attempts: 3,
+            ..DeliveryConfig::default()
+        };
+        let running = run(new_worker_with(
+            sink_config("crm", 4),
+            http_sink(port),
+            &store,
+            Arc::default(),
+            delivery,
+        ));
+        // Three attempts take seconds (0.5 s doubling, full jitter); the horizon is three
+        // days. The bound only keeps a regression from spinning through them.
+        let started = tokio::time::Instant::now();
+        while store.dead_letters(None, None, 10).await.unwrap().is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "no dead letter after {} attempts",
+                receiver.requests()
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        running.stop().await;
+        let letters = store.dead_letters(None, None, 10).await.unwrap();
+        assert_eq!(
+            (letters[0].event_id.as_str(), letters[0].attempts),
+            ("e0001", 3)
+        );
+        assert!(
+            letters[0].error.contains("max_attempts"),
+            "{}",
+            letters[0].error
+        );
+        assert_eq!(
+            receiver.requests(),
+            3,
+            "no attempt after the last allowed one"
+        );
     }
 
     /// A sink that records when (on tokio's clock) each event came.
@@ -1565,21 +1633,12 @@ mod tests {
         let clocked = Arc::new(Clocked::default());
         let mut config = sink_config("crm", 16);
         config.delivery.rate_limit_per_second = Some(10.0);
-        let worker = Worker::new(
-            config,
-            Box::new(ClockedSink(Arc::clone(&clocked))),
-            store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
-        );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let worker = new_worker(config, Box::new(ClockedSink(Arc::clone(&clocked))), &store);
+        let running = run(worker);
         while store.position("crm").await.unwrap() < 30 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
         let sent = clocked.0.lock().unwrap().clone();
         assert_eq!(sent.len(), 30);
         let mut times: Vec<_> = sent.iter().map(|(_, at)| *at).collect();
@@ -1606,16 +1665,12 @@ mod tests {
         // Subscribers learn of a commit just after it is answered.
         let mut committed = fresh_store.subscribe();
         committed.wait_for(|seq| *seq == 5).await.unwrap();
-        let worker = Worker::new(
+        let worker = new_worker(
             config,
             Box::new(ClockedSink(Arc::clone(&clocked))),
-            fresh_store.clone(),
-            Arc::new(Metrics::default()),
-            DeliveryConfig::default(),
-            "test-worker".into(),
+            &fresh_store,
         );
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(worker.run(shutdown));
+        let running = run(worker);
         while fresh_store.position("fresh").await.unwrap() < 5 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -1643,7 +1698,43 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(clocked.0.lock().unwrap().len(), 2);
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        running.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_sink_paused_before_its_first_run_still_starts_now_when_resumed() {
+        let clocked = Arc::new(Clocked::default());
+        let mut config = sink_config("fresh", 4);
+        config.delivery.start = StartAt::Now;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        for n in 1..=5 {
+            put_for(&store, n, n).await;
+        }
+        let mut committed = store.subscribe();
+        committed.wait_for(|seq| *seq == 5).await.unwrap();
+        // Paused (and so kept in the store) before any worker of it ever ran.
+        store.set_paused("fresh", true).await.unwrap();
+        let running = run(new_worker(
+            config,
+            Box::new(ClockedSink(Arc::clone(&clocked))),
+            &store,
+        ));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(clocked.0.lock().unwrap().is_empty(), "paused: nothing sent");
+        store.set_paused("fresh", false).await.unwrap();
+        put_for(&store, 6, 6).await;
+        while store.position("fresh").await.unwrap() < 6 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        running.stop().await;
+        let sent: Vec<_> = clocked
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(sent, ["e0006"], "only what came after the start");
     }
 }
