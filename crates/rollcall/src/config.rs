@@ -5,7 +5,7 @@
 //! `${VAR}` is replaced by the environment variable's value in values only; comments are
 //! left alone.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,24 +15,15 @@ use rollcall_core::{EventType, Format, Secret};
 use serde::Deserialize;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
-    #[serde(default)]
     pub ingest: IngestConfig,
-    #[serde(default)]
     pub admin: AdminConfig,
-    #[serde(default)]
     pub store: StoreConfig,
-    #[serde(default)]
     pub delivery: DeliveryConfig,
-    #[serde(default)]
     pub sources: Vec<SourceConfig>,
-    #[serde(default)]
     pub sinks: Vec<SinkConfig>,
-    #[serde(default)]
     pub log: LogConfig,
-    #[serde(default)]
     pub traces: TracesConfig,
 }
 
@@ -547,54 +538,70 @@ impl SinkDelivery {
     }
 
     /// Reads the generic delivery keys out of a sink's table (what is left are the sink's
-    /// own options).
+    /// own options); each bad key is a problem `(key, message)`, the others still read.
     fn take(
         kind: &str,
         table: &mut serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Self, String> {
+        problems: &mut Vec<(&'static str, String)>,
+    ) -> Self {
         fn take<T: serde::de::DeserializeOwned>(
             table: &mut serde_json::Map<String, serde_json::Value>,
-            key: &str,
+            key: &'static str,
             expected: &str,
-        ) -> Result<Option<T>, String> {
-            table
-                .remove(key)
-                .map(serde_json::from_value)
-                .transpose()
-                .map_err(|error| format!("{key}: {error} (expected {expected})"))
+            problems: &mut Vec<(&'static str, String)>,
+        ) -> Option<T> {
+            let value = table.remove(key)?;
+            serde_json::from_value(value)
+                .map_err(|error| problems.push((key, format!("{error} (expected {expected})"))))
+                .ok()
         }
         let mut delivery = Self::for_kind(kind);
-        if let Some(concurrency) = take::<usize>(table, "concurrency", "an integer from 1 to 1024")?
+        if let Some(concurrency) =
+            take::<usize>(table, "concurrency", "an integer from 1 to 1024", problems)
         {
-            if !(1..=1024).contains(&concurrency) {
-                return Err("concurrency: must be from 1 to 1024".to_owned());
+            if (1..=1024).contains(&concurrency) {
+                delivery.concurrency = concurrency;
+            } else {
+                problems.push(("concurrency", "must be from 1 to 1024".to_owned()));
             }
-            delivery.concurrency = concurrency;
         }
-        if let Some(hours) = take::<f64>(table, "retry_horizon_hours", "a number of hours")? {
-            if !(hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0) {
-                return Err("retry_horizon_hours: must be above 0 and at most a year".to_owned());
+        if let Some(hours) =
+            take::<f64>(table, "retry_horizon_hours", "a number of hours", problems)
+        {
+            if hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0 {
+                delivery.retry_horizon = Duration::from_secs_f64(hours * 3600.0);
+            } else {
+                problems.push((
+                    "retry_horizon_hours",
+                    "must be above 0 and at most a year".to_owned(),
+                ));
             }
-            delivery.retry_horizon = Duration::from_secs_f64(hours * 3600.0);
         }
-        if let Some(start) = take::<StartAt>(table, "start", "\"now\" or \"beginning\"")? {
+        if let Some(start) = take::<StartAt>(table, "start", "\"now\" or \"beginning\"", problems) {
             delivery.start = start;
         }
-        if let Some(rate) = take::<f64>(table, "rate_limit_per_second", "a number above 0")? {
-            if !(rate.is_finite() && rate > 0.0 && rate <= 1e6) {
-                return Err(
-                    "rate_limit_per_second: must be above 0 (and at most 1000000)".to_owned(),
-                );
+        if let Some(rate) =
+            take::<f64>(table, "rate_limit_per_second", "a number above 0", problems)
+        {
+            if rate.is_finite() && rate > 0.0 && rate <= 1e6 {
+                delivery.rate_limit_per_second = Some(rate);
+            } else {
+                problems.push((
+                    "rate_limit_per_second",
+                    "must be above 0 (and at most 1000000)".to_owned(),
+                ));
             }
-            delivery.rate_limit_per_second = Some(rate);
         }
-        if let Some(failures) = take::<u32>(table, "breaker_failures", "an integer from 1")? {
+        if let Some(failures) =
+            take::<u32>(table, "breaker_failures", "an integer from 1", problems)
+        {
             if failures == 0 {
-                return Err("breaker_failures: must be at least 1".to_owned());
+                problems.push(("breaker_failures", "must be at least 1".to_owned()));
+            } else {
+                delivery.breaker_failures = failures;
             }
-            delivery.breaker_failures = failures;
         }
-        Ok(delivery)
+        delivery
     }
 }
 
@@ -607,26 +614,6 @@ impl SinkConfig {
                 .types
                 .as_ref()
                 .is_none_or(|types| types.iter().any(|t| t.as_str() == event_type))
-    }
-}
-
-impl<'de> Deserialize<'de> for SourceConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let id = take_string(&mut table, "id").map_err(D::Error::custom)?;
-        let connector = take_string(&mut table, "connector").map_err(D::Error::custom)?;
-        let sync_interval = table
-            .remove("sync_interval")
-            .map(|value| parse_interval(&value))
-            .transpose()
-            .map_err(|error| D::Error::custom(format!("sync_interval: {error}")))?;
-        Ok(Self {
-            id,
-            connector,
-            sync_interval,
-            options: serde_json::Value::Object(table),
-        })
     }
 }
 
@@ -664,47 +651,6 @@ fn parse_interval(value: &serde_json::Value) -> Result<Duration, String> {
         ));
     }
     Ok(interval)
-}
-
-impl<'de> Deserialize<'de> for SinkConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let id = take_string(&mut table, "id").map_err(D::Error::custom)?;
-        let kind = take_string(&mut table, "type").map_err(D::Error::custom)?;
-        let sources = table
-            .remove("sources")
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|error| D::Error::custom(format!("sources: {error}")))?;
-        let types = table
-            .remove("types")
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|error| {
-                D::Error::custom(format!(
-                    "types: {error} (expected user.created, user.updated, user.deleted)"
-                ))
-            })?;
-        let format = table
-            .remove("format")
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|error| {
-                D::Error::custom(format!("format: {error} (expected native or cloudevents)"))
-            })?
-            .unwrap_or_default();
-        let delivery = SinkDelivery::take(&kind, &mut table).map_err(D::Error::custom)?;
-        Ok(Self {
-            id,
-            kind,
-            sources,
-            types,
-            format,
-            delivery,
-            options: serde_json::Value::Object(table),
-        })
-    }
 }
 
 fn take_string(
@@ -812,19 +758,343 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Every problem found in a configuration, in the order of the file (problems that have no
+/// line, such as a wrong override, last). Displayed one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    first: ConfigError,
+    others: Vec<ConfigError>,
+}
+
+impl ConfigErrors {
+    /// The problems, sorted by line; `None` when there are none.
+    fn from_vec(mut errors: Vec<ConfigError>) -> Option<Self> {
+        errors.sort_by_key(|error| (error.line.is_none(), error.line));
+        let mut errors = errors.into_iter();
+        let first = errors.next()?;
+        Some(Self {
+            first,
+            others: errors.collect(),
+        })
+    }
+
+    /// The problem nearest the top of the file.
+    pub fn first(&self) -> &ConfigError {
+        &self.first
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ConfigError> {
+        std::iter::once(&self.first).chain(&self.others)
+    }
+
+    pub fn len(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    /// Never: there is always at least one problem.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    fn in_file(mut self, path: &Path) -> Self {
+        self.first.file = Some(path.to_path_buf());
+        for error in &mut self.others {
+            error.file = Some(path.to_path_buf());
+        }
+        self
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(first: ConfigError) -> Self {
+        Self {
+            first,
+            others: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The line of every key of a configuration file (`ingest.listen`, `sources[0].id`,
+/// `admin.tokens[1].scope`) and of every table in an array (`sources[0]`: its header), from
+/// the spans the TOML parser keeps.
+#[derive(Debug, Default)]
+struct KeyLines(HashMap<String, usize>);
+
+impl KeyLines {
+    /// Parses `text`; a document that is not TOML is every syntax error the parser found.
+    fn parse(text: &str) -> Result<Self, ConfigErrors> {
+        let (document, errors) = toml::de::DeTable::parse_recoverable(text);
+        let errors = errors.iter().map(|error| ConfigError {
+            file: None,
+            line: error.span().map(|span| line_at(text, span.start)),
+            key: None,
+            message: error.message().trim().to_owned(),
+        });
+        if let Some(errors) = ConfigErrors::from_vec(errors.collect()) {
+            return Err(errors);
+        }
+        let mut lines = Self::default();
+        lines.record_table(text, document.get_ref(), "");
+        Ok(lines)
+    }
+
+    fn record_table(&mut self, text: &str, table: &toml::de::DeTable<'_>, prefix: &str) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() {
+                key.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", key.get_ref())
+            };
+            self.0
+                .entry(path.clone())
+                .or_insert_with(|| line_at(text, key.span().start));
+            self.record_value(text, value.get_ref(), &path);
+        }
+    }
+
+    fn record_value(&mut self, text: &str, value: &toml::de::DeValue<'_>, path: &str) {
+        match value {
+            toml::de::DeValue::Table(table) => self.record_table(text, table, path),
+            toml::de::DeValue::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    let path = format!("{path}[{index}]");
+                    self.0
+                        .insert(path.clone(), line_at(text, item.span().start));
+                    self.record_value(text, item.get_ref(), &path);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The line of `path`, or of the nearest table or key that holds it (a missing key is
+    /// reported at its table).
+    fn line(&self, path: &str) -> Option<usize> {
+        let mut path = path;
+        loop {
+            if let Some(line) = self.0.get(path) {
+                return Some(*line);
+            }
+            path = &path[..path.rfind(['.', '['])?];
+        }
+    }
+}
+
+/// The 1-based line of byte `offset` of `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.bytes()
+        .take(offset)
+        .filter(|byte| *byte == b'\n')
+        .count()
+        + 1
+}
+
+/// The problems of one configuration, each on the line of the key it is about.
+struct Report<'a> {
+    lines: &'a KeyLines,
+    errors: Vec<ConfigError>,
+    /// Values whose `${VARS}` could not be replaced: already reported, so what follows from
+    /// their unreplaced text is not.
+    unresolved: HashSet<String>,
+}
+
+impl<'a> Report<'a> {
+    fn new(lines: &'a KeyLines) -> Self {
+        Self {
+            lines,
+            errors: Vec::new(),
+            unresolved: HashSet::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// A problem with `key` (a path such as `sources[0].signing_secret`), on its line.
+    fn at(&mut self, key: &str, message: impl Into<String>) {
+        self.on(key, key, message);
+    }
+
+    /// A problem with `key`, shown on the line of `line_of` (the key that causes it).
+    fn on(&mut self, key: &str, line_of: &str, message: impl Into<String>) {
+        let follows_from_a_variable = self.unresolved.iter().any(|path| {
+            path == key
+                || path
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.starts_with('['))
+        });
+        if follows_from_a_variable {
+            return;
+        }
+        self.errors.push(ConfigError {
+            file: None,
+            line: self.lines.line(line_of),
+            key: Some(key.to_owned()),
+            message: message.into(),
+        });
+    }
+
+    /// A problem that no line of the file shows (an override).
+    fn elsewhere(&mut self, key: String, message: String) {
+        self.errors.push(ConfigError {
+            file: None,
+            line: None,
+            key: Some(key),
+            message,
+        });
+    }
+
+    /// A `${VAR}` of the value at `path` that cannot be replaced; named by the key written
+    /// on its line (`signing_secret`), as a reader looks for it.
+    fn variable(&mut self, path: &str, message: String) {
+        let written = path.rsplit('.').next().unwrap_or(path);
+        let written = written.split('[').next().unwrap_or(written);
+        self.errors.push(ConfigError {
+            file: None,
+            line: self.lines.line(path),
+            key: Some(written.to_owned()),
+            message,
+        });
+        self.unresolved.insert(path.to_owned());
+    }
+
+    /// `value` when nothing was reported; otherwise every problem.
+    fn finish<T>(self, value: Option<T>) -> Result<T, ConfigErrors> {
+        match (ConfigErrors::from_vec(self.errors), value) {
+            (Some(errors), _) => Err(errors),
+            (None, Some(value)) => Ok(value),
+            (None, None) => Err(ConfigError {
+                file: None,
+                line: None,
+                key: None,
+                message: "not a valid configuration".to_owned(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// Reads table `name` into `T`. serde stops at the first mistake; the key it stopped at is
+/// reported, left out, and the table read again, so one run reports every mistake in it.
+/// `None` when there was any (the table is then not checked further).
+fn section<T: serde::de::DeserializeOwned>(
+    report: &mut Report<'_>,
+    name: &str,
+    mut value: toml::Value,
+) -> Option<T> {
+    let before = report.len();
+    let mut reported = HashSet::new();
+    loop {
+        let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(parsed) => return (report.len() == before).then_some(parsed),
+            Err(error) => error,
+        };
+        let mut steps: Vec<Step> = error
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(Step::Key(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => Some(Step::Index(*index)),
+                _ => None,
+            })
+            .collect();
+        let message = error.into_inner().message().trim().to_owned();
+        // serde names an unknown or missing field in its message, at times only there.
+        if let Some(field) = field_named_in(&message) {
+            if !matches!(steps.last(), Some(Step::Key(last)) if *last == field) {
+                steps.push(Step::Key(field));
+            }
+        }
+        let path = path_of(name, &steps);
+        // A key left out for its bad value is then missing: said already.
+        if reported.insert(path.clone()) {
+            report.at(&path, message);
+        }
+        if !remove_at(&mut value, &steps) {
+            return None;
+        }
+    }
+}
+
+/// One step of a path into a TOML value.
+#[derive(Debug)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn path_of(name: &str, steps: &[Step]) -> String {
+    let mut path = name.to_owned();
+    for step in steps {
+        match step {
+            Step::Key(key) => {
+                path.push('.');
+                path.push_str(key);
+            }
+            Step::Index(index) => path.push_str(&format!("[{index}]")),
+        }
+    }
+    path
+}
+
+/// Removes the key at `steps` from `value`; false when there is no such key.
+fn remove_at(value: &mut toml::Value, steps: &[Step]) -> bool {
+    let Some((Step::Key(last), parents)) = steps.split_last() else {
+        return false;
+    };
+    let mut current = value;
+    for step in parents {
+        let next = match (step, current) {
+            (Step::Key(key), toml::Value::Table(table)) => table.get_mut(key),
+            (Step::Index(index), toml::Value::Array(items)) => items.get_mut(*index),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return false;
+        };
+        current = next;
+    }
+    match current {
+        toml::Value::Table(table) => table.remove(last).is_some(),
+        _ => false,
+    }
+}
+
+/// The field of serde's "unknown field `x`" and "missing field `x`" messages.
+fn field_named_in(message: &str) -> Option<String> {
+    ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|marker| message.split_once(marker))
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned())
+}
+
 impl Config {
     /// Reads and validates a configuration file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         Self::load_with(path, &Overrides::from_env())
     }
 
     /// Reads and validates a configuration file, with `overrides` applied over it.
-    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ConfigErrors> {
         let text = read_file(path)?;
-        Self::parse_with(&text, |name| std::env::var(name).ok(), overrides).map_err(|mut error| {
-            error.file = Some(path.to_path_buf());
-            error
-        })
+        Self::parse_with(&text, |name| std::env::var(name).ok(), overrides)
+            .map_err(|errors| errors.in_file(path))
     }
 
     /// Parses and validates configuration text; `env` resolves `${VARS}`.
@@ -832,7 +1102,7 @@ impl Config {
     /// The text is parsed first and `${VARS}` are replaced inside the parsed string values:
     /// a variable's value is data, whatever it holds (quotes, newlines, `'`), and cannot
     /// change the document's structure in any TOML string form.
-    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         Self::parse_with(text, env, &Overrides::default())
     }
 
@@ -841,316 +1111,481 @@ impl Config {
         text: &str,
         env: impl Fn(&str) -> Option<String>,
         overrides: &Overrides,
-    ) -> Result<Self, ConfigError> {
-        let mut document: toml::Table =
-            toml::from_str(text).map_err(|error| toml_error(text, &error))?;
-        interpolate_table(&mut document, text, &env)?;
-        overrides.apply(&mut document)?;
+    ) -> Result<Self, ConfigErrors> {
+        let lines = KeyLines::parse(text)?;
+        let mut document = parse_document(text)?;
+        let mut report = Report::new(&lines);
+        interpolate_table(&mut document, "", &env, &mut report);
+        overrides.apply(&mut document, &mut report);
         default_store_type(&mut document);
-        let config: Config =
-            toml::Value::Table(document)
-                .try_into()
-                .map_err(|error: toml::de::Error| {
-                    // The parsed values carry no positions; the same error found in the text
-                    // (variables unreplaced: they are inside strings) has its line.
-                    match toml::from_str::<Config>(text) {
-                        Err(original) if original.message() == error.message() => {
-                            toml_error(text, &original)
-                        }
-                        _ => toml_error(text, &error),
-                    }
-                })?;
-        config.validate(text)?;
-        Ok(config)
+        let config = Self::read(document, &mut report);
+        report.finish(Some(config))
     }
 
-    /// Checks what TOML's shape cannot: ids, references, and each component's options.
-    fn validate(&self, text: &str) -> Result<(), ConfigError> {
-        let mut seen = HashSet::new();
-        for (index, source) in self.sources.iter().enumerate() {
-            let at = |key: &str, message: String| ConfigError {
-                file: None,
-                line: find_key_line(text, "sources", index, key),
-                key: Some(format!("sources[{index}].{key}")),
-                message,
-            };
-            if !seen.insert(source.id.clone()) {
-                return Err(at("id", format!("duplicate source id {:?}", source.id)));
-            }
-            if !valid_id(&source.id) {
-                return Err(at(
-                    "id",
-                    "ids are letters, digits, `-`, `_` and `.`".to_owned(),
-                ));
-            }
-            let Some(registration) = rollcall_core::registration(&source.connector) else {
-                let known: Vec<_> = rollcall_core::registrations()
-                    .iter()
-                    .map(|r| r.name)
-                    .collect();
-                return Err(at(
-                    "connector",
-                    format!(
-                        "unknown connector {:?} (this build has: {})",
-                        source.connector,
-                        known.join(", ")
-                    ),
-                ));
-            };
-            let options = rollcall_core::SourceOptions::new(&source.id, source.options.clone());
-            match (registration.build)(&options) {
-                Err(error) => return Err(at(&option_key(&error), error.message)),
-                Ok(connector) if source.sync_interval.is_some() && !connector.lists_users() => {
-                    return Err(at(
-                        "sync_interval",
-                        format!(
-                            "source {:?} cannot list users (connector {} without its API \
-                             options; see docs/connectors/{}.md)",
-                            source.id, source.connector, source.connector
-                        ),
-                    ))
-                }
-                Ok(_) => {}
+    /// Reads every table of `document`, and checks what TOML's shape cannot: ids,
+    /// references, limits that depend on each other, and each component's options.
+    fn read(mut document: toml::Table, report: &mut Report<'_>) -> Self {
+        let mut config = Self::default();
+        let mut take = |name: &str| document.remove(name);
+        if let Some(value) = take("ingest") {
+            if let Some(ingest) = section::<IngestConfig>(report, "ingest", value) {
+                ingest.check(report);
+                config.ingest = ingest;
             }
         }
-        let mut seen = HashSet::new();
-        for (index, sink) in self.sinks.iter().enumerate() {
-            let at = |key: &str, message: String| ConfigError {
-                file: None,
-                line: find_key_line(text, "sinks", index, key),
-                key: Some(format!("sinks[{index}].{key}")),
-                message,
-            };
-            if !seen.insert(sink.id.clone()) {
-                return Err(at("id", format!("duplicate sink id {:?}", sink.id)));
-            }
-            if !valid_id(&sink.id) {
-                return Err(at(
-                    "id",
-                    "ids are letters, digits, `-`, `_` and `.`".to_owned(),
-                ));
-            }
-            for source in sink.sources.iter().flatten() {
-                if !self.sources.iter().any(|s| &s.id == source) {
-                    return Err(at("sources", format!("no source with id {source:?}")));
-                }
-            }
-            let Some(registration) = rollcall_core::sink_registration(&sink.kind) else {
-                let known: Vec<_> = rollcall_core::sink_registrations()
-                    .iter()
-                    .map(|r| r.kind)
-                    .collect();
-                return Err(at(
-                    "type",
-                    format!(
-                        "unknown sink type {:?} (this build has: {})",
-                        sink.kind,
-                        known.join(", ")
-                    ),
-                ));
-            };
-            let options = rollcall_core::SinkOptions::new(&sink.id, sink.options.clone());
-            if let Err(error) = (registration.build)(&options) {
-                return Err(at(&option_key(&error), error.message));
+        if let Some(value) = take("admin") {
+            if let Some(admin) = section::<AdminConfig>(report, "admin", value) {
+                admin.check(report);
+                config.admin = admin;
             }
         }
+        if let Some(value) = take("store") {
+            if let Some(store) = section::<StoreConfig>(report, "store", value) {
+                store.check(report);
+                config.store = store;
+            }
+        }
+        if let Some(value) = take("delivery") {
+            if let Some(delivery) = section::<DeliveryConfig>(report, "delivery", value) {
+                delivery.check(report);
+                config.delivery = delivery;
+            }
+        }
+        if let Some(value) = take("log") {
+            config.log = section(report, "log", value).unwrap_or_default();
+        }
+        if let Some(value) = take("traces") {
+            if let Some(traces) = section::<TracesConfig>(report, "traces", value) {
+                traces.check(report);
+                config.traces = traces;
+            }
+        }
+        let mut source_ids = Vec::new();
+        if let Some(value) = take("sources") {
+            for (index, item) in array_of_tables(report, "sources", value)
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(source) = SourceConfig::read(report, index, item, &mut source_ids) {
+                    config.sources.push(source);
+                }
+            }
+        }
+        if let Some(value) = take("sinks") {
+            let mut sink_ids = HashSet::new();
+            for (index, item) in array_of_tables(report, "sinks", value)
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(sink) =
+                    SinkConfig::read(report, index, item, &source_ids, &mut sink_ids)
+                {
+                    config.sinks.push(sink);
+                }
+            }
+        }
+        for key in document.keys() {
+            report.at(
+                key,
+                "unknown key (the tables are ingest, admin, store, delivery, log, traces, \
+                 [[sources]] and [[sinks]])",
+            );
+        }
+        config
+    }
+}
+
+/// The tables of `[[name]]`.
+fn array_of_tables(report: &mut Report<'_>, name: &str, value: toml::Value) -> Vec<toml::Value> {
+    match value {
+        toml::Value::Array(items) => items,
+        _ => {
+            report.at(name, format!("must be an array of tables ([[{name}]])"));
+            Vec::new()
+        }
+    }
+}
+
+/// A component's table as JSON, the form its options are read from.
+fn json_table(
+    report: &mut Report<'_>,
+    path: &str,
+    value: toml::Value,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if !value.is_table() {
+        report.at(path, "must be a table");
+        return None;
+    }
+    serde_json::Map::deserialize(value)
+        .map_err(|error| report.at(path, error.message().trim().to_owned()))
+        .ok()
+}
+
+/// Builds a component from `options` and reports what it refuses, each at its option's
+/// line. An option it refuses is left out and the component built again, so every unknown
+/// option is reported at once. `None` when any was refused.
+fn build_reporting<T>(
+    report: &mut Report<'_>,
+    path: &str,
+    mut options: serde_json::Map<String, serde_json::Value>,
+    build: impl Fn(serde_json::Value) -> Result<T, rollcall_core::ConfigError>,
+) -> Option<T> {
+    let mut refused = HashSet::new();
+    loop {
+        let error = match build(serde_json::Value::Object(options.clone())) {
+            Ok(built) => return refused.is_empty().then_some(built),
+            Err(error) => error,
+        };
+        let key = option_key(&error);
+        let at = if key.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}.{key}")
+        };
+        // The same option refused again once left out ("is required"): said already.
+        if refused.insert(key.clone()) {
+            report.at(&at, error.message);
+        }
+        options.remove(&key)?;
+    }
+}
+
+impl SourceConfig {
+    /// Reads and checks `[[sources]]` number `index`; records its id in `ids`.
+    fn read(
+        report: &mut Report<'_>,
+        index: usize,
+        value: toml::Value,
+        ids: &mut Vec<String>,
+    ) -> Option<Self> {
+        let path = format!("sources[{index}]");
+        let key = |name: &str| format!("{path}.{name}");
+        let before = report.len();
+        let mut table = json_table(report, &path, value)?;
+        let id = take_string(&mut table, "id")
+            .map_err(|message| report.at(&key("id"), message))
+            .ok();
+        if let Some(id) = &id {
+            if ids.contains(id) {
+                report.at(&key("id"), format!("duplicate source id {id:?}"));
+            } else if !valid_id(id) {
+                report.at(&key("id"), "ids are letters, digits, `-`, `_` and `.`");
+            }
+            ids.push(id.clone());
+        }
+        let connector = take_string(&mut table, "connector")
+            .map_err(|message| report.at(&key("connector"), message))
+            .ok();
+        let sync_interval = table
+            .remove("sync_interval")
+            .map(|value| parse_interval(&value))
+            .transpose()
+            .map_err(|message| report.at(&key("sync_interval"), message))
+            .ok()
+            .flatten();
+        let connector = connector?;
+        let Some(registration) = rollcall_core::registration(&connector) else {
+            let known: Vec<_> = rollcall_core::registrations()
+                .iter()
+                .map(|r| r.name)
+                .collect();
+            report.at(
+                &key("connector"),
+                format!(
+                    "unknown connector {connector:?} (this build has: {})",
+                    known.join(", ")
+                ),
+            );
+            return None;
+        };
+        let id = id?;
+        let built = build_reporting(report, &path, table.clone(), |options| {
+            (registration.build)(&rollcall_core::SourceOptions::new(&id, options))
+        })?;
+        if sync_interval.is_some() && !built.lists_users() {
+            report.at(
+                &key("sync_interval"),
+                format!(
+                    "source {id:?} cannot list users (connector {connector} without its API \
+                     options; see docs/connectors/{connector}.md)"
+                ),
+            );
+        }
+        (report.len() == before).then_some(Self {
+            id,
+            connector,
+            sync_interval,
+            options: serde_json::Value::Object(table),
+        })
+    }
+}
+
+impl SinkConfig {
+    /// Reads and checks `[[sinks]]` number `index`; `source_ids` are the configured sources.
+    fn read(
+        report: &mut Report<'_>,
+        index: usize,
+        value: toml::Value,
+        source_ids: &[String],
+        ids: &mut HashSet<String>,
+    ) -> Option<Self> {
+        let path = format!("sinks[{index}]");
+        let key = |name: &str| format!("{path}.{name}");
+        let before = report.len();
+        let mut table = json_table(report, &path, value)?;
+        let id = take_string(&mut table, "id")
+            .map_err(|message| report.at(&key("id"), message))
+            .ok();
+        if let Some(id) = &id {
+            if !ids.insert(id.clone()) {
+                report.at(&key("id"), format!("duplicate sink id {id:?}"));
+            } else if !valid_id(id) {
+                report.at(&key("id"), "ids are letters, digits, `-`, `_` and `.`");
+            }
+        }
+        let kind = take_string(&mut table, "type")
+            .map_err(|message| report.at(&key("type"), message))
+            .ok();
+        let sources: Option<Vec<String>> = table
+            .remove("sources")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| report.at(&key("sources"), error.to_string()))
+            .ok()
+            .flatten();
+        for source in sources.iter().flatten() {
+            if !source_ids.contains(source) {
+                report.at(&key("sources"), format!("no source with id {source:?}"));
+            }
+        }
+        let types = table
+            .remove("types")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| {
+                report.at(
+                    &key("types"),
+                    format!("{error} (expected user.created, user.updated, user.deleted)"),
+                )
+            })
+            .ok()
+            .flatten();
+        let format = table
+            .remove("format")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| {
+                report.at(
+                    &key("format"),
+                    format!("{error} (expected native or cloudevents)"),
+                )
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let kind = kind?;
+        let mut problems = Vec::new();
+        let delivery = SinkDelivery::take(&kind, &mut table, &mut problems);
+        for (name, message) in problems {
+            report.at(&key(name), message);
+        }
+        let Some(registration) = rollcall_core::sink_registration(&kind) else {
+            let known: Vec<_> = rollcall_core::sink_registrations()
+                .iter()
+                .map(|r| r.kind)
+                .collect();
+            report.at(
+                &key("type"),
+                format!(
+                    "unknown sink type {kind:?} (this build has: {})",
+                    known.join(", ")
+                ),
+            );
+            return None;
+        };
+        let id = id?;
+        build_reporting(report, &path, table.clone(), |options| {
+            (registration.build)(&rollcall_core::SinkOptions::new(&id, options))
+        })?;
+        (report.len() == before).then_some(Self {
+            id,
+            kind,
+            sources,
+            types,
+            format,
+            delivery,
+            options: serde_json::Value::Object(table),
+        })
+    }
+}
+
+impl IngestConfig {
+    /// The limits that depend on each other.
+    fn check(&self, report: &mut Report<'_>) {
+        let mut at = |key: &str, message: String| report.at(&format!("ingest.{key}"), message);
+        for (key, value) in [
+            ("request_timeout_seconds", self.request_timeout_seconds),
+            ("body_timeout_seconds", self.body_timeout_seconds),
+            (
+                "header_read_timeout_seconds",
+                self.header_read_timeout_seconds,
+            ),
+            ("max_connections", self.max_connections as u64),
+            ("max_body_bytes", self.max_body_bytes as u64),
+            (
+                "max_requests_per_source",
+                self.max_requests_per_source as u64,
+            ),
+        ] {
+            if value == 0 {
+                at(key, "must be at least 1".to_owned());
+            }
+        }
+        let in_flight = self.max_body_bytes_in_flight;
+        // An eighth is reserved for small bodies; the rest must hold the largest one.
+        if in_flight - in_flight / 8 < self.max_body_bytes {
+            at(
+                "max_body_bytes_in_flight",
+                format!(
+                    "must be at least 8/7 of ingest.max_body_bytes ({}): an eighth is kept \
+                     for small bodies, and the rest must hold a body of the largest accepted size",
+                    self.max_body_bytes
+                ),
+            );
+        }
+        if u32::try_from(self.max_body_bytes).is_err() {
+            at("max_body_bytes", "must be less than 4 GiB".to_owned());
+        }
+        if self.body_timeout_seconds >= self.request_timeout_seconds {
+            at(
+                "body_timeout_seconds",
+                format!(
+                    "must be less than ingest.request_timeout_seconds ({}), so a slow body is \
+                     answered 408 body_timeout before the request times out",
+                    self.request_timeout_seconds
+                ),
+            );
+        }
+    }
+}
+
+impl AdminConfig {
+    fn check(&self, report: &mut Report<'_>) {
         // An empty token (`token = ""`, or `${VAR}` set to nothing) would otherwise be a
         // token that every request without credentials matches: never a way to turn auth off.
         if self
-            .admin
             .scoped_tokens()
             .iter()
             .any(|(token, _)| token.expose().trim().is_empty())
         {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "admin", "token"),
-                key: Some("admin.token".to_owned()),
-                message: "must not be empty or whitespace (remove the key to run without a \
-                          token on loopback)"
-                    .to_owned(),
-            });
+            report.at(
+                "admin.token",
+                "must not be empty or whitespace (remove the key to run without a token on \
+                 loopback)",
+            );
         }
-        if !self.admin.listen.ip().is_loopback() && self.admin.scoped_tokens().is_empty() {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "admin", "listen"),
-                key: Some("admin.token".to_owned()),
-                message: "required when admin listens beyond loopback".to_owned(),
-            });
+        if !self.listen.ip().is_loopback() && self.scoped_tokens().is_empty() {
+            report.on(
+                "admin.token",
+                "admin.listen",
+                "required when admin listens beyond loopback",
+            );
         }
-        if let StoreConfig::Postgres {
+        for (key, value) in [
+            (
+                "header_read_timeout_seconds",
+                self.header_read_timeout_seconds,
+            ),
+            ("max_connections", self.max_connections as u64),
+        ] {
+            if value == 0 {
+                report.at(&format!("admin.{key}"), "must be at least 1");
+            }
+        }
+    }
+}
+
+impl StoreConfig {
+    fn check(&self, report: &mut Report<'_>) {
+        if let Self::Postgres {
             schema, pool_size, ..
-        } = &self.store
+        } = self
         {
-            let store_at = |key: &str, message: String| ConfigError {
-                file: None,
-                line: find_section_key_line(text, "store", key),
-                key: Some(format!("store.{key}")),
-                message,
-            };
             if !rollcall_store::is_valid_postgres_schema(schema) {
-                return Err(store_at(
-                    "schema",
+                report.at(
+                    "store.schema",
                     format!(
                         "{schema:?} is not a schema name rollcall accepts: lower-case letters, \
                          digits and _, not starting with a digit or pg_, at most 63"
                     ),
-                ));
+                );
             }
             if *pool_size < 2 {
-                return Err(store_at(
-                    "pool_size",
-                    "must be at least 2 (ingest holds one connection while reads use others)"
-                        .to_owned(),
-                ));
+                report.at(
+                    "store.pool_size",
+                    "must be at least 2 (ingest holds one connection while reads use others)",
+                );
             }
         }
         let RetentionKeys {
             retention_hours,
             dedup_retention_hours,
             ..
-        } = self.store.retention_keys();
+        } = self.retention_keys();
         if retention_hours > 0
             && dedup_retention_hours > 0
             && dedup_retention_hours < retention_hours
         {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "store", "dedup_retention_hours"),
-                key: Some("store.dedup_retention_hours".to_owned()),
-                message: format!(
+            report.at(
+                "store.dedup_retention_hours",
+                format!(
                     "must be 0 (keep forever) or at least store.retention_hours ({retention_hours}): \
                      a repeated delivery whose events are still in the journal must stay a duplicate"
                 ),
-            });
+            );
         }
-        let ingest_at = |key: &str, message: String| ConfigError {
-            file: None,
-            line: find_section_key_line(text, "ingest", key),
-            key: Some(format!("ingest.{key}")),
-            message,
-        };
-        for (key, value) in [
-            (
-                "request_timeout_seconds",
-                self.ingest.request_timeout_seconds,
-            ),
-            ("body_timeout_seconds", self.ingest.body_timeout_seconds),
-            (
-                "header_read_timeout_seconds",
-                self.ingest.header_read_timeout_seconds,
-            ),
-            ("max_connections", self.ingest.max_connections as u64),
-            ("max_body_bytes", self.ingest.max_body_bytes as u64),
-            (
-                "max_requests_per_source",
-                self.ingest.max_requests_per_source as u64,
-            ),
-        ] {
-            if value == 0 {
-                return Err(ingest_at(key, "must be at least 1".to_owned()));
-            }
+    }
+}
+
+impl DeliveryConfig {
+    fn check(&self, report: &mut Report<'_>) {
+        if self.lease_seconds < 2 {
+            report.at(
+                "delivery.lease_seconds",
+                "must be at least 2 (a worker renews its lease past half its life)",
+            );
         }
-        let in_flight = self.ingest.max_body_bytes_in_flight;
-        // An eighth is reserved for small bodies; the rest must hold the largest one.
-        if in_flight - in_flight / 8 < self.ingest.max_body_bytes {
-            return Err(ingest_at(
-                "max_body_bytes_in_flight",
-                format!(
-                    "must be at least 8/7 of ingest.max_body_bytes ({}): an eighth is kept \
-                     for small bodies, and the rest must hold a body of the largest accepted size",
-                    self.ingest.max_body_bytes
-                ),
-            ));
+        if self.batch_size == 0 {
+            report.at(
+                "delivery.batch_size",
+                "must be at least 1 (with 0 no event would ever be delivered)",
+            );
         }
-        if u32::try_from(self.ingest.max_body_bytes).is_err() {
-            return Err(ingest_at(
-                "max_body_bytes",
-                "must be less than 4 GiB".to_owned(),
-            ));
+        if self.max_attempts == 0 {
+            report.at("delivery.max_attempts", "must be at least 1");
         }
-        if self.ingest.body_timeout_seconds >= self.ingest.request_timeout_seconds {
-            return Err(ingest_at(
-                "body_timeout_seconds",
-                format!(
-                    "must be less than ingest.request_timeout_seconds ({}), so a slow body is \
-                     answered 408 body_timeout before the request times out",
-                    self.ingest.request_timeout_seconds
-                ),
-            ));
+    }
+}
+
+impl TracesConfig {
+    fn check(&self, report: &mut Report<'_>) {
+        if self.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
+            report.at(
+                "traces.otlp_endpoint",
+                "this build exports no traces (build rollcall with --features otlp)",
+            );
         }
-        for (key, value) in [
-            (
-                "header_read_timeout_seconds",
-                self.admin.header_read_timeout_seconds,
-            ),
-            ("max_connections", self.admin.max_connections as u64),
-        ] {
-            if value == 0 {
-                return Err(ConfigError {
-                    file: None,
-                    line: find_section_key_line(text, "admin", key),
-                    key: Some(format!("admin.{key}")),
-                    message: "must be at least 1".to_owned(),
-                });
-            }
-        }
-        if self.traces.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "traces", "otlp_endpoint"),
-                key: Some("traces.otlp_endpoint".to_owned()),
-                message: "this build exports no traces (build rollcall with --features otlp)"
-                    .to_owned(),
-            });
-        }
-        if self.delivery.lease_seconds < 2 {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "delivery", "lease_seconds"),
-                key: Some("delivery.lease_seconds".to_owned()),
-                message: "must be at least 2 (a worker renews its lease past half its life)"
-                    .to_owned(),
-            });
-        }
-        if self.delivery.batch_size == 0 {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "delivery", "batch_size"),
-                key: Some("delivery.batch_size".to_owned()),
-                message: "must be at least 1 (with 0 no event would ever be delivered)".to_owned(),
-            });
-        }
-        if self.delivery.max_attempts == 0 {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "delivery", "max_attempts"),
-                key: Some("delivery.max_attempts".to_owned()),
-                message: "must be at least 1".to_owned(),
-            });
-        }
-        Ok(())
     }
 }
 
 /// The top-level option a component's error is about. serde reports unknown and missing
 /// fields at the table itself (`.`), so the field's name is taken from the message.
 fn option_key(error: &rollcall_core::ConfigError) -> String {
-    let top = error.key.split('.').next().unwrap_or("");
+    let top = error.key.split(['.', '[']).next().unwrap_or("");
     if !top.is_empty() {
         return top.to_owned();
     }
-    ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|marker| {
-            error
-                .message
-                .split_once(marker)
-                .and_then(|(_, rest)| rest.split_once('`'))
-                .map(|(name, _)| name.to_owned())
-        })
-        .unwrap_or_default()
+    field_named_in(&error.message).unwrap_or_default()
 }
 
 fn valid_id(id: &str) -> bool {
@@ -1161,102 +1596,75 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// A TOML error as a configuration error, with the line of its span in `text` and, for an
-/// unknown key, that key's own line.
-fn toml_error(text: &str, error: &toml::de::Error) -> ConfigError {
-    let message = error.message().trim().to_owned();
-    let span_line = error.span().map(|span| line_of(text, span.start));
-    // For an unknown key inside a tagged table (`[store]`) the span covers the whole table;
-    // the key's own line is more useful.
-    let key = message
-        .split_once("unknown field `")
-        .and_then(|(_, rest)| rest.split_once('`'))
-        .map(|(name, _)| name.to_owned());
-    let line = key
-        .as_deref()
-        .and_then(|key| first_key_line(text, key, span_line.unwrap_or(1)))
-        .or(span_line);
-    ConfigError {
-        file: None,
-        line,
-        key,
-        message,
-    }
+/// The values of a document the parser accepted.
+fn parse_document(text: &str) -> Result<toml::Table, ConfigErrors> {
+    toml::from_str(text).map_err(|error: toml::de::Error| {
+        ConfigError {
+            file: None,
+            line: error.span().map(|span| line_at(text, span.start)),
+            key: None,
+            message: error.message().trim().to_owned(),
+        }
+        .into()
+    })
 }
 
 /// Replaces `${NAME}` in every string value of `table` (nested tables and arrays
-/// included). An unset variable is an error naming the line of the text it is on.
+/// included); `prefix` is the table's path. Each variable that cannot be replaced is
+/// reported at its value's line.
 fn interpolate_table(
     table: &mut toml::Table,
-    text: &str,
+    prefix: &str,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
-    for (_, value) in table.iter_mut() {
-        interpolate_value(value, text, env)?;
+    report: &mut Report<'_>,
+) {
+    for (key, value) in table.iter_mut() {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        interpolate_value(value, &path, env, report);
     }
-    Ok(())
 }
 
 fn interpolate_value(
     value: &mut toml::Value,
-    text: &str,
+    path: &str,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
+    report: &mut Report<'_>,
+) {
     match value {
-        toml::Value::String(string) if string.contains("${") => {
-            *string = interpolate(string, text, env)?;
-        }
+        toml::Value::String(string) if string.contains("${") => match interpolate(string, env) {
+            Ok(replaced) => *string = replaced,
+            Err(message) => report.variable(path, message),
+        },
         toml::Value::Array(items) => {
-            for item in items {
-                interpolate_value(item, text, env)?;
+            for (index, item) in items.iter_mut().enumerate() {
+                interpolate_value(item, &format!("{path}[{index}]"), env, report);
             }
         }
-        toml::Value::Table(table) => interpolate_table(table, text, env)?,
+        toml::Value::Table(table) => interpolate_table(table, path, env, report),
         _ => {}
     }
-    Ok(())
 }
 
 /// `value` with each `${NAME}` replaced by the variable's value, taken as it is.
-fn interpolate(
-    value: &str,
-    text: &str,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+fn interpolate(value: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let at = |needle: &str, message: String| {
-            let line = variable_line(text, needle);
-            ConfigError {
-                file: None,
-                line,
-                key: line.and_then(|line| {
-                    text.lines()
-                        .nth(line - 1)
-                        .and_then(|line| key_of_line(split_comment(line).0))
-                }),
-                message,
-            }
-        };
         let Some(end) = after.find('}') else {
-            return Err(at("${", "unterminated `${`".to_owned()));
+            return Err("unterminated `${`".to_owned());
         };
         let name = &after[..end];
-        let needle = format!("${{{name}}}");
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(at(
-                &needle,
-                format!("`{needle}` is not a valid variable name"),
-            ));
+            return Err(format!("`${{{name}}}` is not a valid variable name"));
         }
         let Some(variable) = env(name) else {
-            return Err(at(
-                &needle,
-                format!("environment variable {name} is not set"),
-            ));
+            return Err(format!("environment variable {name} is not set"));
         };
         out.push_str(&variable);
         rest = &after[end + 1..];
@@ -1265,99 +1673,15 @@ fn interpolate(
     Ok(out)
 }
 
-/// The first line (1-based) holding `needle` outside a comment.
-fn variable_line(text: &str, needle: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| split_comment(line).0.contains(needle))
-        .map(|index| index + 1)
-}
-
-/// Splits a line at a `#` that is outside any string.
-fn split_comment(line: &str) -> (&str, &str) {
-    let mut in_basic = false;
-    let mut in_literal = false;
-    let mut escaped = false;
-    for (index, c) in line.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_basic => escaped = true,
-            '"' if !in_literal => in_basic = !in_basic,
-            '\'' if !in_basic => in_literal = !in_literal,
-            '#' if !in_basic && !in_literal => return line.split_at(index),
-            _ => {}
+fn read_file(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|error| {
+        ConfigError {
+            file: Some(path.to_path_buf()),
+            line: None,
+            key: None,
+            message: format!("cannot read: {error}"),
         }
-    }
-    (line, "")
-}
-
-fn key_of_line(line: &str) -> Option<String> {
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches('"');
-    (!key.is_empty()).then(|| key.to_owned())
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// The first line at or after `from` (1-based) that sets `key`.
-fn first_key_line(text: &str, key: &str, from: usize) -> Option<usize> {
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .find(|(_, line)| key_of_line(split_comment(line).0).as_deref() == Some(key))
-        .map(|(number, _)| number + 1)
-}
-
-/// The line of `key` inside the `index`-th `[[array]]` table, or of the table header.
-fn find_key_line(text: &str, array: &str, index: usize, key: &str) -> Option<usize> {
-    let header = format!("[[{array}]]");
-    let mut count = 0;
-    let mut inside = false;
-    let mut header_line = None;
-    for (number, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            if trimmed.starts_with(&header) {
-                inside = count == index;
-                if inside {
-                    header_line = Some(number + 1);
-                }
-                count += 1;
-            } else {
-                inside = false;
-            }
-            continue;
-        }
-        if inside && key_of_line(split_comment(line).0).as_deref() == Some(key) {
-            return Some(number + 1);
-        }
-    }
-    header_line
-}
-
-fn find_section_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
-    let header = format!("[{section}]");
-    let mut inside = false;
-    for (number, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            inside = trimmed.starts_with(&header);
-            continue;
-        }
-        if inside && key_of_line(split_comment(line).0).as_deref() == Some(key) {
-            return Some(number + 1);
-        }
-    }
-    None
-}
-
-fn read_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|error| ConfigError {
-        file: Some(path.to_path_buf()),
-        line: None,
-        key: None,
-        message: format!("cannot read: {error}"),
+        .into()
     })
 }
 
@@ -1374,33 +1698,35 @@ impl AdminConfig {
     /// Only the `[admin]` table of a configuration file (with its overrides): what the
     /// operator commands need. The rest of the file, and the variables it names, are not
     /// read, so an operator needs neither the sources' secrets nor the sinks' passwords.
-    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::load_text(&read_file(path)?, overrides).map_err(|mut error| {
-            error.file = Some(path.to_path_buf());
-            error
-        })
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigErrors> {
+        Self::load_text(&read_file(path)?, overrides).map_err(|errors| errors.in_file(path))
     }
 
     /// The defaults with `overrides` applied (`ROLLCALL_ADMIN_LISTEN`, `ROLLCALL_ADMIN_TOKEN`).
-    pub fn from_overrides(overrides: &Overrides) -> Result<Self, ConfigError> {
+    pub fn from_overrides(overrides: &Overrides) -> Result<Self, ConfigErrors> {
         Self::load_text("", overrides)
     }
 
-    fn load_text(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let mut document: toml::Table =
-            toml::from_str(text).map_err(|error| toml_error(text, &error))?;
+    fn load_text(text: &str, overrides: &Overrides) -> Result<Self, ConfigErrors> {
+        let lines = KeyLines::parse(text)?;
+        let mut document = parse_document(text)?;
         let mut admin = toml::Table::new();
         if let Some(table) = document.remove("admin") {
             admin.insert("admin".to_owned(), table);
         }
-        interpolate_table(&mut admin, text, &|name: &str| std::env::var(name).ok())?;
-        overrides.only("admin").apply(&mut admin)?;
+        let mut report = Report::new(&lines);
+        interpolate_table(
+            &mut admin,
+            "",
+            &|name: &str| std::env::var(name).ok(),
+            &mut report,
+        );
+        overrides.only("admin").apply(&mut admin, &mut report);
         let table = admin
             .remove("admin")
             .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
-        table
-            .try_into()
-            .map_err(|error: toml::de::Error| toml_error(text, &error))
+        let parsed = section(&mut report, "admin", table);
+        report.finish(parsed)
     }
 }
 
@@ -1475,44 +1801,69 @@ impl Overrides {
         )
     }
 
-    /// Writes each value into `document`, typed as the schema types its key.
-    fn apply(&self, document: &mut toml::Table) -> Result<(), ConfigError> {
+    /// Writes each value into `document`, typed as the schema types its key; a value that
+    /// cannot be set is reported, naming where it came from.
+    fn apply(&self, document: &mut toml::Table, report: &mut Report<'_>) {
         if self.0.is_empty() {
-            return Ok(());
+            return;
         }
         let schema = schema();
         for item in &self.0 {
-            let error = |message: String| ConfigError {
-                file: None,
-                line: None,
-                key: Some(format!("{}.{}", item.table, item.key)),
-                message: format!("{message} (set by {})", item.origin),
+            let mut error = |message: String| {
+                report.elsewhere(
+                    format!("{}.{}", item.table, item.key),
+                    format!("{message} (set by {})", item.origin),
+                )
             };
-            let property = &schema["properties"][&item.table]["properties"][&item.key];
-            if property.is_null() {
-                return Err(error("unknown key".to_owned()));
-            }
-            let value = typed_value(&item.value, property).map_err(error)?;
+            let Some(property) = property_schema(&schema["properties"][&item.table], &item.key)
+            else {
+                error("unknown key".to_owned());
+                continue;
+            };
+            let value = match typed_value(&item.value, property) {
+                Ok(value) => value,
+                Err(message) => {
+                    error(message);
+                    continue;
+                }
+            };
             let table = document
                 .entry(item.table.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             let toml::Value::Table(table) = table else {
-                return Err(error(format!(
-                    "[{}] is not a table in the file",
-                    item.table
-                )));
+                error(format!("[{}] is not a table in the file", item.table));
+                continue;
             };
             table.insert(item.key.clone(), value);
         }
-        Ok(())
     }
+}
+
+/// The schema of `key` in a table's schema: among its `properties`, or those of any of its
+/// alternatives (`[store]` is one table per `type`).
+fn property_schema<'a>(table: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    let alternatives = ["oneOf", "anyOf"]
+        .iter()
+        .filter_map(|name| table[*name].as_array())
+        .flatten();
+    std::iter::once(table)
+        .chain(alternatives)
+        .find_map(|schema| schema["properties"].get(key))
 }
 
 /// `text` as the JSON Schema `property` types it: a string stays a string (a token of
 /// digits is still a token); numbers, booleans and arrays (in TOML syntax) are parsed.
 fn typed_value(text: &str, property: &serde_json::Value) -> Result<toml::Value, String> {
     let trimmed = text.trim();
-    match property["type"].as_str() {
+    // An optional key is typed `["integer", "null"]`: the value is its other type.
+    let type_name = match &property["type"] {
+        serde_json::Value::Array(names) => names
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .find(|name| *name != "null"),
+        name => name.as_str(),
+    };
+    match type_name {
         Some("integer") => trimmed
             .parse::<i64>()
             .map(toml::Value::Integer)
