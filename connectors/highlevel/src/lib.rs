@@ -78,7 +78,7 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 
 /// A source's options. All are optional: HighLevel's published keys are the defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HighLevelOptions {
     /// PEM `PUBLIC KEY` for `X-GHL-Signature` (Ed25519), for when HighLevel rotates it; or
@@ -115,7 +115,7 @@ pub struct HighLevelOptions {
 
 /// One PEM public key, or several while HighLevel rotates its key: list the new one with
 /// the old one until HighLevel signs only with the new one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged, expecting = "a PEM public key or a list of them")]
 pub enum PemKeys {
     One(String),
@@ -359,5 +359,6 @@ connector = "highlevel"
 # api_token = "${HIGHLEVEL_API_TOKEN}"
 "#,
         demo_options,
+        options_schema: Some(rollcall_core::options_schema::<HighLevelOptions>),
     }
 }

@@ -48,7 +48,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// The ciphers rollcall decrypts, named as PHP/OpenSSL name them (case-insensitive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub enum Cipher {
     #[serde(rename = "aes-256-ctr", alias = "AES-256-CTR")]
     Aes256Ctr,

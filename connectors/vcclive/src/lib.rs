@@ -51,7 +51,7 @@ use crate::signature::{SecretKeyCheck, SECRET_QUERY_PARAMETER};
 pub const NAME: &str = "vcclive";
 
 /// A source's options.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VccLiveOptions {
     /// The value of the `secret-key` query parameter in the webhook URL, or a list of them
@@ -308,5 +308,6 @@ inventory::submit! {
         build,
         example_config: EXAMPLE_CONFIG,
         demo_options,
+        options_schema: Some(rollcall_core::options_schema::<VccLiveOptions>),
     }
 }

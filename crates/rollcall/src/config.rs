@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rollcall_core::{EventType, Format, Secret};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default)]
@@ -29,7 +30,7 @@ pub struct Config {
 
 /// OpenTelemetry traces: one span per delivery received and per send to a sink, exported
 /// over OTLP/HTTP when the binary is built with the `otlp` feature.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TracesConfig {
     /// The collector's OTLP/HTTP traces URL, e.g. `http://127.0.0.1:4318/v1/traces`; no
@@ -55,15 +56,16 @@ fn default_service_name() -> String {
 }
 
 /// How the daemon writes its log lines (always to standard error).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
+    /// `json`: every line on standard error is one JSON object (start-up lines included).
     #[serde(default)]
     pub format: LogFormat,
 }
 
 /// `text` for people, `json` (one object per line) for log collectors.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -85,36 +87,45 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
+    /// address:port vendors POST to (port 0 picks a free one).
     #[serde(default = "default_ingest_listen")]
     pub listen: SocketAddr,
+    /// The largest body accepted, in bytes (413 beyond it).
     #[serde(default = "default_max_body_bytes")]
+    #[schemars(range(min = 1))]
     pub max_body_bytes: usize,
     /// How long a request may take end to end (read, verify, commit) before it is answered
     /// 503, in seconds.
     #[serde(default = "default_request_timeout_seconds")]
+    #[schemars(range(min = 1))]
     pub request_timeout_seconds: u64,
     /// How long a client may take to send the whole body, in seconds (408 `body_timeout`);
     /// less than `request_timeout_seconds`.
     #[serde(default = "default_body_timeout_seconds")]
+    #[schemars(range(min = 1))]
     pub body_timeout_seconds: u64,
     /// How long a connection may take to send a complete request head, counted from when it
     /// opens or finishes its previous request (so also the idle keep-alive timeout).
     #[serde(default = "default_header_read_timeout_seconds")]
+    #[schemars(range(min = 1))]
     pub header_read_timeout_seconds: u64,
     /// Connections open at once; beyond it new connections wait to be accepted.
     #[serde(default = "default_ingest_max_connections")]
+    #[schemars(range(min = 1))]
     pub max_connections: usize,
     /// Body bytes all ingest requests together may hold before they are verified and
     /// committed (each reserves its `Content-Length`, or `max_body_bytes` when it has none);
     /// beyond it requests wait briefly, then get the vendor's retry status (`ingest_busy`).
     #[serde(default = "default_max_body_bytes_in_flight")]
+    #[schemars(range(min = 1))]
     pub max_body_bytes_in_flight: usize,
     /// Requests one source may have in flight at once (reading, verifying, committing);
     /// beyond it requests wait briefly, then get the vendor's retry status (`ingest_busy`).
     #[serde(default = "default_max_requests_per_source")]
+    #[schemars(range(min = 1))]
     pub max_requests_per_source: usize,
 }
 
@@ -161,14 +172,16 @@ pub struct ConnectionLimits {
     pub shutdown_grace: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
+    /// address:port of health, metrics and the operator API.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
     /// Bearer token for the admin API, with every right (scope `operate`); a token (this or
     /// one of `tokens`) is required when `listen` is not a loopback address.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub token: Option<Secret>,
     /// More tokens, each with its scope: `read` for scrapers, SCIM clients and dashboards,
     /// `operate` for operators.
@@ -176,9 +189,11 @@ pub struct AdminConfig {
     pub tokens: Vec<ScopedToken>,
     /// As `ingest.header_read_timeout_seconds`, for the admin listener.
     #[serde(default = "default_header_read_timeout_seconds")]
+    #[schemars(range(min = 1))]
     pub header_read_timeout_seconds: u64,
     /// Connections open at once on the admin listener.
     #[serde(default = "default_admin_max_connections")]
+    #[schemars(range(min = 1))]
     pub max_connections: usize,
     /// Host names (without port) the admin listener answers to when it has no token, besides
     /// its bind address, `localhost` and the loopback addresses; other `Host` headers get 403
@@ -188,15 +203,16 @@ pub struct AdminConfig {
 }
 
 /// An admin token and what it may do.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopedToken {
+    #[schemars(length(min = 1))]
     pub token: Secret,
     pub scope: Scope,
 }
 
 /// What an admin token may do. `operate` includes `read`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Reads: `/metrics`, `/v1/*` with GET, SCIM.
@@ -255,11 +271,12 @@ impl AdminConfig {
 /// Admin requests are reads and small writes; shutdown does not wait long for them.
 const ADMIN_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum StoreConfig {
     /// One file, one process.
     Sqlite {
+        /// The database file (its directory is created at start).
         #[serde(default = "default_store_path")]
         path: PathBuf,
         /// Hours a delivered event stays in the journal (0: forever). Also how long replayed
@@ -285,16 +302,22 @@ pub enum StoreConfig {
         url: Secret,
         /// The schema holding rollcall's tables (created at start if missing).
         #[serde(default = "default_postgres_schema")]
+        #[schemars(regex(pattern = r"^[a-z_][a-z0-9_]{0,62}$"))]
         schema: String,
         /// Connections each replica keeps at most.
         #[serde(default = "default_postgres_pool_size")]
+        #[schemars(range(min = 2))]
         pool_size: usize,
+        /// As for SQLite: hours a delivered event stays in the journal (0: forever).
         #[serde(default = "default_retention_hours")]
         retention_hours: u64,
+        /// As for SQLite: hours a dedup key is remembered (0: forever).
         #[serde(default = "default_dedup_retention_hours")]
         dedup_retention_hours: u64,
+        /// As for SQLite: hours an open quarantined delivery is kept (0: until replayed).
         #[serde(default = "default_quarantine_retention_hours")]
         quarantine_retention_hours: u64,
+        /// As for SQLite: MiB the open quarantined bodies may take (0: no cap).
         #[serde(default = "default_quarantine_max_mib")]
         quarantine_max_mib: u64,
     },
@@ -411,12 +434,13 @@ impl Retention {
 
 /// The retry schedule of delivery workers (the backoff between attempts, and the cool-down
 /// of a sink's circuit breaker).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// Accepted so older configurations load, and ignored: a transient failure is retried
     /// for the sink's `retry_horizon_hours`, however many attempts that takes.
     #[serde(default = "default_max_attempts")]
+    #[schemars(range(min = 1))]
     pub max_attempts: u32,
     /// The first backoff ceiling, in milliseconds; each retry doubles it (full jitter).
     #[serde(default = "default_initial_backoff_ms")]
@@ -426,10 +450,12 @@ pub struct DeliveryConfig {
     pub max_backoff_ms: u64,
     /// Events read from the journal per round.
     #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1))]
     pub batch_size: u32,
     /// Seconds a sink's delivery lease lasts unless renewed: how long the sinks of a replica
     /// that died wait before another replica takes them over.
     #[serde(default = "default_lease_seconds")]
+    #[schemars(range(min = 2))]
     pub lease_seconds: u64,
 }
 
@@ -487,7 +513,7 @@ pub struct SinkConfig {
 }
 
 /// Where a new sink starts: the whole retained journal, or only events committed from now.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StartAt {
     #[default]
@@ -1881,27 +1907,37 @@ fn typed_value(text: &str, property: &serde_json::Value) -> Result<toml::Value, 
     }
 }
 
-/// A complete example configuration, built from the registered connectors and sinks.
+/// The tables of the file other than `[[sources]]` and `[[sinks]]`, in the example's order.
+const TABLES: &[&str] = &["ingest", "admin", "store", "delivery", "log", "traces"];
+
+/// A complete example configuration: every key of every table at its default (from the
+/// schema, so from the types serde reads), then the registered connectors' and sinks' own
+/// examples.
 pub fn example() -> String {
+    let schema = schema();
     let mut text = String::from(
-        "# rollcall configuration. `${NAME}` is replaced by the environment variable NAME.\n\n\
-         [ingest]\nlisten = \"127.0.0.1:8080\"\nmax_body_bytes = 1048576\n\
-         request_timeout_seconds = 30\nbody_timeout_seconds = 20\n\
-         header_read_timeout_seconds = 10\nmax_connections = 1024\n\
-         max_body_bytes_in_flight = 67108864\nmax_requests_per_source = 256\n\n\
-         [admin]\nlisten = \"127.0.0.1:9090\"\nheader_read_timeout_seconds = 10\nmax_connections = 64\n\
-         # token = \"${ROLLCALL_ADMIN_TOKEN}\"   # required when admin listens beyond loopback\n\n\
-         [store]\ntype = \"sqlite\"\npath = \"rollcall-data/rollcall.db\"\n\
-         # delivered events leave the journal after this many hours (0 keeps them)\n\
-         retention_hours = 168\n\
-         # dedup keys are remembered this long: 0, or at least retention_hours\n\
-         dedup_retention_hours = 720\n\
-         # open quarantined deliveries are dropped after this many hours (0 keeps them)\n\
-         quarantine_retention_hours = 720\n\
-         # and the oldest beyond this many MiB of bodies (0: no cap)\n\
-         quarantine_max_mib = 1024\n\n\
-         [delivery]\nmax_attempts = 8\ninitial_backoff_ms = 500\nmax_backoff_ms = 300000\n\n",
+        "# rollcall configuration. `${NAME}` is replaced by the environment variable NAME.\n\
+         # Every key is shown at its default; keys without one are commented out.\n\n",
     );
+    for table in TABLES {
+        text.push_str(&format!("[{table}]\n"));
+        let table_schema = default_alternative(&schema["properties"][*table]);
+        for (key, property) in table_schema["properties"].as_object().into_iter().flatten() {
+            for line in property["description"].as_str().unwrap_or("").lines() {
+                text.push_str(&format!("# {line}\n").replace("# \n", "#\n"));
+            }
+            match property
+                .get("default")
+                .or_else(|| property.get("const"))
+                .filter(|value| !value.is_null())
+                .and_then(|value| toml::Value::try_from(value).ok())
+            {
+                Some(value) => text.push_str(&format!("{key} = {value}\n")),
+                None => text.push_str(&format!("# {key} =\n")),
+            }
+        }
+        text.push('\n');
+    }
     for registration in rollcall_core::registrations() {
         text.push_str(&format!("# {}\n", registration.vendor));
         text.push_str(registration.example_config.trim());
@@ -1915,117 +1951,169 @@ pub fn example() -> String {
     text
 }
 
-/// A JSON Schema of the configuration file, with the connectors and sink types of this
-/// build. Connector and sink options are documented in their pages; here they are open.
+/// The alternative of a table schema that a table without `type` is: `[store]` is SQLite.
+fn default_alternative(table: &serde_json::Value) -> &serde_json::Value {
+    table["oneOf"]
+        .as_array()
+        .and_then(|alternatives| {
+            alternatives
+                .iter()
+                .find(|alternative| alternative["properties"]["type"]["const"] == "sqlite")
+        })
+        .unwrap_or(table)
+}
+
+/// The JSON Schema (draft 2020-12) of the configuration file, with the connectors and sink
+/// types of this build: `[[sources]]` is one alternative per connector (`oneOf`, chosen by
+/// `connector`) with that connector's typed options, `[[sinks]]` one per `type`.
 pub fn schema() -> serde_json::Value {
-    let connectors: Vec<_> = rollcall_core::registrations()
-        .iter()
-        .map(|r| r.name)
-        .collect();
-    let sinks: Vec<_> = rollcall_core::sink_registrations()
-        .iter()
-        .map(|r| r.kind)
-        .collect();
+    let mut properties = serde_json::Map::new();
+    properties.insert(
+        "ingest".to_owned(),
+        rollcall_core::options_schema::<IngestConfig>(),
+    );
+    properties.insert(
+        "admin".to_owned(),
+        rollcall_core::options_schema::<AdminConfig>(),
+    );
+    properties.insert("store".to_owned(), store_schema());
+    properties.insert(
+        "delivery".to_owned(),
+        rollcall_core::options_schema::<DeliveryConfig>(),
+    );
+    properties.insert(
+        "log".to_owned(),
+        rollcall_core::options_schema::<LogConfig>(),
+    );
+    properties.insert(
+        "traces".to_owned(),
+        rollcall_core::options_schema::<TracesConfig>(),
+    );
+    properties.insert("sources".to_owned(), sources_schema());
+    properties.insert("sinks".to_owned(), sinks_schema());
     serde_json::json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "rollcall configuration",
         "type": "object",
         "additionalProperties": false,
-        "properties": {
-            "ingest": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "listen": {"type": "string", "default": "127.0.0.1:8080", "description": "address:port of the ingest listener"},
-                    "max_body_bytes": {"type": "integer", "minimum": 1, "default": 1048576},
-                    "request_timeout_seconds": {"type": "integer", "minimum": 1, "default": 30},
-                    "body_timeout_seconds": {"type": "integer", "minimum": 1, "default": 20, "description": "less than request_timeout_seconds; a slower body is answered 408 body_timeout"},
-                    "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10, "description": "time to send a complete request head, from connect or the end of the previous request (also the idle keep-alive timeout)"},
-                    "max_connections": {"type": "integer", "minimum": 1, "default": 1024},
-                    "max_body_bytes_in_flight": {"type": "integer", "minimum": 1, "default": 67108864, "description": "body bytes all unanswered ingest requests may hold together; at least max_body_bytes; beyond it 503/429 ingest_busy with Retry-After"},
-                    "max_requests_per_source": {"type": "integer", "minimum": 1, "default": 256, "description": "requests one source may have in flight; beyond it 503/429 ingest_busy with Retry-After"}
-                }
-            },
-            "admin": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "listen": {"type": "string", "default": "127.0.0.1:9090"},
-                    "token": {"type": "string", "minLength": 1, "description": "bearer token with every right (scope operate); a token is required when listen is not loopback; never empty"},
-                    "tokens": {"type": "array", "default": [], "description": "more bearer tokens, each with its scope: read (GET: metrics, users, events, SCIM) or operate (also replays and other actions)", "items": {"type": "object", "additionalProperties": false, "required": ["token", "scope"], "properties": {"token": {"type": "string", "minLength": 1}, "scope": {"enum": ["read", "operate"]}}}},
-                    "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10},
-                    "max_connections": {"type": "integer", "minimum": 1, "default": 64},
-                    "allowed_hosts": {"type": "array", "items": {"type": "string"}, "default": [], "description": "host names the token-less admin listener answers to besides its bind address, localhost and loopback"}
-                }
-            },
-            "store": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "type": {"enum": ["sqlite", "postgres"], "default": "sqlite"},
-                    "path": {"type": "string", "default": "rollcall-data/rollcall.db", "description": "sqlite only: the database file"},
-                    "url": {"type": "string", "description": "postgres only (required there): postgres://user:password@host:5432/database; put the password in ${ENV}"},
-                    "schema": {"type": "string", "pattern": "^[a-z_][a-z0-9_]{0,62}$", "default": "rollcall", "description": "postgres only: the schema holding rollcall's tables"},
-                    "pool_size": {"type": "integer", "minimum": 2, "default": 16, "description": "postgres only: connections per replica"},
-                    "retention_hours": {"type": "integer", "minimum": 0, "default": 168, "description": "hours a delivered event stays in the journal (replayed quarantine entries and dead letters: after their replay); 0 keeps everything"},
-                    "dedup_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours a dedup key is remembered; 0 keeps them; otherwise at least retention_hours"},
-                    "quarantine_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours an open (never replayed) quarantined delivery is kept; 0 keeps them until replayed"},
-                    "quarantine_max_mib": {"type": "integer", "minimum": 0, "default": 1024, "description": "MiB the bodies of open quarantined deliveries may take; beyond it the oldest are deleted; 0: no cap"}
-                }
-            },
-            "log": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "format": {"type": "string", "enum": ["text", "json"], "default": "text", "description": "json: every line on standard error is one JSON object (start-up lines included)"}
-                }
-            },
-            "traces": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "otlp_endpoint": {"type": "string", "description": "OTLP/HTTP (protobuf) traces URL of a collector, e.g. http://127.0.0.1:4318/v1/traces; needs a build with the otlp feature"},
-                    "service_name": {"type": "string", "default": "rollcall", "description": "the service.name resource attribute of exported spans"}
-                }
-            },
-            "delivery": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "max_attempts": {"type": "integer", "minimum": 1, "default": 8},
-                    "initial_backoff_ms": {"type": "integer", "minimum": 0, "default": 500},
-                    "max_backoff_ms": {"type": "integer", "minimum": 0, "default": 300000},
-                    "batch_size": {"type": "integer", "minimum": 1, "default": 256},
-                    "lease_seconds": {"type": "integer", "minimum": 2, "default": 30, "description": "how long a sink's delivery lease lasts; a replica that dies hands its sinks over within it"}
-                }
-            },
-            "sources": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "connector"],
-                    "properties": {
-                        "id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
-                        "connector": {"enum": connectors},
-                        "sync_interval": {"type": ["string", "integer"], "description": "how often to reconcile with the vendor's user listing: \"30m\", \"6h\", \"1d\" or seconds (at least 60)"}
-                    }
-                }
-            },
-            "sinks": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "type"],
-                    "properties": {
-                        "id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
-                        "type": {"enum": sinks},
-                        "sources": {"type": "array", "items": {"type": "string"}},
-                        "types": {"type": "array", "items": {"enum": ["user.created", "user.updated", "user.deleted"]}},
-                        "format": {"enum": ["native", "cloudevents"], "default": "native"},
-                        "concurrency": {"type": "integer", "minimum": 1, "maximum": 1024},
-                        "retry_horizon_hours": {"type": "number", "exclusiveMinimum": 0, "default": 72},
-                        "start": {"enum": ["beginning", "now"], "default": "beginning"},
-                        "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0},
-                        "breaker_failures": {"type": "integer", "minimum": 1, "default": 5}
-                    }
-                }
+        "properties": properties,
+    })
+}
+
+/// `[store]`: one alternative per `type`; SQLite's may leave `type` out.
+fn store_schema() -> serde_json::Value {
+    let mut store = rollcall_core::options_schema::<StoreConfig>();
+    for alternative in store["oneOf"].as_array_mut().into_iter().flatten() {
+        if alternative["properties"]["type"]["const"] == "sqlite" {
+            if let Some(required) = alternative["required"].as_array_mut() {
+                required.retain(|key| key != "type");
             }
+            alternative["properties"]["type"]["default"] = "sqlite".into();
+        }
+    }
+    store
+}
+
+/// The pattern every source and sink id matches.
+const ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,128}$";
+
+/// An array of tables, each one of `alternatives` chosen by the key `chosen_by`: each
+/// alternative has the `common` keys, `chosen_by` set to its name, and its component's own
+/// options (no other key when the component says which it has).
+fn component_tables(
+    chosen_by: &str,
+    common: serde_json::Value,
+    alternatives: Vec<(&str, &str, Option<serde_json::Value>)>,
+) -> serde_json::Value {
+    let names: Vec<&str> = alternatives.iter().map(|(name, _, _)| *name).collect();
+    let mut shared = common.as_object().cloned().unwrap_or_default();
+    shared.insert(chosen_by.to_owned(), serde_json::json!({ "enum": names }));
+    let one_of: Vec<serde_json::Value> = alternatives
+        .into_iter()
+        .map(|(name, title, options)| {
+            let mut properties = common.as_object().cloned().unwrap_or_default();
+            properties.insert(chosen_by.to_owned(), serde_json::json!({ "const": name }));
+            let mut alternative = serde_json::json!({ "title": title });
+            if let Some(options) = options {
+                for (key, property) in options["properties"].as_object().into_iter().flatten() {
+                    properties.insert(key.clone(), property.clone());
+                }
+                if let Some(description) = options.get("description") {
+                    alternative["description"] = description.clone();
+                }
+                if let Some(required) = options.get("required") {
+                    alternative["required"] = required.clone();
+                }
+                alternative["additionalProperties"] = false.into();
+            }
+            alternative["properties"] = properties.into();
+            alternative
+        })
+        .collect();
+    serde_json::json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["id", chosen_by],
+            "properties": shared,
+            "oneOf": one_of,
         }
     })
+}
+
+fn sources_schema() -> serde_json::Value {
+    let common = serde_json::json!({
+        "id": {"type": "string", "pattern": ID_PATTERN, "description": "the source's URL: POST /hooks/<id>"},
+        "sync_interval": {"type": ["string", "integer"], "description": "how often to reconcile with the vendor's user listing: \"30m\", \"6h\", \"1d\" or seconds (at least 60)"},
+    });
+    let alternatives = rollcall_core::registrations()
+        .into_iter()
+        .map(|registration| {
+            (
+                registration.name,
+                registration.vendor,
+                registration.options_schema.map(|schema| schema()),
+            )
+        })
+        .collect();
+    component_tables("connector", common, alternatives)
+}
+
+fn sinks_schema() -> serde_json::Value {
+    let event_types: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    let mut common = serde_json::json!({
+        "id": {"type": "string", "pattern": ID_PATTERN},
+        "sources": {"type": "array", "items": {"type": "string"}, "description": "only events from these sources (all when absent)"},
+        "types": {"type": "array", "items": {"enum": event_types}, "description": "only these event types (all when absent)"},
+        "format": rollcall_core::options_schema::<Format>(),
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": 1024, "description": "requests in flight, partitioned by user; 1 keeps journal order across users"},
+        "retry_horizon_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 365, "default": DEFAULT_RETRY_HORIZON_HOURS, "description": "how long a transient failure is retried before the event becomes a dead letter"},
+        "start": rollcall_core::options_schema::<StartAt>(),
+        "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000, "description": "at most this many events per second (no limit when absent)"},
+        "breaker_failures": {"type": "integer", "minimum": 1, "default": DEFAULT_BREAKER_FAILURES, "description": "consecutive transient failures that open the sink's circuit breaker"},
+    });
+    common["format"]["default"] = serde_json::json!(Format::default());
+    common["format"]["description"] =
+        "native: the event envelope as is; cloudevents: CloudEvents 1.0 structured JSON".into();
+    common["start"]["default"] = serde_json::json!(StartAt::default());
+    common["start"]["description"] =
+        "where a sink without a position starts: the retained journal, or events from now on"
+            .into();
+    let alternatives = rollcall_core::sink_registrations()
+        .into_iter()
+        .map(|registration| {
+            let mut options = registration.options_schema.map(|schema| schema());
+            // The concurrency default depends on the type: ordered streams send one at a time.
+            if let Some(options) = options.as_mut() {
+                options["properties"]["concurrency"] = serde_json::json!({
+                    "type": "integer", "minimum": 1, "maximum": 1024,
+                    "default": SinkDelivery::for_kind(registration.kind).concurrency,
+                });
+            }
+            (registration.kind, registration.description, options)
+        })
+        .collect();
+    component_tables("type", common, alternatives)
 }
 
 #[cfg(test)]

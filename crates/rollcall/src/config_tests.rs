@@ -290,7 +290,7 @@ fn the_example_and_the_schema_carry_the_retention_keys() {
     assert!(example.contains("retention_hours = 168"), "{example}");
     assert!(example.contains("dedup_retention_hours = 720"), "{example}");
     let schema = schema();
-    let store = &schema["properties"]["store"]["properties"];
+    let store = &default_alternative(&schema["properties"]["store"])["properties"];
     assert_eq!(store["retention_hours"]["default"], 168);
     assert_eq!(store["dedup_retention_hours"]["default"], 720);
     assert_eq!(store["retention_hours"]["minimum"], 0);
@@ -687,5 +687,191 @@ fn mistakes_in_one_table_and_unset_variables_are_all_reported() {
             (Some(10), "nonsense"),
         ],
         "{errors}"
+    );
+}
+
+#[test]
+fn the_example_shows_every_key_that_has_a_default_and_parses_to_the_defaults() {
+    let text = example();
+    let schema = schema();
+    for table in TABLES {
+        let alternative = default_alternative(&schema["properties"][*table]);
+        let properties = alternative["properties"].as_object().unwrap();
+        assert!(!properties.is_empty(), "{table}");
+        for (key, property) in properties {
+            if property
+                .get("default")
+                .is_some_and(|value| !value.is_null())
+            {
+                assert!(
+                    text.lines()
+                        .any(|line| line.starts_with(&format!("{key} = "))),
+                    "[{table}] {key} is not in the example:\n{text}"
+                );
+            }
+        }
+    }
+    let config = Config::parse(&text, |_| Some("whsec_c2VjcmV0LXZhbHVl".to_owned())).unwrap();
+    let defaults = Config::default();
+    assert_eq!(config.ingest, defaults.ingest);
+    assert_eq!(config.admin, defaults.admin);
+    assert_eq!(config.store, defaults.store);
+    assert_eq!(config.delivery, defaults.delivery);
+    assert_eq!(config.log, defaults.log);
+    assert_eq!(config.traces, defaults.traces);
+}
+
+#[test]
+fn the_schema_defaults_are_the_defaults_serde_applies() {
+    let schema = schema();
+    let ingest = &schema["properties"]["ingest"]["properties"];
+    let defaults = IngestConfig::default();
+    assert_eq!(ingest["listen"]["default"], defaults.listen.to_string());
+    assert_eq!(ingest["max_body_bytes"]["default"], defaults.max_body_bytes);
+    assert_eq!(ingest["max_body_bytes"]["minimum"], 1);
+    let delivery = &schema["properties"]["delivery"]["properties"];
+    assert_eq!(
+        delivery["lease_seconds"]["default"],
+        DeliveryConfig::default().lease_seconds
+    );
+    assert_eq!(delivery["lease_seconds"]["minimum"], 2);
+    assert_eq!(
+        schema["properties"]["ingest"]["additionalProperties"],
+        false
+    );
+    assert_eq!(
+        schema["properties"]["log"]["properties"]["format"]["enum"],
+        serde_json::json!(["text", "json"])
+    );
+}
+
+/// The alternative of `[[sources]]` or `[[sinks]]` for `name`.
+fn alternative<'a>(
+    schema: &'a serde_json::Value,
+    list: &str,
+    key: &str,
+    name: &str,
+) -> &'a serde_json::Value {
+    schema["properties"][list]["items"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|alternative| alternative["properties"][key]["const"] == name)
+        .unwrap_or_else(|| panic!("no {list} alternative for {name}"))
+}
+
+#[test]
+fn the_schema_types_each_connectors_and_each_sinks_own_options() {
+    let schema = schema();
+    for registration in rollcall_core::registrations() {
+        let options = (registration.options_schema.expect(registration.name))();
+        let alternative = alternative(&schema, "sources", "connector", registration.name);
+        let names = options["properties"].as_object().unwrap();
+        assert!(!names.is_empty(), "{}", registration.name);
+        for name in names.keys() {
+            assert!(
+                alternative["properties"].get(name).is_some(),
+                "{}: {name}",
+                registration.name
+            );
+        }
+        assert_eq!(alternative["additionalProperties"], false);
+    }
+    let zendesk = alternative(&schema, "sources", "connector", "zendesk");
+    for name in [
+        "id",
+        "connector",
+        "sync_interval",
+        "signing_secret",
+        "api_token",
+        "subdomain",
+    ] {
+        assert!(zendesk["properties"].get(name).is_some(), "{name}");
+    }
+    let vcclive = alternative(&schema, "sources", "connector", "vcclive");
+    assert!(vcclive["properties"]["encryption_key"].is_object());
+    assert!(vcclive["properties"]["cipher"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&"aes-256-ctr".into()));
+    for registration in rollcall_core::sink_registrations() {
+        let alternative = alternative(&schema, "sinks", "type", registration.kind);
+        assert!(
+            registration.options_schema.is_some(),
+            "{}",
+            registration.kind
+        );
+        assert_eq!(alternative["additionalProperties"], false);
+        assert!(alternative["properties"]["retry_horizon_hours"].is_object());
+    }
+    let http = alternative(&schema, "sinks", "type", "http");
+    assert!(http["properties"]["url"].is_object());
+    assert_eq!(http["properties"]["concurrency"]["default"], 16);
+    assert_eq!(
+        alternative(&schema, "sinks", "type", "file")["properties"]["concurrency"]["default"],
+        1
+    );
+}
+
+#[test]
+fn the_schema_refuses_an_unknown_option_of_a_source_or_sink_and_accepts_the_right_ones() {
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let source = |options: serde_json::Value| {
+        let mut table = serde_json::json!({"id": "zd", "connector": "zendesk"});
+        table
+            .as_object_mut()
+            .unwrap()
+            .extend(options.as_object().unwrap().clone());
+        serde_json::json!({ "sources": [table] })
+    };
+    assert!(validator.is_valid(&source(serde_json::json!({"signing_secret": "s"}))));
+    assert!(validator.is_valid(&source(
+        serde_json::json!({"signing_secret": ["new", "old"], "sync_interval": "6h"})
+    )));
+    assert!(!validator.is_valid(&source(serde_json::json!({"signing_secert": "s"}))));
+    assert!(!validator.is_valid(&source(serde_json::json!({"api_timeout_ms": "soon"}))));
+    // Another connector's option is not this one's.
+    assert!(!validator.is_valid(&source(serde_json::json!({"encryption_key": "k"}))));
+    let sink = |table: serde_json::Value| serde_json::json!({ "sinks": [table] });
+    assert!(validator.is_valid(&sink(serde_json::json!({"id": "out", "type": "http", "url": "http://127.0.0.1:9/", "concurrency": 4}))));
+    assert!(!validator.is_valid(&sink(
+        serde_json::json!({"id": "out", "type": "http", "uri": "http://127.0.0.1:9/"})
+    )));
+    assert!(!validator.is_valid(&sink(
+        serde_json::json!({"id": "out", "type": "stdout", "path": "x"})
+    )));
+    // [store] without `type` is SQLite; a PostgreSQL store needs its url.
+    assert!(validator.is_valid(&serde_json::json!({"store": {"path": "x.db"}})));
+    assert!(!validator.is_valid(&serde_json::json!({"store": {"type": "postgres"}})));
+    assert!(!validator
+        .is_valid(&serde_json::json!({"store": {"path": "x.db", "url": "postgres://db/x"}})));
+}
+
+#[test]
+fn environment_overrides_reach_the_keys_of_each_kind_of_store() {
+    let config = Config::parse_with(
+        "[store]\ntype = \"postgres\"\nurl = \"postgres://db/x\"\n",
+        env,
+        &overrides(&[
+            ("ROLLCALL_STORE_POOL_SIZE", "8"),
+            ("ROLLCALL_STORE_SCHEMA", "tenant_a"),
+        ]),
+    )
+    .unwrap();
+    let StoreConfig::Postgres {
+        pool_size, schema, ..
+    } = &config.store
+    else {
+        panic!("{:?}", config.store);
+    };
+    assert_eq!((*pool_size, schema.as_str()), (8, "tenant_a"));
+    let error = only_error(Config::parse_with(
+        "",
+        env,
+        &overrides(&[("ROLLCALL_STORE_POOL_SIZE", "eight")]),
+    ));
+    assert_eq!(
+        error.to_string(),
+        "store.pool_size: \"eight\" is not an integer (set by ROLLCALL_STORE_POOL_SIZE)"
     );
 }
