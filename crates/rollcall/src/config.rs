@@ -1213,8 +1213,10 @@ impl Config {
         for key in document.keys() {
             report.at(
                 key,
-                "unknown key (the tables are ingest, admin, store, delivery, log, traces, \
-                 [[sources]] and [[sinks]])",
+                format!(
+                    "unknown key (the tables are {}, [[sources]] and [[sinks]])",
+                    TABLES.join(", ")
+                ),
             );
         }
         config
@@ -1761,10 +1763,6 @@ impl AdminConfig {
 /// `ROLLCALL_ADMIN_TOKEN`, `ROLLCALL_LOG_FORMAT`).
 pub const ENV_PREFIX: &str = "ROLLCALL_";
 
-/// The tables whose keys can be overridden; `[[sources]]` and `[[sinks]]` are lists, and
-/// their values take `${VARS}` instead.
-const OVERRIDABLE_TABLES: &[&str] = &["ingest", "admin", "store", "delivery", "log", "traces"];
-
 /// Values set outside the file (environment variables, command-line flags), applied over
 /// it in order: a later one wins.
 #[derive(Debug, Clone, Default)]
@@ -1794,7 +1792,7 @@ impl Overrides {
             .filter_map(|(name, value)| {
                 let rest = name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
                 let (table, key) = rest.split_once('_')?;
-                (OVERRIDABLE_TABLES.contains(&table) && !key.is_empty()).then(|| Override {
+                (TABLES.contains(&table) && !key.is_empty()).then(|| Override {
                     origin: name.clone(),
                     table: table.to_owned(),
                     key: key.to_owned(),
@@ -1907,7 +1905,8 @@ fn typed_value(text: &str, property: &serde_json::Value) -> Result<toml::Value, 
     }
 }
 
-/// The tables of the file other than `[[sources]]` and `[[sinks]]`, in the example's order.
+/// The tables of the file other than `[[sources]]` and `[[sinks]]`, in the example's order:
+/// also those whose keys `ROLLCALL_<TABLE>_<KEY>` overrides (the lists take `${VARS}`).
 const TABLES: &[&str] = &["ingest", "admin", "store", "delivery", "log", "traces"];
 
 /// A complete example configuration: every key of every table at its default (from the
