@@ -544,6 +544,12 @@ pub const DEFAULT_RETRY_HORIZON_HOURS: f64 = 72.0;
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Default `breaker_failures`.
 pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
+/// The largest `concurrency`.
+pub const MAX_CONCURRENCY: usize = 1024;
+/// The largest `retry_horizon_hours`: a year.
+pub const MAX_RETRY_HORIZON_HOURS: f64 = 24.0 * 365.0;
+/// The largest `rate_limit_per_second`.
+pub const MAX_RATE_LIMIT_PER_SECOND: f64 = 1e6;
 
 impl SinkDelivery {
     /// The defaults for a sink type: ordered streams (the file, stdout, NATS subjects, Redis
@@ -583,18 +589,21 @@ impl SinkDelivery {
         }
         let mut delivery = Self::for_kind(kind);
         if let Some(concurrency) =
-            take::<usize>(table, "concurrency", "an integer from 1 to 1024", problems)
+            take::<usize>(table, "concurrency", "an integer from 1", problems)
         {
-            if (1..=1024).contains(&concurrency) {
+            if (1..=MAX_CONCURRENCY).contains(&concurrency) {
                 delivery.concurrency = concurrency;
             } else {
-                problems.push(("concurrency", "must be from 1 to 1024".to_owned()));
+                problems.push((
+                    "concurrency",
+                    format!("must be from 1 to {MAX_CONCURRENCY}"),
+                ));
             }
         }
         if let Some(hours) =
             take::<f64>(table, "retry_horizon_hours", "a number of hours", problems)
         {
-            if hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0 {
+            if hours.is_finite() && hours > 0.0 && hours <= MAX_RETRY_HORIZON_HOURS {
                 delivery.retry_horizon = Duration::from_secs_f64(hours * 3600.0);
             } else {
                 problems.push((
@@ -609,12 +618,12 @@ impl SinkDelivery {
         if let Some(rate) =
             take::<f64>(table, "rate_limit_per_second", "a number above 0", problems)
         {
-            if rate.is_finite() && rate > 0.0 && rate <= 1e6 {
+            if rate.is_finite() && rate > 0.0 && rate <= MAX_RATE_LIMIT_PER_SECOND {
                 delivery.rate_limit_per_second = Some(rate);
             } else {
                 problems.push((
                     "rate_limit_per_second",
-                    "must be above 0 (and at most 1000000)".to_owned(),
+                    format!("must be above 0 (and at most {MAX_RATE_LIMIT_PER_SECOND})"),
                 ));
             }
         }
@@ -2085,10 +2094,10 @@ fn sinks_schema() -> serde_json::Value {
         "sources": {"type": "array", "items": {"type": "string"}, "description": "only events from these sources (all when absent)"},
         "types": {"type": "array", "items": {"enum": event_types}, "description": "only these event types (all when absent)"},
         "format": rollcall_core::options_schema::<Format>(),
-        "concurrency": {"type": "integer", "minimum": 1, "maximum": 1024, "description": "requests in flight, partitioned by user; 1 keeps journal order across users"},
-        "retry_horizon_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 365, "default": DEFAULT_RETRY_HORIZON_HOURS, "description": "how long a transient failure is retried before the event becomes a dead letter"},
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY, "description": "requests in flight, partitioned by user; 1 keeps journal order across users"},
+        "retry_horizon_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RETRY_HORIZON_HOURS, "default": DEFAULT_RETRY_HORIZON_HOURS, "description": "how long a transient failure is retried before the event becomes a dead letter"},
         "start": rollcall_core::options_schema::<StartAt>(),
-        "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000, "description": "at most this many events per second (no limit when absent)"},
+        "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RATE_LIMIT_PER_SECOND, "description": "at most this many events per second (no limit when absent)"},
         "breaker_failures": {"type": "integer", "minimum": 1, "default": DEFAULT_BREAKER_FAILURES, "description": "consecutive transient failures that open the sink's circuit breaker"},
     });
     common["format"]["default"] = serde_json::json!(Format::default());
@@ -2105,7 +2114,7 @@ fn sinks_schema() -> serde_json::Value {
             // The concurrency default depends on the type: ordered streams send one at a time.
             if let Some(options) = options.as_mut() {
                 options["properties"]["concurrency"] = serde_json::json!({
-                    "type": "integer", "minimum": 1, "maximum": 1024,
+                    "type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY,
                     "default": SinkDelivery::for_kind(registration.kind).concurrency,
                 });
             }
