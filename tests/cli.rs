@@ -208,6 +208,44 @@ fn config_check_names_the_file_line_and_key_of_a_problem() {
 }
 
 #[test]
+fn config_check_prints_every_problem_of_a_file_one_per_line() {
+    let dir = std::env::temp_dir().join(format!("rollcall-config-all-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rollcall.toml");
+    std::fs::write(
+        &file,
+        "[ingest]\nmax_body = 5\n\n[[sources]]\nid = \"zd\"\nconnector = \"zendesk\"\n\
+         signing_secret = \"${ROLLCALL_TEST_UNSET_VARIABLE}\"\n\n[[sinks]]\nid = \"out\"\n\
+         type = \"stdout\"\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    let output = rollcall()
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .env_remove("ROLLCALL_TEST_UNSET_VARIABLE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = message.lines().collect();
+    let prefix = |line: usize, key: &str| format!("{}:{line}: {key}: ", file.display());
+    assert_eq!(lines.len(), 3, "{message}");
+    assert!(
+        lines[0].starts_with(&prefix(2, "ingest.max_body")),
+        "{message}"
+    );
+    assert!(
+        lines[1].starts_with(&prefix(7, "signing_secret")),
+        "{message}"
+    );
+    assert!(
+        lines[2].starts_with(&prefix(12, "sinks[0].colour")),
+        "{message}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn config_example_and_schema_describe_this_build() {
     let example = rollcall().args(["config", "example"]).output().unwrap();
     assert!(example.status.success());

@@ -46,7 +46,7 @@ pub mod signature;
 pub const CONNECTOR_NAME: &str = "freshservice";
 
 /// A source's options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FreshserviceOptions {
     /// The forwarder app's Standard Webhooks secret, `whsec_` followed by base64, or a list
@@ -206,5 +206,6 @@ signing_secret = "${FRESHSERVICE_SIGNING_SECRET}"
 # api_key = "${FRESHSERVICE_API_KEY}"
 "#,
         demo_options,
+        options_schema: Some(rollcall_core::options_schema::<FreshserviceOptions>),
     }
 }

@@ -29,9 +29,10 @@
 //! more times, about ten minutes apart (about 70 minutes in all); every other status, `5xx`
 //! included, is final. [`retry_contract`] says so, and the host answers a transient failure
 //! (the store cannot commit) with `429` and `Retry-After: 600` instead of `503`.
-//! The keys are the options `ed25519_public_key` and `rsa_public_key` (PEM), defaulting to
-//! HighLevel's published keys (`keys/`), so a source needs no option at all. As no secret is
-//! involved, a connector built for offline normalizing verifies too, with those keys.
+//! The keys are the options `ed25519_public_key` and `rsa_public_key` (PEM, or a list of PEM
+//! keys while HighLevel rotates one: any verifies), defaulting to HighLevel's published keys
+//! (`keys/`), so a source needs no option at all. As no secret is involved, a connector built
+//! for offline normalizing verifies too, with those keys.
 //!
 //! For demos and tests only, the option `signing_key` gives a source its own Ed25519 private
 //! key: the connector then signs test requests ([`Connector::sign`]) and, unless
@@ -77,15 +78,17 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 
 /// A source's options. All are optional: HighLevel's published keys are the defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HighLevelOptions {
-    /// PEM `PUBLIC KEY` for `X-GHL-Signature` (Ed25519), for when HighLevel rotates it.
+    /// PEM `PUBLIC KEY` for `X-GHL-Signature` (Ed25519), for when HighLevel rotates it; or
+    /// a list of them while it does (a signature by any of them verifies).
     #[serde(default)]
-    pub ed25519_public_key: Option<String>,
-    /// PEM `PUBLIC KEY` or `RSA PUBLIC KEY` for the legacy `X-WH-Signature`.
+    pub ed25519_public_key: Option<PemKeys>,
+    /// PEM `PUBLIC KEY` or `RSA PUBLIC KEY` for the legacy `X-WH-Signature`, or a list of
+    /// them (any verifies).
     #[serde(default)]
-    pub rsa_public_key: Option<String>,
+    pub rsa_public_key: Option<PemKeys>,
     /// For demos and tests only: HighLevel signs production deliveries with its own private
     /// key. An Ed25519 private key (base64 of its 32 bytes, or a PKCS#8 PEM `PRIVATE KEY`)
     /// the connector signs test requests with; its public key is then the default
@@ -108,6 +111,25 @@ pub struct HighLevelOptions {
     /// Sync: the timeout of the user list request, in milliseconds (default 15000).
     #[serde(default)]
     pub api_timeout_ms: Option<u64>,
+}
+
+/// One PEM public key, or several while HighLevel rotates its key: list the new one with
+/// the old one until HighLevel signs only with the new one.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(untagged, expecting = "a PEM public key or a list of them")]
+pub enum PemKeys {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl PemKeys {
+    /// Every key, as written.
+    pub fn pems(&self) -> Vec<&str> {
+        match self {
+            Self::One(pem) => vec![pem.as_str()],
+            Self::Many(pems) => pems.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// HighLevel's retry contract ("Automated Webhook Retries", HighLevel help center): only
@@ -142,19 +164,20 @@ impl HighLevel {
                     .map_err(|message| ConfigError::new(SIGNING_KEY_OPTION, message))
             })
             .transpose()?;
-        let ed25519 = match (&signing_key, options.ed25519_public_key.as_deref()) {
-            (Some(signing_key), None) => signing_key
+        let configured_ed25519 = options.ed25519_public_key.as_ref().map(PemKeys::pems);
+        let ed25519 = match (&signing_key, configured_ed25519.as_deref()) {
+            (Some(signing_key), None) => vec![signing_key
                 .public_key()
-                .map_err(|message| ConfigError::new(SIGNING_KEY_OPTION, message))?,
+                .map_err(|message| ConfigError::new(SIGNING_KEY_OPTION, message))?],
             (signing_key, configured) => {
-                let key = read_key(
+                let keys = read_keys(
                     "ed25519_public_key",
                     configured,
                     DEFAULT_ED25519_PUBLIC_KEY,
                     Ed25519PublicKey::from_pem,
                 )?;
-                if let (Some(signing_key), Some(pem)) = (signing_key, configured) {
-                    if !signing_key.matches_public_pem(pem) {
+                if let (Some(signing_key), Some(pems)) = (signing_key, configured) {
+                    if !pems.iter().any(|pem| signing_key.matches_public_pem(pem)) {
                         return Err(ConfigError::new(
                             SIGNING_KEY_OPTION,
                             "is not the private key of ed25519_public_key: set only one of \
@@ -162,12 +185,16 @@ impl HighLevel {
                         ));
                     }
                 }
-                key
+                keys
             }
         };
-        let rsa = read_key(
+        let rsa = read_keys(
             "rsa_public_key",
-            options.rsa_public_key.as_deref(),
+            options
+                .rsa_public_key
+                .as_ref()
+                .map(PemKeys::pems)
+                .as_deref(),
             DEFAULT_RSA_PUBLIC_KEY,
             RsaPublicKey::from_pem,
         )?;
@@ -187,17 +214,26 @@ impl HighLevel {
     }
 }
 
-/// The configured PEM, or the published default; an unusable one names its option.
-fn read_key<K>(
+/// The configured PEM keys, or the published default; an unusable one names its option.
+fn read_keys<K>(
     option: &str,
-    configured: Option<&str>,
+    configured: Option<&[&str]>,
     default: &str,
     parse: fn(&str) -> Result<K, String>,
-) -> Result<K, ConfigError> {
+) -> Result<Vec<K>, ConfigError> {
     match configured {
-        Some(pem) if pem.trim().is_empty() => Err(ConfigError::new(option, "must not be empty")),
-        Some(pem) => parse(pem).map_err(|message| ConfigError::new(option, message)),
-        None => parse(default).map_err(|message| {
+        Some([]) => Err(ConfigError::new(option, "the list of keys is empty")),
+        Some(pems) => pems
+            .iter()
+            .map(|pem| {
+                if pem.trim().is_empty() {
+                    Err(ConfigError::new(option, "must not be empty"))
+                } else {
+                    parse(pem).map_err(|message| ConfigError::new(option, message))
+                }
+            })
+            .collect(),
+        None => parse(default).map(|key| vec![key]).map_err(|message| {
             ConfigError::new(
                 option,
                 format!("the published default key is unusable: {message}"),
@@ -323,5 +359,6 @@ connector = "highlevel"
 # api_token = "${HIGHLEVEL_API_TOKEN}"
 "#,
         demo_options,
+        options_schema: Some(rollcall_core::options_schema::<HighLevelOptions>),
     }
 }

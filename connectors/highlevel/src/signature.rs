@@ -60,20 +60,25 @@ pub fn signature_present(delivery: &Delivery) -> Result<(), VerifyError> {
     }
 }
 
-/// The two public keys a source verifies with.
+/// The public keys a source verifies with: for each scheme one key, or several while
+/// HighLevel rotates it (a signature by any of them is authentic).
 #[derive(Debug, Clone)]
 pub struct SignatureKeys {
-    pub ed25519: Ed25519PublicKey,
-    pub rsa: RsaPublicKey,
+    pub ed25519: Vec<Ed25519PublicKey>,
+    pub rsa: Vec<RsaPublicKey>,
 }
 
 impl SignatureKeys {
     /// Checks the signature, then the body's timestamp.
     pub fn verify(&self, delivery: &Delivery) -> Result<(), VerifyError> {
         if let Some(signature) = header(delivery, ED25519_HEADER) {
-            self.ed25519.verify_base64(&delivery.body, signature)?;
+            any_verifies(&self.ed25519, |key| {
+                key.verify_base64(&delivery.body, signature)
+            })?;
         } else if let Some(signature) = header(delivery, RSA_HEADER) {
-            self.rsa.verify_base64(&delivery.body, signature)?;
+            any_verifies(&self.rsa, |key| {
+                key.verify_base64(&delivery.body, signature)
+            })?;
         } else {
             return Err(VerifyError::missing(format!(
                 "{ED25519_HEADER} or {RSA_HEADER} header"
@@ -81,6 +86,24 @@ impl SignatureKeys {
         }
         check_body_timestamp(delivery)
     }
+}
+
+/// `Ok` when `check` accepts one of `keys`; otherwise the first key's error (the current
+/// key's, listed first).
+fn any_verifies<K>(
+    keys: &[K],
+    check: impl Fn(&K) -> Result<(), VerifyError>,
+) -> Result<(), VerifyError> {
+    let mut first_error = None;
+    for key in keys {
+        match check(key) {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| VerifyError::invalid("no public key is configured")))
 }
 
 /// The option holding a source's own Ed25519 private key (demos and tests only).

@@ -105,6 +105,29 @@ fn rejects_a_body_signed_with_another_ed25519_key() {
 }
 
 #[test]
+fn while_keys_rotate_a_body_signed_with_the_old_or_the_new_ed25519_key_is_accepted() {
+    let rotating = connector(json!({
+        "ed25519_public_key": [ed25519_pem(&ed25519_key(3)), ed25519_pem(&ed25519_key(1))],
+    }));
+    let body = body_sent(0);
+    for signer in [ed25519_key(3), ed25519_key(1)] {
+        let signature = ed25519_sign(&signer, &body);
+        let delivery = delivery(&body, &[("X-GHL-Signature", &signature)]);
+        assert_eq!(rotating.verify(&delivery), Ok(()));
+    }
+    // A key in neither place is still refused.
+    let signature = ed25519_sign(&ed25519_key(2), &body);
+    let delivery = delivery(&body, &[("X-GHL-Signature", &signature)]);
+    assert_eq!(
+        error_code(rotating.as_ref(), &delivery),
+        ErrorCode::SignatureInvalid
+    );
+    // An empty list verifies nothing: refused when the source is built.
+    let error = build(json!({ "ed25519_public_key": [] })).unwrap_err();
+    assert_eq!(error.key, "ed25519_public_key");
+}
+
+#[test]
 fn rejects_an_ed25519_signed_body_with_one_byte_changed() {
     let body = body_sent(0);
     let signature = ed25519_sign(&ed25519_key(1), &body);
@@ -284,6 +307,19 @@ fn accepts_a_legacy_rsa_signature_made_with_the_configured_key() {
     let signature = rsa_sign(&rsa_keys()[0], &body);
     let delivery = delivery(&body, &[("X-WH-Signature", &signature)]);
     assert_eq!(rsa_connector().verify(&delivery), Ok(()));
+}
+
+#[test]
+fn while_keys_rotate_a_legacy_rsa_signature_by_either_listed_key_is_accepted() {
+    let rotating = connector(json!({
+        "rsa_public_key": [rsa_keys()[1].public_pem, rsa_keys()[0].public_pem],
+    }));
+    let body = body_sent(0);
+    for key in rsa_keys() {
+        let signature = rsa_sign(key, &body);
+        let delivery = delivery(&body, &[("X-WH-Signature", &signature)]);
+        assert_eq!(rotating.verify(&delivery), Ok(()));
+    }
 }
 
 #[test]

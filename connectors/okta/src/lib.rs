@@ -82,7 +82,7 @@ pub const SECRET_OPTION: &str = "authorization_secret";
 pub const HEADER_OPTION: &str = "authorization_header";
 
 /// A source's options.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OktaOptions {
     /// The event hook's authentication secret, exactly as entered in Okta: Okta sends it as
@@ -266,5 +266,6 @@ authorization_secret = "${OKTA_EVENT_HOOK_SECRET}"
 # api_timeout_ms = 10000
 "#,
         demo_options,
+        options_schema: Some(rollcall_core::options_schema::<OktaOptions>),
     }
 }

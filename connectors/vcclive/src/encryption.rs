@@ -30,7 +30,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use rollcall_core::verify::hmac_sha256;
-use rollcall_core::{NormalizeError, Secret};
+use rollcall_core::{NormalizeError, Secret, Secrets};
 use serde::Deserialize;
 
 /// The query parameter that carries the hex IV.
@@ -48,7 +48,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// The ciphers rollcall decrypts, named as PHP/OpenSSL name them (case-insensitive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub enum Cipher {
     #[serde(rename = "aes-256-ctr", alias = "AES-256-CTR")]
     Aes256Ctr,
@@ -65,19 +65,21 @@ impl Cipher {
     }
 }
 
-/// A cipher and its key, ready to decrypt bodies (and to encrypt test requests). `Debug`
-/// never shows the key.
+/// A cipher and its key, ready to decrypt bodies (and to encrypt test requests). While the
+/// key is rotated it also holds the keys listed after the first: a body any of them decrypts
+/// is accepted; the first encrypts. `Debug` never shows a key.
 #[derive(Clone)]
 pub struct BodyDecryption {
     cipher: Cipher,
     key: [u8; KEY_BYTES],
+    other_keys: Vec<[u8; KEY_BYTES]>,
 }
 
 impl fmt::Debug for BodyDecryption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BodyDecryption")
             .field("cipher", &self.cipher)
-            .field("key", &"***")
+            .field("keys", &format_args!("{} x ***", 1 + self.other_keys.len()))
             .finish()
     }
 }
@@ -85,9 +87,17 @@ impl fmt::Debug for BodyDecryption {
 impl BodyDecryption {
     /// The key is the secret's bytes, zero-padded or truncated to 32 bytes (PHP's openssl).
     pub fn new(cipher: Cipher, key: &Secret) -> Self {
+        Self::with_keys(cipher, &Secrets::new(key.clone()))
+    }
+
+    /// As [`BodyDecryption::new`], with every key of `keys`: the first encrypts, any
+    /// decrypts.
+    pub fn with_keys(cipher: Cipher, keys: &Secrets) -> Self {
+        let mut keys = keys.iter().map(|key| fit(key.expose().as_bytes()));
         Self {
             cipher,
-            key: fit(key.expose().as_bytes()),
+            key: keys.next().unwrap_or([0; KEY_BYTES]),
+            other_keys: keys.collect(),
         }
     }
 
@@ -99,8 +109,25 @@ impl BodyDecryption {
     ///
     /// Any failure is `payload_invalid` at `.`: the body is not base64, the IV is not hex,
     /// CBC padding is wrong, or the plaintext is not JSON (the usual sign of a wrong key,
-    /// cipher or IV, since CTR decrypts anything).
+    /// cipher or IV, since CTR decrypts anything). With several keys, the first key's error
+    /// when none gives JSON.
     pub fn decrypt(&self, body: &[u8], iv_hex: Option<&str>) -> Result<Vec<u8>, NormalizeError> {
+        let first = self.decrypt_with(&self.key, body, iv_hex);
+        if first.is_ok() {
+            return first;
+        }
+        self.other_keys
+            .iter()
+            .find_map(|key| self.decrypt_with(key, body, iv_hex).ok())
+            .map_or(first, Ok)
+    }
+
+    fn decrypt_with(
+        &self,
+        key: &[u8; KEY_BYTES],
+        body: &[u8],
+        iv_hex: Option<&str>,
+    ) -> Result<Vec<u8>, NormalizeError> {
         let cipher = self.cipher.as_str();
         let text: Vec<u8> = body
             .iter()
@@ -124,11 +151,11 @@ impl BodyDecryption {
         let plaintext = match self.cipher {
             Cipher::Aes256Ctr => {
                 let mut buffer = ciphertext;
-                ctr::Ctr128BE::<aes::Aes256>::new(&self.key.into(), &iv.into())
+                ctr::Ctr128BE::<aes::Aes256>::new(&(*key).into(), &iv.into())
                     .apply_keystream(&mut buffer);
                 buffer
             }
-            Cipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new(&self.key.into(), &iv.into())
+            Cipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new(&(*key).into(), &iv.into())
                 .decrypt_padded_vec_mut::<Pkcs7>(&ciphertext)
                 .map_err(|_| {
                     NormalizeError::invalid(

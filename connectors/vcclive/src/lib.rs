@@ -51,7 +51,7 @@ use crate::signature::{SecretKeyCheck, SECRET_QUERY_PARAMETER};
 pub const NAME: &str = "vcclive";
 
 /// A source's options.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VccLiveOptions {
     /// The value of the `secret-key` query parameter in the webhook URL, or a list of them
@@ -67,9 +67,10 @@ pub struct VccLiveOptions {
     /// (with `encryption_key`) only when HTTP body encryption is enabled.
     #[serde(default)]
     pub cipher: Option<Cipher>,
-    /// The encryption secret key set in VCC Live.
+    /// The encryption secret key set in VCC Live, or a list of them while it is rotated (a
+    /// body any of them decrypts is accepted; the first encrypts test requests).
     #[serde(default)]
-    pub encryption_key: Option<Secret>,
+    pub encryption_key: Option<Secrets>,
     /// Sync: the account's name (`mycc` for mycc.asp.virtual-call-center.eu), the Database
     /// API's user name. `account` and `api_password` go together.
     #[serde(default)]
@@ -126,10 +127,10 @@ impl VccLiveConnector {
                     "is required when encryption_key is set (aes-256-ctr or aes-256-cbc)",
                 ))
             }
-            (Some(_), Some(key)) if key.expose().is_empty() => {
+            (Some(_), Some(keys)) if keys.iter().any(|key| key.expose().is_empty()) => {
                 return Err(ConfigError::new("encryption_key", "must not be empty"))
             }
-            (Some(cipher), Some(key)) => Some(BodyDecryption::new(cipher, &key)),
+            (Some(cipher), Some(keys)) => Some(BodyDecryption::with_keys(cipher, &keys)),
         };
         let lister = listing::Lister::from_options(&listing::ListingOptions {
             account: parsed.account.as_deref(),
@@ -307,5 +308,6 @@ inventory::submit! {
         build,
         example_config: EXAMPLE_CONFIG,
         demo_options,
+        options_schema: Some(rollcall_core::options_schema::<VccLiveOptions>),
     }
 }

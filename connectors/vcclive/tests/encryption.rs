@@ -374,6 +374,35 @@ fn encrypting_then_decrypting_round_trips() {
 }
 
 #[test]
+fn while_the_encryption_key_rotates_a_body_encrypted_with_the_old_or_the_new_key_is_read() {
+    for (name, cipher) in CIPHERS {
+        let rotating = VccLiveConnector::from_options(&SourceOptions::new(
+            "vcclive",
+            json!({"secret_key": "k", "cipher": name, "encryption_key": [FULL_KEY, SHORT_KEY]}),
+        ))
+        .unwrap();
+        let only_new = connector(name, FULL_KEY);
+        let body = fixture("user_created.json");
+        let expected = without_ids(
+            normalize(&only_new, encrypted(cipher, FULL_KEY, &body), Some(IV_HEX)).unwrap(),
+        );
+        for key in [FULL_KEY, SHORT_KEY] {
+            let events = normalize(&rotating, encrypted(cipher, key, &body), Some(IV_HEX));
+            assert_eq!(without_ids(events.unwrap()), expected, "{name} {key}");
+        }
+        // Once the old key is gone from the list, its bodies are refused.
+        let old = normalize(&only_new, encrypted(cipher, SHORT_KEY, &body), Some(IV_HEX));
+        assert_eq!(old.unwrap_err().code(), ErrorCode::PayloadInvalid, "{name}");
+    }
+}
+
+fn encrypted(cipher: Cipher, key: &str, body: &[u8]) -> Vec<u8> {
+    BodyDecryption::new(cipher, &Secret::new(key))
+        .encrypt(body, &iv_bytes(IV_HEX))
+        .into_bytes()
+}
+
+#[test]
 fn the_signing_iv_depends_on_the_body_and_the_key_only() {
     let encryption = BodyDecryption::new(Cipher::Aes256Ctr, &Secret::new(SHORT_KEY));
     let same_key_other_cipher = BodyDecryption::new(Cipher::Aes256Cbc, &Secret::new(SHORT_KEY));

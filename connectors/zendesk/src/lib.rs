@@ -81,7 +81,7 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 
 /// A Zendesk source's options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZendeskOptions {
     /// The webhook's signing secret (Admin Center > Webhooks > the webhook > Reveal secret),
@@ -280,6 +280,7 @@ rollcall_core::inventory::submit! {
         build,
         example_config: EXAMPLE_CONFIG,
         demo_options,
+        options_schema: Some(rollcall_core::options_schema::<ZendeskOptions>),
     }
 }
 

@@ -423,9 +423,32 @@ pub struct ConnectorRegistration {
     /// `rollcall serve` runs without a configuration file. The result must build, and the
     /// connector built from it must be able to [`Connector::sign`].
     pub demo_options: fn(seed: &[u8; 32]) -> serde_json::Value,
+    /// The JSON Schema of the connector's options (its table minus `id`, `connector` and
+    /// `sync_interval`), usually `Some(options_schema::<TheOptions>)`; `None` leaves them
+    /// open in `rollcall config schema`.
+    pub options_schema: Option<fn() -> serde_json::Value>,
 }
 
 inventory::collect!(ConnectorRegistration);
+
+/// The JSON Schema (draft 2020-12, everything inline) of the options type `T`, as serde
+/// reads it: `deny_unknown_fields` forbids other keys, doc comments are descriptions and
+/// `default`s are shown.
+pub fn options_schema<T: schemars::JsonSchema>() -> serde_json::Value {
+    let mut schema = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|settings| {
+            settings.inline_subschemas = true;
+            settings.meta_schema = None;
+        })
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value();
+    // The Rust type's name means nothing to whoever writes the file.
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("title");
+    }
+    schema
+}
 
 /// Every connector linked into this binary, sorted by name.
 pub fn registrations() -> Vec<&'static ConnectorRegistration> {

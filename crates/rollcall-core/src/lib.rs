@@ -41,8 +41,8 @@ pub mod verify;
 
 pub use crate::backoff::{Backoff, BreakerState, CircuitBreaker, Health};
 pub use crate::connector::{
-    registration, registrations, Connector, ConnectorRegistration, Delivery, HandshakeResponse,
-    Headers, SignError, SourceOptions,
+    options_schema, registration, registrations, Connector, ConnectorRegistration, Delivery,
+    HandshakeResponse, Headers, SignError, SourceOptions,
 };
 pub use crate::error::{ConfigError, EnrichError, ErrorCode, NormalizeError, VerifyError};
 pub use crate::model::{

@@ -43,7 +43,17 @@ pub struct OutboundEvent {
 }
 
 /// How an event is rendered for a sink.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// The `UserEvent` envelope as is.
@@ -142,6 +152,9 @@ pub struct SinkRegistration {
     pub build: fn(&SinkOptions) -> Result<Box<dyn Sink>, ConfigError>,
     /// A TOML `[[sinks]]` table showing the sink's options.
     pub example_config: &'static str,
+    /// The JSON Schema of the sink's own options (its table minus the host's keys), usually
+    /// `Some(options_schema::<TheOptions>)`; `None` leaves them open.
+    pub options_schema: Option<fn() -> serde_json::Value>,
 }
 
 inventory::collect!(SinkRegistration);

@@ -22,7 +22,7 @@ use serde::Deserialize;
 /// The `type` of a `[[sinks]]` table.
 pub const KIND: &str = "file";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FileOptions {
     /// Where the JSON lines go; relative paths are relative to the working directory.
@@ -252,5 +252,6 @@ rollcall_core::inventory::submit! {
         description: "JSON lines appended to a file, synced to disk on flush",
         build,
         example_config: EXAMPLE_CONFIG,
+        options_schema: Some(rollcall_core::options_schema::<FileOptions>),
     }
 }

@@ -64,7 +64,7 @@ const RESERVED_HEADERS: &[&str] = &[
     StandardWebhooks::SIGNATURE_HEADER,
 ];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct HttpOptions {
     /// Optional only so that its absence is reported under its own key.
@@ -454,6 +454,7 @@ rollcall_core::inventory::submit! {
         description: "a POST per event, signed with Standard Webhooks headers",
         build,
         example_config: EXAMPLE_CONFIG,
+        options_schema: Some(rollcall_core::options_schema::<HttpOptions>),
     }
 }
 

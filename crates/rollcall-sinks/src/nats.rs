@@ -52,7 +52,7 @@ pub const CONTENT_TYPE: &str = "Content-Type";
 const SAMPLE_TYPE: &str = "user.created";
 const SAMPLE_SOURCE: &str = "source";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NatsOptions {
     /// May carry credentials (`nats://user:password@host`, `nats://token@host`), which
@@ -496,6 +496,7 @@ rollcall_core::inventory::submit! {
         description: "a NATS JetStream publish per event, deduplicated by Nats-Msg-Id",
         build,
         example_config: EXAMPLE_CONFIG,
+        options_schema: Some(rollcall_core::options_schema::<NatsOptions>),
     }
 }
 

@@ -59,7 +59,7 @@ const MAX_IDENTIFIER_BYTES: usize = 63;
 /// The bytes of "rollcall" as a big-endian integer.
 const SETUP_LOCK_KEY: i64 = 0x726f_6c6c_6361_6c6c;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PostgresOptions {
     /// Optional only so that its absence is reported under its own key. A secret: it may
@@ -603,6 +603,7 @@ rollcall_core::inventory::submit! {
         description: "an events table and a current-users table in PostgreSQL, idempotent by event id",
         build,
         example_config: EXAMPLE_CONFIG,
+        options_schema: Some(rollcall_core::options_schema::<PostgresOptions>),
     }
 }
 

@@ -41,7 +41,7 @@ pub const DEFAULT_TIMEOUT_SECONDS: u64 = 5;
 /// The largest `maxlen` Redis accepts (a signed 64-bit count).
 const MAX_MAXLEN: u64 = i64::MAX as u64;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RedisOptions {
     /// May carry a password (`redis://:password@host`, `redis://user:password@host`).
@@ -310,6 +310,7 @@ rollcall_core::inventory::submit! {
         description: "an XADD per event to a Redis stream",
         build,
         example_config: EXAMPLE_CONFIG,
+        options_schema: Some(rollcall_core::options_schema::<RedisOptions>),
     }
 }
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 pub const KIND: &str = "stdout";
 
 /// The stdout sink has no options of its own.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct StdoutOptions {}
 
@@ -73,5 +73,6 @@ rollcall_core::inventory::submit! {
         description: "each event as one JSON line on standard output",
         build,
         example_config: EXAMPLE_CONFIG,
+        options_schema: Some(rollcall_core::options_schema::<StdoutOptions>),
     }
 }

@@ -156,7 +156,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Validate a configuration file; prints the problem with file, line and key.
+    /// Validate a configuration file; prints every problem, one per line, as
+    /// `file:line: key: problem`.
     Check {
         #[arg(long, short)]
         config: PathBuf,
@@ -520,7 +521,15 @@ fn serve(
             // The file's [log] format is unknown when the file is wrong; the environment's
             // is not.
             logging::init(logging::format_from_env());
-            announce_error!("{error:#}");
+            // A configuration's problems one per line, as `config check` prints them.
+            match error.downcast_ref::<crate::config::ConfigErrors>() {
+                Some(errors) => {
+                    for error in errors.iter() {
+                        announce_error!("{error}");
+                    }
+                }
+                None => announce_error!("{error:#}"),
+            }
             return ExitCode::from(2);
         }
     };

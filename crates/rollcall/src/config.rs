@@ -5,40 +5,32 @@
 //! `${VAR}` is replaced by the environment variable's value in values only; comments are
 //! left alone.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rollcall_core::{EventType, Format, Secret};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
-    #[serde(default)]
     pub ingest: IngestConfig,
-    #[serde(default)]
     pub admin: AdminConfig,
-    #[serde(default)]
     pub store: StoreConfig,
-    #[serde(default)]
     pub delivery: DeliveryConfig,
-    #[serde(default)]
     pub sources: Vec<SourceConfig>,
-    #[serde(default)]
     pub sinks: Vec<SinkConfig>,
-    #[serde(default)]
     pub log: LogConfig,
-    #[serde(default)]
     pub traces: TracesConfig,
 }
 
 /// OpenTelemetry traces: one span per delivery received and per send to a sink, exported
 /// over OTLP/HTTP when the binary is built with the `otlp` feature.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TracesConfig {
     /// The collector's OTLP/HTTP traces URL, e.g. `http://127.0.0.1:4318/v1/traces`; no
@@ -64,15 +56,16 @@ fn default_service_name() -> String {
 }
 
 /// How the daemon writes its log lines (always to standard error).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
+    /// `json`: every line on standard error is one JSON object (start-up lines included).
     #[serde(default)]
     pub format: LogFormat,
 }
 
 /// `text` for people, `json` (one object per line) for log collectors.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -94,36 +87,45 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
+    /// address:port vendors POST to (port 0 picks a free one).
     #[serde(default = "default_ingest_listen")]
     pub listen: SocketAddr,
+    /// The largest body accepted, in bytes (413 beyond it).
     #[serde(default = "default_max_body_bytes")]
+    #[schemars(range(min = 1))]
     pub max_body_bytes: usize,
     /// How long a request may take end to end (read, verify, commit) before it is answered
     /// 503, in seconds.
     #[serde(default = "default_request_timeout_seconds")]
+    #[schemars(range(min = 1))]
     pub request_timeout_seconds: u64,
     /// How long a client may take to send the whole body, in seconds (408 `body_timeout`);
     /// less than `request_timeout_seconds`.
     #[serde(default = "default_body_timeout_seconds")]
+    #[schemars(range(min = 1))]
     pub body_timeout_seconds: u64,
     /// How long a connection may take to send a complete request head, counted from when it
     /// opens or finishes its previous request (so also the idle keep-alive timeout).
     #[serde(default = "default_header_read_timeout_seconds")]
+    #[schemars(range(min = 1))]
     pub header_read_timeout_seconds: u64,
     /// Connections open at once; beyond it new connections wait to be accepted.
     #[serde(default = "default_ingest_max_connections")]
+    #[schemars(range(min = 1))]
     pub max_connections: usize,
     /// Body bytes all ingest requests together may hold before they are verified and
     /// committed (each reserves its `Content-Length`, or `max_body_bytes` when it has none);
     /// beyond it requests wait briefly, then get the vendor's retry status (`ingest_busy`).
     #[serde(default = "default_max_body_bytes_in_flight")]
+    #[schemars(range(min = 1))]
     pub max_body_bytes_in_flight: usize,
     /// Requests one source may have in flight at once (reading, verifying, committing);
     /// beyond it requests wait briefly, then get the vendor's retry status (`ingest_busy`).
     #[serde(default = "default_max_requests_per_source")]
+    #[schemars(range(min = 1))]
     pub max_requests_per_source: usize,
 }
 
@@ -170,14 +172,16 @@ pub struct ConnectionLimits {
     pub shutdown_grace: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
+    /// address:port of health, metrics and the operator API.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
     /// Bearer token for the admin API, with every right (scope `operate`); a token (this or
     /// one of `tokens`) is required when `listen` is not a loopback address.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub token: Option<Secret>,
     /// More tokens, each with its scope: `read` for scrapers, SCIM clients and dashboards,
     /// `operate` for operators.
@@ -185,9 +189,11 @@ pub struct AdminConfig {
     pub tokens: Vec<ScopedToken>,
     /// As `ingest.header_read_timeout_seconds`, for the admin listener.
     #[serde(default = "default_header_read_timeout_seconds")]
+    #[schemars(range(min = 1))]
     pub header_read_timeout_seconds: u64,
     /// Connections open at once on the admin listener.
     #[serde(default = "default_admin_max_connections")]
+    #[schemars(range(min = 1))]
     pub max_connections: usize,
     /// Host names (without port) the admin listener answers to when it has no token, besides
     /// its bind address, `localhost` and the loopback addresses; other `Host` headers get 403
@@ -197,15 +203,16 @@ pub struct AdminConfig {
 }
 
 /// An admin token and what it may do.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopedToken {
+    #[schemars(length(min = 1))]
     pub token: Secret,
     pub scope: Scope,
 }
 
 /// What an admin token may do. `operate` includes `read`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Reads: `/metrics`, `/v1/*` with GET, SCIM.
@@ -264,11 +271,12 @@ impl AdminConfig {
 /// Admin requests are reads and small writes; shutdown does not wait long for them.
 const ADMIN_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum StoreConfig {
     /// One file, one process.
     Sqlite {
+        /// The database file (its directory is created at start).
         #[serde(default = "default_store_path")]
         path: PathBuf,
         /// Hours a delivered event stays in the journal (0: forever). Also how long replayed
@@ -294,16 +302,22 @@ pub enum StoreConfig {
         url: Secret,
         /// The schema holding rollcall's tables (created at start if missing).
         #[serde(default = "default_postgres_schema")]
+        #[schemars(regex(pattern = r"^[a-z_][a-z0-9_]{0,62}$"))]
         schema: String,
         /// Connections each replica keeps at most.
         #[serde(default = "default_postgres_pool_size")]
+        #[schemars(range(min = 2))]
         pool_size: usize,
+        /// As for SQLite: hours a delivered event stays in the journal (0: forever).
         #[serde(default = "default_retention_hours")]
         retention_hours: u64,
+        /// As for SQLite: hours a dedup key is remembered (0: forever).
         #[serde(default = "default_dedup_retention_hours")]
         dedup_retention_hours: u64,
+        /// As for SQLite: hours an open quarantined delivery is kept (0: until replayed).
         #[serde(default = "default_quarantine_retention_hours")]
         quarantine_retention_hours: u64,
+        /// As for SQLite: MiB the open quarantined bodies may take (0: no cap).
         #[serde(default = "default_quarantine_max_mib")]
         quarantine_max_mib: u64,
     },
@@ -420,13 +434,14 @@ impl Retention {
 
 /// The retry schedule of delivery workers (the backoff between attempts, and the cool-down
 /// of a sink's circuit breaker).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// The most attempts an event gets before it is a dead letter, unless the sink's
     /// `retry_horizon_hours` is spent first. Unset: no limit but the horizon.
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_attempts: Option<u32>,
     /// The first backoff ceiling, in milliseconds; each retry doubles it (full jitter).
     #[serde(default = "default_initial_backoff_ms")]
     pub initial_backoff_ms: u64,
@@ -435,17 +450,19 @@ pub struct DeliveryConfig {
     pub max_backoff_ms: u64,
     /// Events read from the journal per round.
     #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1))]
     pub batch_size: u32,
     /// Seconds a sink's delivery lease lasts unless renewed: how long the sinks of a replica
     /// that died wait before another replica takes them over.
     #[serde(default = "default_lease_seconds")]
+    #[schemars(range(min = 2))]
     pub lease_seconds: u64,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            max_attempts: default_max_attempts(),
+            max_attempts: None,
             initial_backoff_ms: default_initial_backoff_ms(),
             max_backoff_ms: default_max_backoff_ms(),
             batch_size: default_batch_size(),
@@ -496,7 +513,7 @@ pub struct SinkConfig {
 }
 
 /// Where a new sink starts: the whole retained journal, or only events committed from now.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StartAt {
     #[default]
@@ -527,6 +544,12 @@ pub const DEFAULT_RETRY_HORIZON_HOURS: f64 = 72.0;
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Default `breaker_failures`.
 pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
+/// The largest `concurrency`.
+pub const MAX_CONCURRENCY: usize = 1024;
+/// The largest `retry_horizon_hours`: a year.
+pub const MAX_RETRY_HORIZON_HOURS: f64 = 24.0 * 365.0;
+/// The largest `rate_limit_per_second`.
+pub const MAX_RATE_LIMIT_PER_SECOND: f64 = 1e6;
 
 impl SinkDelivery {
     /// The defaults for a sink type: ordered streams (the file, stdout, NATS subjects, Redis
@@ -547,54 +570,73 @@ impl SinkDelivery {
     }
 
     /// Reads the generic delivery keys out of a sink's table (what is left are the sink's
-    /// own options).
+    /// own options); each bad key is a problem `(key, message)`, the others still read.
     fn take(
         kind: &str,
         table: &mut serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Self, String> {
+        problems: &mut Vec<(&'static str, String)>,
+    ) -> Self {
         fn take<T: serde::de::DeserializeOwned>(
             table: &mut serde_json::Map<String, serde_json::Value>,
-            key: &str,
+            key: &'static str,
             expected: &str,
-        ) -> Result<Option<T>, String> {
-            table
-                .remove(key)
-                .map(serde_json::from_value)
-                .transpose()
-                .map_err(|error| format!("{key}: {error} (expected {expected})"))
+            problems: &mut Vec<(&'static str, String)>,
+        ) -> Option<T> {
+            let value = table.remove(key)?;
+            serde_json::from_value(value)
+                .map_err(|error| problems.push((key, format!("{error} (expected {expected})"))))
+                .ok()
         }
         let mut delivery = Self::for_kind(kind);
-        if let Some(concurrency) = take::<usize>(table, "concurrency", "an integer from 1 to 1024")?
+        if let Some(concurrency) =
+            take::<usize>(table, "concurrency", "an integer from 1", problems)
         {
-            if !(1..=1024).contains(&concurrency) {
-                return Err("concurrency: must be from 1 to 1024".to_owned());
+            if (1..=MAX_CONCURRENCY).contains(&concurrency) {
+                delivery.concurrency = concurrency;
+            } else {
+                problems.push((
+                    "concurrency",
+                    format!("must be from 1 to {MAX_CONCURRENCY}"),
+                ));
             }
-            delivery.concurrency = concurrency;
         }
-        if let Some(hours) = take::<f64>(table, "retry_horizon_hours", "a number of hours")? {
-            if !(hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0) {
-                return Err("retry_horizon_hours: must be above 0 and at most a year".to_owned());
+        if let Some(hours) =
+            take::<f64>(table, "retry_horizon_hours", "a number of hours", problems)
+        {
+            if hours.is_finite() && hours > 0.0 && hours <= MAX_RETRY_HORIZON_HOURS {
+                delivery.retry_horizon = Duration::from_secs_f64(hours * 3600.0);
+            } else {
+                problems.push((
+                    "retry_horizon_hours",
+                    "must be above 0 and at most a year".to_owned(),
+                ));
             }
-            delivery.retry_horizon = Duration::from_secs_f64(hours * 3600.0);
         }
-        if let Some(start) = take::<StartAt>(table, "start", "\"now\" or \"beginning\"")? {
+        if let Some(start) = take::<StartAt>(table, "start", "\"now\" or \"beginning\"", problems) {
             delivery.start = start;
         }
-        if let Some(rate) = take::<f64>(table, "rate_limit_per_second", "a number above 0")? {
-            if !(rate.is_finite() && rate > 0.0 && rate <= 1e6) {
-                return Err(
-                    "rate_limit_per_second: must be above 0 (and at most 1000000)".to_owned(),
-                );
+        if let Some(rate) =
+            take::<f64>(table, "rate_limit_per_second", "a number above 0", problems)
+        {
+            if rate.is_finite() && rate > 0.0 && rate <= MAX_RATE_LIMIT_PER_SECOND {
+                delivery.rate_limit_per_second = Some(rate);
+            } else {
+                problems.push((
+                    "rate_limit_per_second",
+                    format!("must be above 0 (and at most {MAX_RATE_LIMIT_PER_SECOND})"),
+                ));
             }
-            delivery.rate_limit_per_second = Some(rate);
         }
-        if let Some(failures) = take::<u32>(table, "breaker_failures", "an integer from 1")? {
+        if let Some(failures) =
+            take::<u32>(table, "breaker_failures", "an integer from 1", problems)
+        {
             if failures == 0 {
-                return Err("breaker_failures: must be at least 1".to_owned());
+                problems.push(("breaker_failures", "must be at least 1".to_owned()));
+            } else {
+                delivery.breaker_failures = failures;
             }
-            delivery.breaker_failures = failures;
         }
-        Ok(delivery)
+        delivery
     }
 }
 
@@ -607,26 +649,6 @@ impl SinkConfig {
                 .types
                 .as_ref()
                 .is_none_or(|types| types.iter().any(|t| t.as_str() == event_type))
-    }
-}
-
-impl<'de> Deserialize<'de> for SourceConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let id = take_string(&mut table, "id").map_err(D::Error::custom)?;
-        let connector = take_string(&mut table, "connector").map_err(D::Error::custom)?;
-        let sync_interval = table
-            .remove("sync_interval")
-            .map(|value| parse_interval(&value))
-            .transpose()
-            .map_err(|error| D::Error::custom(format!("sync_interval: {error}")))?;
-        Ok(Self {
-            id,
-            connector,
-            sync_interval,
-            options: serde_json::Value::Object(table),
-        })
     }
 }
 
@@ -664,47 +686,6 @@ fn parse_interval(value: &serde_json::Value) -> Result<Duration, String> {
         ));
     }
     Ok(interval)
-}
-
-impl<'de> Deserialize<'de> for SinkConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let id = take_string(&mut table, "id").map_err(D::Error::custom)?;
-        let kind = take_string(&mut table, "type").map_err(D::Error::custom)?;
-        let sources = table
-            .remove("sources")
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|error| D::Error::custom(format!("sources: {error}")))?;
-        let types = table
-            .remove("types")
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|error| {
-                D::Error::custom(format!(
-                    "types: {error} (expected user.created, user.updated, user.deleted)"
-                ))
-            })?;
-        let format = table
-            .remove("format")
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|error| {
-                D::Error::custom(format!("format: {error} (expected native or cloudevents)"))
-            })?
-            .unwrap_or_default();
-        let delivery = SinkDelivery::take(&kind, &mut table).map_err(D::Error::custom)?;
-        Ok(Self {
-            id,
-            kind,
-            sources,
-            types,
-            format,
-            delivery,
-            options: serde_json::Value::Object(table),
-        })
-    }
 }
 
 fn take_string(
@@ -770,10 +751,6 @@ fn default_quarantine_retention_hours() -> u64 {
 fn default_quarantine_max_mib() -> u64 {
     1024
 }
-/// No limit: only the sink's retry horizon ends retries.
-fn default_max_attempts() -> u32 {
-    u32::MAX
-}
 fn default_initial_backoff_ms() -> u64 {
     500
 }
@@ -813,19 +790,343 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Every problem found in a configuration, in the order of the file (problems that have no
+/// line, such as a wrong override, last). Displayed one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    first: ConfigError,
+    others: Vec<ConfigError>,
+}
+
+impl ConfigErrors {
+    /// The problems, sorted by line; `None` when there are none.
+    fn from_vec(mut errors: Vec<ConfigError>) -> Option<Self> {
+        errors.sort_by_key(|error| (error.line.is_none(), error.line));
+        let mut errors = errors.into_iter();
+        let first = errors.next()?;
+        Some(Self {
+            first,
+            others: errors.collect(),
+        })
+    }
+
+    /// The problem nearest the top of the file.
+    pub fn first(&self) -> &ConfigError {
+        &self.first
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ConfigError> {
+        std::iter::once(&self.first).chain(&self.others)
+    }
+
+    pub fn len(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    /// Never: there is always at least one problem.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    fn in_file(mut self, path: &Path) -> Self {
+        self.first.file = Some(path.to_path_buf());
+        for error in &mut self.others {
+            error.file = Some(path.to_path_buf());
+        }
+        self
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(first: ConfigError) -> Self {
+        Self {
+            first,
+            others: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The line of every key of a configuration file (`ingest.listen`, `sources[0].id`,
+/// `admin.tokens[1].scope`) and of every table in an array (`sources[0]`: its header), from
+/// the spans the TOML parser keeps.
+#[derive(Debug, Default)]
+struct KeyLines(HashMap<String, usize>);
+
+impl KeyLines {
+    /// Parses `text`; a document that is not TOML is every syntax error the parser found.
+    fn parse(text: &str) -> Result<Self, ConfigErrors> {
+        let (document, errors) = toml::de::DeTable::parse_recoverable(text);
+        let errors = errors.iter().map(|error| ConfigError {
+            file: None,
+            line: error.span().map(|span| line_at(text, span.start)),
+            key: None,
+            message: error.message().trim().to_owned(),
+        });
+        if let Some(errors) = ConfigErrors::from_vec(errors.collect()) {
+            return Err(errors);
+        }
+        let mut lines = Self::default();
+        lines.record_table(text, document.get_ref(), "");
+        Ok(lines)
+    }
+
+    fn record_table(&mut self, text: &str, table: &toml::de::DeTable<'_>, prefix: &str) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() {
+                key.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", key.get_ref())
+            };
+            self.0
+                .entry(path.clone())
+                .or_insert_with(|| line_at(text, key.span().start));
+            self.record_value(text, value.get_ref(), &path);
+        }
+    }
+
+    fn record_value(&mut self, text: &str, value: &toml::de::DeValue<'_>, path: &str) {
+        match value {
+            toml::de::DeValue::Table(table) => self.record_table(text, table, path),
+            toml::de::DeValue::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    let path = format!("{path}[{index}]");
+                    self.0
+                        .insert(path.clone(), line_at(text, item.span().start));
+                    self.record_value(text, item.get_ref(), &path);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The line of `path`, or of the nearest table or key that holds it (a missing key is
+    /// reported at its table).
+    fn line(&self, path: &str) -> Option<usize> {
+        let mut path = path;
+        loop {
+            if let Some(line) = self.0.get(path) {
+                return Some(*line);
+            }
+            path = &path[..path.rfind(['.', '['])?];
+        }
+    }
+}
+
+/// The 1-based line of byte `offset` of `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.bytes()
+        .take(offset)
+        .filter(|byte| *byte == b'\n')
+        .count()
+        + 1
+}
+
+/// The problems of one configuration, each on the line of the key it is about.
+struct Report<'a> {
+    lines: &'a KeyLines,
+    errors: Vec<ConfigError>,
+    /// Values whose `${VARS}` could not be replaced: already reported, so what follows from
+    /// their unreplaced text is not.
+    unresolved: HashSet<String>,
+}
+
+impl<'a> Report<'a> {
+    fn new(lines: &'a KeyLines) -> Self {
+        Self {
+            lines,
+            errors: Vec::new(),
+            unresolved: HashSet::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// A problem with `key` (a path such as `sources[0].signing_secret`), on its line.
+    fn at(&mut self, key: &str, message: impl Into<String>) {
+        self.on(key, key, message);
+    }
+
+    /// A problem with `key`, shown on the line of `line_of` (the key that causes it).
+    fn on(&mut self, key: &str, line_of: &str, message: impl Into<String>) {
+        let follows_from_a_variable = self.unresolved.iter().any(|path| {
+            path == key
+                || path
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.starts_with('['))
+        });
+        if follows_from_a_variable {
+            return;
+        }
+        self.errors.push(ConfigError {
+            file: None,
+            line: self.lines.line(line_of),
+            key: Some(key.to_owned()),
+            message: message.into(),
+        });
+    }
+
+    /// A problem that no line of the file shows (an override).
+    fn elsewhere(&mut self, key: String, message: String) {
+        self.errors.push(ConfigError {
+            file: None,
+            line: None,
+            key: Some(key),
+            message,
+        });
+    }
+
+    /// A `${VAR}` of the value at `path` that cannot be replaced; named by the key written
+    /// on its line (`signing_secret`), as a reader looks for it.
+    fn variable(&mut self, path: &str, message: String) {
+        let written = path.rsplit('.').next().unwrap_or(path);
+        let written = written.split('[').next().unwrap_or(written);
+        self.errors.push(ConfigError {
+            file: None,
+            line: self.lines.line(path),
+            key: Some(written.to_owned()),
+            message,
+        });
+        self.unresolved.insert(path.to_owned());
+    }
+
+    /// `value` when nothing was reported; otherwise every problem.
+    fn finish<T>(self, value: Option<T>) -> Result<T, ConfigErrors> {
+        match (ConfigErrors::from_vec(self.errors), value) {
+            (Some(errors), _) => Err(errors),
+            (None, Some(value)) => Ok(value),
+            (None, None) => Err(ConfigError {
+                file: None,
+                line: None,
+                key: None,
+                message: "not a valid configuration".to_owned(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// Reads table `name` into `T`. serde stops at the first mistake; the key it stopped at is
+/// reported, left out, and the table read again, so one run reports every mistake in it.
+/// `None` when there was any (the table is then not checked further).
+fn section<T: serde::de::DeserializeOwned>(
+    report: &mut Report<'_>,
+    name: &str,
+    mut value: toml::Value,
+) -> Option<T> {
+    let before = report.len();
+    let mut reported = HashSet::new();
+    loop {
+        let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(parsed) => return (report.len() == before).then_some(parsed),
+            Err(error) => error,
+        };
+        let mut steps: Vec<Step> = error
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(Step::Key(key.clone())),
+                serde_path_to_error::Segment::Seq { index } => Some(Step::Index(*index)),
+                _ => None,
+            })
+            .collect();
+        let message = error.into_inner().message().trim().to_owned();
+        // serde names an unknown or missing field in its message, at times only there.
+        if let Some(field) = field_named_in(&message) {
+            if !matches!(steps.last(), Some(Step::Key(last)) if *last == field) {
+                steps.push(Step::Key(field));
+            }
+        }
+        let path = path_of(name, &steps);
+        // A key left out for its bad value is then missing: said already.
+        if reported.insert(path.clone()) {
+            report.at(&path, message);
+        }
+        if !remove_at(&mut value, &steps) {
+            return None;
+        }
+    }
+}
+
+/// One step of a path into a TOML value.
+#[derive(Debug)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn path_of(name: &str, steps: &[Step]) -> String {
+    let mut path = name.to_owned();
+    for step in steps {
+        match step {
+            Step::Key(key) => {
+                path.push('.');
+                path.push_str(key);
+            }
+            Step::Index(index) => path.push_str(&format!("[{index}]")),
+        }
+    }
+    path
+}
+
+/// Removes the key at `steps` from `value`; false when there is no such key.
+fn remove_at(value: &mut toml::Value, steps: &[Step]) -> bool {
+    let Some((Step::Key(last), parents)) = steps.split_last() else {
+        return false;
+    };
+    let mut current = value;
+    for step in parents {
+        let next = match (step, current) {
+            (Step::Key(key), toml::Value::Table(table)) => table.get_mut(key),
+            (Step::Index(index), toml::Value::Array(items)) => items.get_mut(*index),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return false;
+        };
+        current = next;
+    }
+    match current {
+        toml::Value::Table(table) => table.remove(last).is_some(),
+        _ => false,
+    }
+}
+
+/// The field of serde's "unknown field `x`" and "missing field `x`" messages.
+fn field_named_in(message: &str) -> Option<String> {
+    ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|marker| message.split_once(marker))
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned())
+}
+
 impl Config {
     /// Reads and validates a configuration file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         Self::load_with(path, &Overrides::from_env())
     }
 
     /// Reads and validates a configuration file, with `overrides` applied over it.
-    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Self, ConfigErrors> {
         let text = read_file(path)?;
-        Self::parse_with(&text, |name| std::env::var(name).ok(), overrides).map_err(|mut error| {
-            error.file = Some(path.to_path_buf());
-            error
-        })
+        Self::parse_with(&text, |name| std::env::var(name).ok(), overrides)
+            .map_err(|errors| errors.in_file(path))
     }
 
     /// Parses and validates configuration text; `env` resolves `${VARS}`.
@@ -833,7 +1134,7 @@ impl Config {
     /// The text is parsed first and `${VARS}` are replaced inside the parsed string values:
     /// a variable's value is data, whatever it holds (quotes, newlines, `'`), and cannot
     /// change the document's structure in any TOML string form.
-    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         Self::parse_with(text, env, &Overrides::default())
     }
 
@@ -842,316 +1143,483 @@ impl Config {
         text: &str,
         env: impl Fn(&str) -> Option<String>,
         overrides: &Overrides,
-    ) -> Result<Self, ConfigError> {
-        let mut document: toml::Table =
-            toml::from_str(text).map_err(|error| toml_error(text, &error))?;
-        interpolate_table(&mut document, text, &env)?;
-        overrides.apply(&mut document)?;
+    ) -> Result<Self, ConfigErrors> {
+        let lines = KeyLines::parse(text)?;
+        let mut document = parse_document(text)?;
+        let mut report = Report::new(&lines);
+        interpolate_table(&mut document, "", &env, &mut report);
+        overrides.apply(&mut document, &mut report);
         default_store_type(&mut document);
-        let config: Config =
-            toml::Value::Table(document)
-                .try_into()
-                .map_err(|error: toml::de::Error| {
-                    // The parsed values carry no positions; the same error found in the text
-                    // (variables unreplaced: they are inside strings) has its line.
-                    match toml::from_str::<Config>(text) {
-                        Err(original) if original.message() == error.message() => {
-                            toml_error(text, &original)
-                        }
-                        _ => toml_error(text, &error),
-                    }
-                })?;
-        config.validate(text)?;
-        Ok(config)
+        let config = Self::read(document, &mut report);
+        report.finish(Some(config))
     }
 
-    /// Checks what TOML's shape cannot: ids, references, and each component's options.
-    fn validate(&self, text: &str) -> Result<(), ConfigError> {
-        let mut seen = HashSet::new();
-        for (index, source) in self.sources.iter().enumerate() {
-            let at = |key: &str, message: String| ConfigError {
-                file: None,
-                line: find_key_line(text, "sources", index, key),
-                key: Some(format!("sources[{index}].{key}")),
-                message,
-            };
-            if !seen.insert(source.id.clone()) {
-                return Err(at("id", format!("duplicate source id {:?}", source.id)));
-            }
-            if !valid_id(&source.id) {
-                return Err(at(
-                    "id",
-                    "ids are letters, digits, `-`, `_` and `.`".to_owned(),
-                ));
-            }
-            let Some(registration) = rollcall_core::registration(&source.connector) else {
-                let known: Vec<_> = rollcall_core::registrations()
-                    .iter()
-                    .map(|r| r.name)
-                    .collect();
-                return Err(at(
-                    "connector",
-                    format!(
-                        "unknown connector {:?} (this build has: {})",
-                        source.connector,
-                        known.join(", ")
-                    ),
-                ));
-            };
-            let options = rollcall_core::SourceOptions::new(&source.id, source.options.clone());
-            match (registration.build)(&options) {
-                Err(error) => return Err(at(&option_key(&error), error.message)),
-                Ok(connector) if source.sync_interval.is_some() && !connector.lists_users() => {
-                    return Err(at(
-                        "sync_interval",
-                        format!(
-                            "source {:?} cannot list users (connector {} without its API \
-                             options; see docs/connectors/{}.md)",
-                            source.id, source.connector, source.connector
-                        ),
-                    ))
-                }
-                Ok(_) => {}
+    /// Reads every table of `document`, and checks what TOML's shape cannot: ids,
+    /// references, limits that depend on each other, and each component's options.
+    fn read(mut document: toml::Table, report: &mut Report<'_>) -> Self {
+        let mut config = Self::default();
+        let mut take = |name: &str| document.remove(name);
+        if let Some(value) = take("ingest") {
+            if let Some(ingest) = section::<IngestConfig>(report, "ingest", value) {
+                ingest.check(report);
+                config.ingest = ingest;
             }
         }
-        let mut seen = HashSet::new();
-        for (index, sink) in self.sinks.iter().enumerate() {
-            let at = |key: &str, message: String| ConfigError {
-                file: None,
-                line: find_key_line(text, "sinks", index, key),
-                key: Some(format!("sinks[{index}].{key}")),
-                message,
-            };
-            if !seen.insert(sink.id.clone()) {
-                return Err(at("id", format!("duplicate sink id {:?}", sink.id)));
-            }
-            if !valid_id(&sink.id) {
-                return Err(at(
-                    "id",
-                    "ids are letters, digits, `-`, `_` and `.`".to_owned(),
-                ));
-            }
-            for source in sink.sources.iter().flatten() {
-                if !self.sources.iter().any(|s| &s.id == source) {
-                    return Err(at("sources", format!("no source with id {source:?}")));
-                }
-            }
-            let Some(registration) = rollcall_core::sink_registration(&sink.kind) else {
-                let known: Vec<_> = rollcall_core::sink_registrations()
-                    .iter()
-                    .map(|r| r.kind)
-                    .collect();
-                return Err(at(
-                    "type",
-                    format!(
-                        "unknown sink type {:?} (this build has: {})",
-                        sink.kind,
-                        known.join(", ")
-                    ),
-                ));
-            };
-            let options = rollcall_core::SinkOptions::new(&sink.id, sink.options.clone());
-            if let Err(error) = (registration.build)(&options) {
-                return Err(at(&option_key(&error), error.message));
+        if let Some(value) = take("admin") {
+            if let Some(admin) = section::<AdminConfig>(report, "admin", value) {
+                admin.check(report);
+                config.admin = admin;
             }
         }
+        if let Some(value) = take("store") {
+            if let Some(store) = section::<StoreConfig>(report, "store", value) {
+                store.check(report);
+                config.store = store;
+            }
+        }
+        if let Some(value) = take("delivery") {
+            if let Some(delivery) = section::<DeliveryConfig>(report, "delivery", value) {
+                delivery.check(report);
+                config.delivery = delivery;
+            }
+        }
+        if let Some(value) = take("log") {
+            config.log = section(report, "log", value).unwrap_or_default();
+        }
+        if let Some(value) = take("traces") {
+            if let Some(traces) = section::<TracesConfig>(report, "traces", value) {
+                traces.check(report);
+                config.traces = traces;
+            }
+        }
+        let mut source_ids = Vec::new();
+        if let Some(value) = take("sources") {
+            for (index, item) in array_of_tables(report, "sources", value)
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(source) = SourceConfig::read(report, index, item, &mut source_ids) {
+                    config.sources.push(source);
+                }
+            }
+        }
+        if let Some(value) = take("sinks") {
+            let mut sink_ids = HashSet::new();
+            for (index, item) in array_of_tables(report, "sinks", value)
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(sink) =
+                    SinkConfig::read(report, index, item, &source_ids, &mut sink_ids)
+                {
+                    config.sinks.push(sink);
+                }
+            }
+        }
+        for key in document.keys() {
+            report.at(
+                key,
+                format!(
+                    "unknown key (the tables are {}, [[sources]] and [[sinks]])",
+                    TABLES.join(", ")
+                ),
+            );
+        }
+        config
+    }
+}
+
+/// The tables of `[[name]]`.
+fn array_of_tables(report: &mut Report<'_>, name: &str, value: toml::Value) -> Vec<toml::Value> {
+    match value {
+        toml::Value::Array(items) => items,
+        _ => {
+            report.at(name, format!("must be an array of tables ([[{name}]])"));
+            Vec::new()
+        }
+    }
+}
+
+/// A component's table as JSON, the form its options are read from.
+fn json_table(
+    report: &mut Report<'_>,
+    path: &str,
+    value: toml::Value,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if !value.is_table() {
+        report.at(path, "must be a table");
+        return None;
+    }
+    serde_json::Map::deserialize(value)
+        .map_err(|error| report.at(path, error.message().trim().to_owned()))
+        .ok()
+}
+
+/// Builds a component from `options` and reports what it refuses, each at its option's
+/// line. An option it refuses is left out and the component built again, so every unknown
+/// option is reported at once. `None` when any was refused.
+fn build_reporting<T>(
+    report: &mut Report<'_>,
+    path: &str,
+    mut options: serde_json::Map<String, serde_json::Value>,
+    build: impl Fn(serde_json::Value) -> Result<T, rollcall_core::ConfigError>,
+) -> Option<T> {
+    let mut refused = HashSet::new();
+    loop {
+        let error = match build(serde_json::Value::Object(options.clone())) {
+            Ok(built) => return refused.is_empty().then_some(built),
+            Err(error) => error,
+        };
+        let key = option_key(&error);
+        let at = if key.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}.{key}")
+        };
+        // The same option refused again once left out ("is required"): said already.
+        if refused.insert(key.clone()) {
+            report.at(&at, error.message);
+        }
+        options.remove(&key)?;
+    }
+}
+
+impl SourceConfig {
+    /// Reads and checks `[[sources]]` number `index`; records its id in `ids`.
+    fn read(
+        report: &mut Report<'_>,
+        index: usize,
+        value: toml::Value,
+        ids: &mut Vec<String>,
+    ) -> Option<Self> {
+        let path = format!("sources[{index}]");
+        let key = |name: &str| format!("{path}.{name}");
+        let before = report.len();
+        let mut table = json_table(report, &path, value)?;
+        let id = take_string(&mut table, "id")
+            .map_err(|message| report.at(&key("id"), message))
+            .ok();
+        if let Some(id) = &id {
+            if ids.contains(id) {
+                report.at(&key("id"), format!("duplicate source id {id:?}"));
+            } else if !valid_id(id) {
+                report.at(&key("id"), "ids are letters, digits, `-`, `_` and `.`");
+            }
+            ids.push(id.clone());
+        }
+        let connector = take_string(&mut table, "connector")
+            .map_err(|message| report.at(&key("connector"), message))
+            .ok();
+        let sync_interval = table
+            .remove("sync_interval")
+            .map(|value| parse_interval(&value))
+            .transpose()
+            .map_err(|message| report.at(&key("sync_interval"), message))
+            .ok()
+            .flatten();
+        let connector = connector?;
+        let Some(registration) = rollcall_core::registration(&connector) else {
+            let known: Vec<_> = rollcall_core::registrations()
+                .iter()
+                .map(|r| r.name)
+                .collect();
+            report.at(
+                &key("connector"),
+                format!(
+                    "unknown connector {connector:?} (this build has: {})",
+                    known.join(", ")
+                ),
+            );
+            return None;
+        };
+        let id = id?;
+        let built = build_reporting(report, &path, table.clone(), |options| {
+            (registration.build)(&rollcall_core::SourceOptions::new(&id, options))
+        })?;
+        if sync_interval.is_some() && !built.lists_users() {
+            report.at(
+                &key("sync_interval"),
+                format!(
+                    "source {id:?} cannot list users (connector {connector} without its API \
+                     options; see docs/connectors/{connector}.md)"
+                ),
+            );
+        }
+        (report.len() == before).then_some(Self {
+            id,
+            connector,
+            sync_interval,
+            options: serde_json::Value::Object(table),
+        })
+    }
+}
+
+impl SinkConfig {
+    /// Reads and checks `[[sinks]]` number `index`; `source_ids` are the configured sources.
+    fn read(
+        report: &mut Report<'_>,
+        index: usize,
+        value: toml::Value,
+        source_ids: &[String],
+        ids: &mut HashSet<String>,
+    ) -> Option<Self> {
+        let path = format!("sinks[{index}]");
+        let key = |name: &str| format!("{path}.{name}");
+        let before = report.len();
+        let mut table = json_table(report, &path, value)?;
+        let id = take_string(&mut table, "id")
+            .map_err(|message| report.at(&key("id"), message))
+            .ok();
+        if let Some(id) = &id {
+            if !ids.insert(id.clone()) {
+                report.at(&key("id"), format!("duplicate sink id {id:?}"));
+            } else if !valid_id(id) {
+                report.at(&key("id"), "ids are letters, digits, `-`, `_` and `.`");
+            }
+        }
+        let kind = take_string(&mut table, "type")
+            .map_err(|message| report.at(&key("type"), message))
+            .ok();
+        let sources: Option<Vec<String>> = table
+            .remove("sources")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| report.at(&key("sources"), error.to_string()))
+            .ok()
+            .flatten();
+        for source in sources.iter().flatten() {
+            if !source_ids.contains(source) {
+                report.at(&key("sources"), format!("no source with id {source:?}"));
+            }
+        }
+        let types = table
+            .remove("types")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| {
+                report.at(
+                    &key("types"),
+                    format!("{error} (expected user.created, user.updated, user.deleted)"),
+                )
+            })
+            .ok()
+            .flatten();
+        let format = table
+            .remove("format")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| {
+                report.at(
+                    &key("format"),
+                    format!("{error} (expected native or cloudevents)"),
+                )
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let kind = kind?;
+        let mut problems = Vec::new();
+        let delivery = SinkDelivery::take(&kind, &mut table, &mut problems);
+        for (name, message) in problems {
+            report.at(&key(name), message);
+        }
+        let Some(registration) = rollcall_core::sink_registration(&kind) else {
+            let known: Vec<_> = rollcall_core::sink_registrations()
+                .iter()
+                .map(|r| r.kind)
+                .collect();
+            report.at(
+                &key("type"),
+                format!(
+                    "unknown sink type {kind:?} (this build has: {})",
+                    known.join(", ")
+                ),
+            );
+            return None;
+        };
+        let id = id?;
+        build_reporting(report, &path, table.clone(), |options| {
+            (registration.build)(&rollcall_core::SinkOptions::new(&id, options))
+        })?;
+        (report.len() == before).then_some(Self {
+            id,
+            kind,
+            sources,
+            types,
+            format,
+            delivery,
+            options: serde_json::Value::Object(table),
+        })
+    }
+}
+
+impl IngestConfig {
+    /// The limits that depend on each other.
+    fn check(&self, report: &mut Report<'_>) {
+        let mut at = |key: &str, message: String| report.at(&format!("ingest.{key}"), message);
+        for (key, value) in [
+            ("request_timeout_seconds", self.request_timeout_seconds),
+            ("body_timeout_seconds", self.body_timeout_seconds),
+            (
+                "header_read_timeout_seconds",
+                self.header_read_timeout_seconds,
+            ),
+            ("max_connections", self.max_connections as u64),
+            ("max_body_bytes", self.max_body_bytes as u64),
+            (
+                "max_requests_per_source",
+                self.max_requests_per_source as u64,
+            ),
+        ] {
+            if value == 0 {
+                at(key, "must be at least 1".to_owned());
+            }
+        }
+        let in_flight = self.max_body_bytes_in_flight;
+        // An eighth is reserved for small bodies; the rest must hold the largest one.
+        if in_flight - in_flight / 8 < self.max_body_bytes {
+            at(
+                "max_body_bytes_in_flight",
+                format!(
+                    "must be at least 8/7 of ingest.max_body_bytes ({}): an eighth is kept \
+                     for small bodies, and the rest must hold a body of the largest accepted size",
+                    self.max_body_bytes
+                ),
+            );
+        }
+        if u32::try_from(self.max_body_bytes).is_err() {
+            at("max_body_bytes", "must be less than 4 GiB".to_owned());
+        }
+        if self.body_timeout_seconds >= self.request_timeout_seconds {
+            at(
+                "body_timeout_seconds",
+                format!(
+                    "must be less than ingest.request_timeout_seconds ({}), so a slow body is \
+                     answered 408 body_timeout before the request times out",
+                    self.request_timeout_seconds
+                ),
+            );
+        }
+    }
+}
+
+impl AdminConfig {
+    fn check(&self, report: &mut Report<'_>) {
         // An empty token (`token = ""`, or `${VAR}` set to nothing) would otherwise be a
         // token that every request without credentials matches: never a way to turn auth off.
         if self
-            .admin
             .scoped_tokens()
             .iter()
             .any(|(token, _)| token.expose().trim().is_empty())
         {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "admin", "token"),
-                key: Some("admin.token".to_owned()),
-                message: "must not be empty or whitespace (remove the key to run without a \
-                          token on loopback)"
-                    .to_owned(),
-            });
+            report.at(
+                "admin.token",
+                "must not be empty or whitespace (remove the key to run without a token on \
+                 loopback)",
+            );
         }
-        if !self.admin.listen.ip().is_loopback() && self.admin.scoped_tokens().is_empty() {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "admin", "listen"),
-                key: Some("admin.token".to_owned()),
-                message: "required when admin listens beyond loopback".to_owned(),
-            });
+        if !self.listen.ip().is_loopback() && self.scoped_tokens().is_empty() {
+            report.on(
+                "admin.token",
+                "admin.listen",
+                "required when admin listens beyond loopback",
+            );
         }
-        if let StoreConfig::Postgres {
+        for (key, value) in [
+            (
+                "header_read_timeout_seconds",
+                self.header_read_timeout_seconds,
+            ),
+            ("max_connections", self.max_connections as u64),
+        ] {
+            if value == 0 {
+                report.at(&format!("admin.{key}"), "must be at least 1");
+            }
+        }
+    }
+}
+
+impl StoreConfig {
+    fn check(&self, report: &mut Report<'_>) {
+        if let Self::Postgres {
             schema, pool_size, ..
-        } = &self.store
+        } = self
         {
-            let store_at = |key: &str, message: String| ConfigError {
-                file: None,
-                line: find_section_key_line(text, "store", key),
-                key: Some(format!("store.{key}")),
-                message,
-            };
             if !rollcall_store::is_valid_postgres_schema(schema) {
-                return Err(store_at(
-                    "schema",
+                report.at(
+                    "store.schema",
                     format!(
                         "{schema:?} is not a schema name rollcall accepts: lower-case letters, \
                          digits and _, not starting with a digit or pg_, at most 63"
                     ),
-                ));
+                );
             }
             if *pool_size < 2 {
-                return Err(store_at(
-                    "pool_size",
-                    "must be at least 2 (ingest holds one connection while reads use others)"
-                        .to_owned(),
-                ));
+                report.at(
+                    "store.pool_size",
+                    "must be at least 2 (ingest holds one connection while reads use others)",
+                );
             }
         }
         let RetentionKeys {
             retention_hours,
             dedup_retention_hours,
             ..
-        } = self.store.retention_keys();
+        } = self.retention_keys();
         if retention_hours > 0
             && dedup_retention_hours > 0
             && dedup_retention_hours < retention_hours
         {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "store", "dedup_retention_hours"),
-                key: Some("store.dedup_retention_hours".to_owned()),
-                message: format!(
+            report.at(
+                "store.dedup_retention_hours",
+                format!(
                     "must be 0 (keep forever) or at least store.retention_hours ({retention_hours}): \
                      a repeated delivery whose events are still in the journal must stay a duplicate"
                 ),
-            });
+            );
         }
-        let ingest_at = |key: &str, message: String| ConfigError {
-            file: None,
-            line: find_section_key_line(text, "ingest", key),
-            key: Some(format!("ingest.{key}")),
-            message,
-        };
-        for (key, value) in [
-            (
-                "request_timeout_seconds",
-                self.ingest.request_timeout_seconds,
-            ),
-            ("body_timeout_seconds", self.ingest.body_timeout_seconds),
-            (
-                "header_read_timeout_seconds",
-                self.ingest.header_read_timeout_seconds,
-            ),
-            ("max_connections", self.ingest.max_connections as u64),
-            ("max_body_bytes", self.ingest.max_body_bytes as u64),
-            (
-                "max_requests_per_source",
-                self.ingest.max_requests_per_source as u64,
-            ),
-        ] {
-            if value == 0 {
-                return Err(ingest_at(key, "must be at least 1".to_owned()));
-            }
+    }
+}
+
+impl DeliveryConfig {
+    fn check(&self, report: &mut Report<'_>) {
+        if self.lease_seconds < 2 {
+            report.at(
+                "delivery.lease_seconds",
+                "must be at least 2 (a worker renews its lease past half its life)",
+            );
         }
-        let in_flight = self.ingest.max_body_bytes_in_flight;
-        // An eighth is reserved for small bodies; the rest must hold the largest one.
-        if in_flight - in_flight / 8 < self.ingest.max_body_bytes {
-            return Err(ingest_at(
-                "max_body_bytes_in_flight",
-                format!(
-                    "must be at least 8/7 of ingest.max_body_bytes ({}): an eighth is kept \
-                     for small bodies, and the rest must hold a body of the largest accepted size",
-                    self.ingest.max_body_bytes
-                ),
-            ));
+        if self.batch_size == 0 {
+            report.at(
+                "delivery.batch_size",
+                "must be at least 1 (with 0 no event would ever be delivered)",
+            );
         }
-        if u32::try_from(self.ingest.max_body_bytes).is_err() {
-            return Err(ingest_at(
-                "max_body_bytes",
-                "must be less than 4 GiB".to_owned(),
-            ));
+        if self.max_attempts == Some(0) {
+            report.at("delivery.max_attempts", "must be at least 1");
         }
-        if self.ingest.body_timeout_seconds >= self.ingest.request_timeout_seconds {
-            return Err(ingest_at(
-                "body_timeout_seconds",
-                format!(
-                    "must be less than ingest.request_timeout_seconds ({}), so a slow body is \
-                     answered 408 body_timeout before the request times out",
-                    self.ingest.request_timeout_seconds
-                ),
-            ));
+    }
+}
+
+impl TracesConfig {
+    fn check(&self, report: &mut Report<'_>) {
+        if self.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
+            report.at(
+                "traces.otlp_endpoint",
+                "this build exports no traces (build rollcall with --features otlp)",
+            );
         }
-        for (key, value) in [
-            (
-                "header_read_timeout_seconds",
-                self.admin.header_read_timeout_seconds,
-            ),
-            ("max_connections", self.admin.max_connections as u64),
-        ] {
-            if value == 0 {
-                return Err(ConfigError {
-                    file: None,
-                    line: find_section_key_line(text, "admin", key),
-                    key: Some(format!("admin.{key}")),
-                    message: "must be at least 1".to_owned(),
-                });
-            }
-        }
-        if self.traces.otlp_endpoint.is_some() && !cfg!(feature = "otlp") {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "traces", "otlp_endpoint"),
-                key: Some("traces.otlp_endpoint".to_owned()),
-                message: "this build exports no traces (build rollcall with --features otlp)"
-                    .to_owned(),
-            });
-        }
-        if self.delivery.lease_seconds < 2 {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "delivery", "lease_seconds"),
-                key: Some("delivery.lease_seconds".to_owned()),
-                message: "must be at least 2 (a worker renews its lease past half its life)"
-                    .to_owned(),
-            });
-        }
-        if self.delivery.batch_size == 0 {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "delivery", "batch_size"),
-                key: Some("delivery.batch_size".to_owned()),
-                message: "must be at least 1 (with 0 no event would ever be delivered)".to_owned(),
-            });
-        }
-        if self.delivery.max_attempts == 0 {
-            return Err(ConfigError {
-                file: None,
-                line: find_section_key_line(text, "delivery", "max_attempts"),
-                key: Some("delivery.max_attempts".to_owned()),
-                message: "must be at least 1".to_owned(),
-            });
-        }
-        Ok(())
     }
 }
 
 /// The top-level option a component's error is about. serde reports unknown and missing
 /// fields at the table itself (`.`), so the field's name is taken from the message.
 fn option_key(error: &rollcall_core::ConfigError) -> String {
-    let top = error.key.split('.').next().unwrap_or("");
+    let top = error.key.split(['.', '[']).next().unwrap_or("");
     if !top.is_empty() {
         return top.to_owned();
     }
-    ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|marker| {
-            error
-                .message
-                .split_once(marker)
-                .and_then(|(_, rest)| rest.split_once('`'))
-                .map(|(name, _)| name.to_owned())
-        })
-        .unwrap_or_default()
+    field_named_in(&error.message).unwrap_or_default()
 }
 
 fn valid_id(id: &str) -> bool {
@@ -1162,102 +1630,75 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// A TOML error as a configuration error, with the line of its span in `text` and, for an
-/// unknown key, that key's own line.
-fn toml_error(text: &str, error: &toml::de::Error) -> ConfigError {
-    let message = error.message().trim().to_owned();
-    let span_line = error.span().map(|span| line_of(text, span.start));
-    // For an unknown key inside a tagged table (`[store]`) the span covers the whole table;
-    // the key's own line is more useful.
-    let key = message
-        .split_once("unknown field `")
-        .and_then(|(_, rest)| rest.split_once('`'))
-        .map(|(name, _)| name.to_owned());
-    let line = key
-        .as_deref()
-        .and_then(|key| first_key_line(text, key, span_line.unwrap_or(1)))
-        .or(span_line);
-    ConfigError {
-        file: None,
-        line,
-        key,
-        message,
-    }
+/// The values of a document the parser accepted.
+fn parse_document(text: &str) -> Result<toml::Table, ConfigErrors> {
+    toml::from_str(text).map_err(|error: toml::de::Error| {
+        ConfigError {
+            file: None,
+            line: error.span().map(|span| line_at(text, span.start)),
+            key: None,
+            message: error.message().trim().to_owned(),
+        }
+        .into()
+    })
 }
 
 /// Replaces `${NAME}` in every string value of `table` (nested tables and arrays
-/// included). An unset variable is an error naming the line of the text it is on.
+/// included); `prefix` is the table's path. Each variable that cannot be replaced is
+/// reported at its value's line.
 fn interpolate_table(
     table: &mut toml::Table,
-    text: &str,
+    prefix: &str,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
-    for (_, value) in table.iter_mut() {
-        interpolate_value(value, text, env)?;
+    report: &mut Report<'_>,
+) {
+    for (key, value) in table.iter_mut() {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        interpolate_value(value, &path, env, report);
     }
-    Ok(())
 }
 
 fn interpolate_value(
     value: &mut toml::Value,
-    text: &str,
+    path: &str,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
+    report: &mut Report<'_>,
+) {
     match value {
-        toml::Value::String(string) if string.contains("${") => {
-            *string = interpolate(string, text, env)?;
-        }
+        toml::Value::String(string) if string.contains("${") => match interpolate(string, env) {
+            Ok(replaced) => *string = replaced,
+            Err(message) => report.variable(path, message),
+        },
         toml::Value::Array(items) => {
-            for item in items {
-                interpolate_value(item, text, env)?;
+            for (index, item) in items.iter_mut().enumerate() {
+                interpolate_value(item, &format!("{path}[{index}]"), env, report);
             }
         }
-        toml::Value::Table(table) => interpolate_table(table, text, env)?,
+        toml::Value::Table(table) => interpolate_table(table, path, env, report),
         _ => {}
     }
-    Ok(())
 }
 
 /// `value` with each `${NAME}` replaced by the variable's value, taken as it is.
-fn interpolate(
-    value: &str,
-    text: &str,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+fn interpolate(value: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let at = |needle: &str, message: String| {
-            let line = variable_line(text, needle);
-            ConfigError {
-                file: None,
-                line,
-                key: line.and_then(|line| {
-                    text.lines()
-                        .nth(line - 1)
-                        .and_then(|line| key_of_line(split_comment(line).0))
-                }),
-                message,
-            }
-        };
         let Some(end) = after.find('}') else {
-            return Err(at("${", "unterminated `${`".to_owned()));
+            return Err("unterminated `${`".to_owned());
         };
         let name = &after[..end];
-        let needle = format!("${{{name}}}");
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(at(
-                &needle,
-                format!("`{needle}` is not a valid variable name"),
-            ));
+            return Err(format!("`${{{name}}}` is not a valid variable name"));
         }
         let Some(variable) = env(name) else {
-            return Err(at(
-                &needle,
-                format!("environment variable {name} is not set"),
-            ));
+            return Err(format!("environment variable {name} is not set"));
         };
         out.push_str(&variable);
         rest = &after[end + 1..];
@@ -1266,99 +1707,15 @@ fn interpolate(
     Ok(out)
 }
 
-/// The first line (1-based) holding `needle` outside a comment.
-fn variable_line(text: &str, needle: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| split_comment(line).0.contains(needle))
-        .map(|index| index + 1)
-}
-
-/// Splits a line at a `#` that is outside any string.
-fn split_comment(line: &str) -> (&str, &str) {
-    let mut in_basic = false;
-    let mut in_literal = false;
-    let mut escaped = false;
-    for (index, c) in line.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_basic => escaped = true,
-            '"' if !in_literal => in_basic = !in_basic,
-            '\'' if !in_basic => in_literal = !in_literal,
-            '#' if !in_basic && !in_literal => return line.split_at(index),
-            _ => {}
+fn read_file(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|error| {
+        ConfigError {
+            file: Some(path.to_path_buf()),
+            line: None,
+            key: None,
+            message: format!("cannot read: {error}"),
         }
-    }
-    (line, "")
-}
-
-fn key_of_line(line: &str) -> Option<String> {
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches('"');
-    (!key.is_empty()).then(|| key.to_owned())
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// The first line at or after `from` (1-based) that sets `key`.
-fn first_key_line(text: &str, key: &str, from: usize) -> Option<usize> {
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .find(|(_, line)| key_of_line(split_comment(line).0).as_deref() == Some(key))
-        .map(|(number, _)| number + 1)
-}
-
-/// The line of `key` inside the `index`-th `[[array]]` table, or of the table header.
-fn find_key_line(text: &str, array: &str, index: usize, key: &str) -> Option<usize> {
-    let header = format!("[[{array}]]");
-    let mut count = 0;
-    let mut inside = false;
-    let mut header_line = None;
-    for (number, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            if trimmed.starts_with(&header) {
-                inside = count == index;
-                if inside {
-                    header_line = Some(number + 1);
-                }
-                count += 1;
-            } else {
-                inside = false;
-            }
-            continue;
-        }
-        if inside && key_of_line(split_comment(line).0).as_deref() == Some(key) {
-            return Some(number + 1);
-        }
-    }
-    header_line
-}
-
-fn find_section_key_line(text: &str, section: &str, key: &str) -> Option<usize> {
-    let header = format!("[{section}]");
-    let mut inside = false;
-    for (number, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            inside = trimmed.starts_with(&header);
-            continue;
-        }
-        if inside && key_of_line(split_comment(line).0).as_deref() == Some(key) {
-            return Some(number + 1);
-        }
-    }
-    None
-}
-
-fn read_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|error| ConfigError {
-        file: Some(path.to_path_buf()),
-        line: None,
-        key: None,
-        message: format!("cannot read: {error}"),
+        .into()
     })
 }
 
@@ -1375,33 +1732,35 @@ impl AdminConfig {
     /// Only the `[admin]` table of a configuration file (with its overrides): what the
     /// operator commands need. The rest of the file, and the variables it names, are not
     /// read, so an operator needs neither the sources' secrets nor the sinks' passwords.
-    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
-        Self::load_text(&read_file(path)?, overrides).map_err(|mut error| {
-            error.file = Some(path.to_path_buf());
-            error
-        })
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigErrors> {
+        Self::load_text(&read_file(path)?, overrides).map_err(|errors| errors.in_file(path))
     }
 
     /// The defaults with `overrides` applied (`ROLLCALL_ADMIN_LISTEN`, `ROLLCALL_ADMIN_TOKEN`).
-    pub fn from_overrides(overrides: &Overrides) -> Result<Self, ConfigError> {
+    pub fn from_overrides(overrides: &Overrides) -> Result<Self, ConfigErrors> {
         Self::load_text("", overrides)
     }
 
-    fn load_text(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let mut document: toml::Table =
-            toml::from_str(text).map_err(|error| toml_error(text, &error))?;
+    fn load_text(text: &str, overrides: &Overrides) -> Result<Self, ConfigErrors> {
+        let lines = KeyLines::parse(text)?;
+        let mut document = parse_document(text)?;
         let mut admin = toml::Table::new();
         if let Some(table) = document.remove("admin") {
             admin.insert("admin".to_owned(), table);
         }
-        interpolate_table(&mut admin, text, &|name: &str| std::env::var(name).ok())?;
-        overrides.only("admin").apply(&mut admin)?;
+        let mut report = Report::new(&lines);
+        interpolate_table(
+            &mut admin,
+            "",
+            &|name: &str| std::env::var(name).ok(),
+            &mut report,
+        );
+        overrides.only("admin").apply(&mut admin, &mut report);
         let table = admin
             .remove("admin")
             .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
-        table
-            .try_into()
-            .map_err(|error: toml::de::Error| toml_error(text, &error))
+        let parsed = section(&mut report, "admin", table);
+        report.finish(parsed)
     }
 }
 
@@ -1409,10 +1768,6 @@ impl AdminConfig {
 /// `ROLLCALL_<TABLE>_<KEY>` sets `key` of `[table]` (`ROLLCALL_INGEST_LISTEN`,
 /// `ROLLCALL_ADMIN_TOKEN`, `ROLLCALL_LOG_FORMAT`).
 pub const ENV_PREFIX: &str = "ROLLCALL_";
-
-/// The tables whose keys can be overridden; `[[sources]]` and `[[sinks]]` are lists, and
-/// their values take `${VARS}` instead.
-const OVERRIDABLE_TABLES: &[&str] = &["ingest", "admin", "store", "delivery", "log", "traces"];
 
 /// Values set outside the file (environment variables, command-line flags), applied over
 /// it in order: a later one wins.
@@ -1443,7 +1798,7 @@ impl Overrides {
             .filter_map(|(name, value)| {
                 let rest = name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
                 let (table, key) = rest.split_once('_')?;
-                (OVERRIDABLE_TABLES.contains(&table) && !key.is_empty()).then(|| Override {
+                (TABLES.contains(&table) && !key.is_empty()).then(|| Override {
                     origin: name.clone(),
                     table: table.to_owned(),
                     key: key.to_owned(),
@@ -1476,44 +1831,69 @@ impl Overrides {
         )
     }
 
-    /// Writes each value into `document`, typed as the schema types its key.
-    fn apply(&self, document: &mut toml::Table) -> Result<(), ConfigError> {
+    /// Writes each value into `document`, typed as the schema types its key; a value that
+    /// cannot be set is reported, naming where it came from.
+    fn apply(&self, document: &mut toml::Table, report: &mut Report<'_>) {
         if self.0.is_empty() {
-            return Ok(());
+            return;
         }
         let schema = schema();
         for item in &self.0 {
-            let error = |message: String| ConfigError {
-                file: None,
-                line: None,
-                key: Some(format!("{}.{}", item.table, item.key)),
-                message: format!("{message} (set by {})", item.origin),
+            let mut error = |message: String| {
+                report.elsewhere(
+                    format!("{}.{}", item.table, item.key),
+                    format!("{message} (set by {})", item.origin),
+                )
             };
-            let property = &schema["properties"][&item.table]["properties"][&item.key];
-            if property.is_null() {
-                return Err(error("unknown key".to_owned()));
-            }
-            let value = typed_value(&item.value, property).map_err(error)?;
+            let Some(property) = property_schema(&schema["properties"][&item.table], &item.key)
+            else {
+                error("unknown key".to_owned());
+                continue;
+            };
+            let value = match typed_value(&item.value, property) {
+                Ok(value) => value,
+                Err(message) => {
+                    error(message);
+                    continue;
+                }
+            };
             let table = document
                 .entry(item.table.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             let toml::Value::Table(table) = table else {
-                return Err(error(format!(
-                    "[{}] is not a table in the file",
-                    item.table
-                )));
+                error(format!("[{}] is not a table in the file", item.table));
+                continue;
             };
             table.insert(item.key.clone(), value);
         }
-        Ok(())
     }
+}
+
+/// The schema of `key` in a table's schema: among its `properties`, or those of any of its
+/// alternatives (`[store]` is one table per `type`).
+fn property_schema<'a>(table: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    let alternatives = ["oneOf", "anyOf"]
+        .iter()
+        .filter_map(|name| table[*name].as_array())
+        .flatten();
+    std::iter::once(table)
+        .chain(alternatives)
+        .find_map(|schema| schema["properties"].get(key))
 }
 
 /// `text` as the JSON Schema `property` types it: a string stays a string (a token of
 /// digits is still a token); numbers, booleans and arrays (in TOML syntax) are parsed.
 fn typed_value(text: &str, property: &serde_json::Value) -> Result<toml::Value, String> {
     let trimmed = text.trim();
-    match property["type"].as_str() {
+    // An optional key is typed `["integer", "null"]`: the value is its other type.
+    let type_name = match &property["type"] {
+        serde_json::Value::Array(names) => names
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .find(|name| *name != "null"),
+        name => name.as_str(),
+    };
+    match type_name {
         Some("integer") => trimmed
             .parse::<i64>()
             .map(toml::Value::Integer)
@@ -1531,27 +1911,38 @@ fn typed_value(text: &str, property: &serde_json::Value) -> Result<toml::Value, 
     }
 }
 
-/// A complete example configuration, built from the registered connectors and sinks.
+/// The tables of the file other than `[[sources]]` and `[[sinks]]`, in the example's order:
+/// also those whose keys `ROLLCALL_<TABLE>_<KEY>` overrides (the lists take `${VARS}`).
+const TABLES: &[&str] = &["ingest", "admin", "store", "delivery", "log", "traces"];
+
+/// A complete example configuration: every key of every table at its default (from the
+/// schema, so from the types serde reads), then the registered connectors' and sinks' own
+/// examples.
 pub fn example() -> String {
+    let schema = schema();
     let mut text = String::from(
-        "# rollcall configuration. `${NAME}` is replaced by the environment variable NAME.\n\n\
-         [ingest]\nlisten = \"127.0.0.1:8080\"\nmax_body_bytes = 1048576\n\
-         request_timeout_seconds = 30\nbody_timeout_seconds = 20\n\
-         header_read_timeout_seconds = 10\nmax_connections = 1024\n\
-         max_body_bytes_in_flight = 67108864\nmax_requests_per_source = 256\n\n\
-         [admin]\nlisten = \"127.0.0.1:9090\"\nheader_read_timeout_seconds = 10\nmax_connections = 64\n\
-         # token = \"${ROLLCALL_ADMIN_TOKEN}\"   # required when admin listens beyond loopback\n\n\
-         [store]\ntype = \"sqlite\"\npath = \"rollcall-data/rollcall.db\"\n\
-         # delivered events leave the journal after this many hours (0 keeps them)\n\
-         retention_hours = 168\n\
-         # dedup keys are remembered this long: 0, or at least retention_hours\n\
-         dedup_retention_hours = 720\n\
-         # open quarantined deliveries are dropped after this many hours (0 keeps them)\n\
-         quarantine_retention_hours = 720\n\
-         # and the oldest beyond this many MiB of bodies (0: no cap)\n\
-         quarantine_max_mib = 1024\n\n\
-         [delivery]\ninitial_backoff_ms = 500\nmax_backoff_ms = 300000\n\n",
+        "# rollcall configuration. `${NAME}` is replaced by the environment variable NAME.\n\
+         # Every key is shown at its default; keys without one are commented out.\n\n",
     );
+    for table in TABLES {
+        text.push_str(&format!("[{table}]\n"));
+        let table_schema = default_alternative(&schema["properties"][*table]);
+        for (key, property) in table_schema["properties"].as_object().into_iter().flatten() {
+            for line in property["description"].as_str().unwrap_or("").lines() {
+                text.push_str(&format!("# {line}\n").replace("# \n", "#\n"));
+            }
+            match property
+                .get("default")
+                .or_else(|| property.get("const"))
+                .filter(|value| !value.is_null())
+                .and_then(|value| toml::Value::try_from(value).ok())
+            {
+                Some(value) => text.push_str(&format!("{key} = {value}\n")),
+                None => text.push_str(&format!("# {key} =\n")),
+            }
+        }
+        text.push('\n');
+    }
     for registration in rollcall_core::registrations() {
         text.push_str(&format!("# {}\n", registration.vendor));
         text.push_str(registration.example_config.trim());
@@ -1565,117 +1956,169 @@ pub fn example() -> String {
     text
 }
 
-/// A JSON Schema of the configuration file, with the connectors and sink types of this
-/// build. Connector and sink options are documented in their pages; here they are open.
+/// The alternative of a table schema that a table without `type` is: `[store]` is SQLite.
+fn default_alternative(table: &serde_json::Value) -> &serde_json::Value {
+    table["oneOf"]
+        .as_array()
+        .and_then(|alternatives| {
+            alternatives
+                .iter()
+                .find(|alternative| alternative["properties"]["type"]["const"] == "sqlite")
+        })
+        .unwrap_or(table)
+}
+
+/// The JSON Schema (draft 2020-12) of the configuration file, with the connectors and sink
+/// types of this build: `[[sources]]` is one alternative per connector (`oneOf`, chosen by
+/// `connector`) with that connector's typed options, `[[sinks]]` one per `type`.
 pub fn schema() -> serde_json::Value {
-    let connectors: Vec<_> = rollcall_core::registrations()
-        .iter()
-        .map(|r| r.name)
-        .collect();
-    let sinks: Vec<_> = rollcall_core::sink_registrations()
-        .iter()
-        .map(|r| r.kind)
-        .collect();
+    let mut properties = serde_json::Map::new();
+    properties.insert(
+        "ingest".to_owned(),
+        rollcall_core::options_schema::<IngestConfig>(),
+    );
+    properties.insert(
+        "admin".to_owned(),
+        rollcall_core::options_schema::<AdminConfig>(),
+    );
+    properties.insert("store".to_owned(), store_schema());
+    properties.insert(
+        "delivery".to_owned(),
+        rollcall_core::options_schema::<DeliveryConfig>(),
+    );
+    properties.insert(
+        "log".to_owned(),
+        rollcall_core::options_schema::<LogConfig>(),
+    );
+    properties.insert(
+        "traces".to_owned(),
+        rollcall_core::options_schema::<TracesConfig>(),
+    );
+    properties.insert("sources".to_owned(), sources_schema());
+    properties.insert("sinks".to_owned(), sinks_schema());
     serde_json::json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "rollcall configuration",
         "type": "object",
         "additionalProperties": false,
-        "properties": {
-            "ingest": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "listen": {"type": "string", "default": "127.0.0.1:8080", "description": "address:port of the ingest listener"},
-                    "max_body_bytes": {"type": "integer", "minimum": 1, "default": 1048576},
-                    "request_timeout_seconds": {"type": "integer", "minimum": 1, "default": 30},
-                    "body_timeout_seconds": {"type": "integer", "minimum": 1, "default": 20, "description": "less than request_timeout_seconds; a slower body is answered 408 body_timeout"},
-                    "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10, "description": "time to send a complete request head, from connect or the end of the previous request (also the idle keep-alive timeout)"},
-                    "max_connections": {"type": "integer", "minimum": 1, "default": 1024},
-                    "max_body_bytes_in_flight": {"type": "integer", "minimum": 1, "default": 67108864, "description": "body bytes all unanswered ingest requests may hold together; at least max_body_bytes; beyond it 503/429 ingest_busy with Retry-After"},
-                    "max_requests_per_source": {"type": "integer", "minimum": 1, "default": 256, "description": "requests one source may have in flight; beyond it 503/429 ingest_busy with Retry-After"}
-                }
-            },
-            "admin": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "listen": {"type": "string", "default": "127.0.0.1:9090"},
-                    "token": {"type": "string", "minLength": 1, "description": "bearer token with every right (scope operate); a token is required when listen is not loopback; never empty"},
-                    "tokens": {"type": "array", "default": [], "description": "more bearer tokens, each with its scope: read (GET: metrics, users, events, SCIM) or operate (also replays and other actions)", "items": {"type": "object", "additionalProperties": false, "required": ["token", "scope"], "properties": {"token": {"type": "string", "minLength": 1}, "scope": {"enum": ["read", "operate"]}}}},
-                    "header_read_timeout_seconds": {"type": "integer", "minimum": 1, "default": 10},
-                    "max_connections": {"type": "integer", "minimum": 1, "default": 64},
-                    "allowed_hosts": {"type": "array", "items": {"type": "string"}, "default": [], "description": "host names the token-less admin listener answers to besides its bind address, localhost and loopback"}
-                }
-            },
-            "store": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "type": {"enum": ["sqlite", "postgres"], "default": "sqlite"},
-                    "path": {"type": "string", "default": "rollcall-data/rollcall.db", "description": "sqlite only: the database file"},
-                    "url": {"type": "string", "description": "postgres only (required there): postgres://user:password@host:5432/database; put the password in ${ENV}"},
-                    "schema": {"type": "string", "pattern": "^[a-z_][a-z0-9_]{0,62}$", "default": "rollcall", "description": "postgres only: the schema holding rollcall's tables"},
-                    "pool_size": {"type": "integer", "minimum": 2, "default": 16, "description": "postgres only: connections per replica"},
-                    "retention_hours": {"type": "integer", "minimum": 0, "default": 168, "description": "hours a delivered event stays in the journal (replayed quarantine entries and dead letters: after their replay); 0 keeps everything"},
-                    "dedup_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours a dedup key is remembered; 0 keeps them; otherwise at least retention_hours"},
-                    "quarantine_retention_hours": {"type": "integer", "minimum": 0, "default": 720, "description": "hours an open (never replayed) quarantined delivery is kept; 0 keeps them until replayed"},
-                    "quarantine_max_mib": {"type": "integer", "minimum": 0, "default": 1024, "description": "MiB the bodies of open quarantined deliveries may take; beyond it the oldest are deleted; 0: no cap"}
-                }
-            },
-            "log": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "format": {"type": "string", "enum": ["text", "json"], "default": "text", "description": "json: every line on standard error is one JSON object (start-up lines included)"}
-                }
-            },
-            "traces": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "otlp_endpoint": {"type": "string", "description": "OTLP/HTTP (protobuf) traces URL of a collector, e.g. http://127.0.0.1:4318/v1/traces; needs a build with the otlp feature"},
-                    "service_name": {"type": "string", "default": "rollcall", "description": "the service.name resource attribute of exported spans"}
-                }
-            },
-            "delivery": {
-                "type": "object", "additionalProperties": false,
-                "properties": {
-                    "max_attempts": {"type": "integer", "minimum": 1, "description": "attempts before an event is a dead letter, unless the sink's retry_horizon_hours is spent first; unset: no limit"},
-                    "initial_backoff_ms": {"type": "integer", "minimum": 0, "default": 500},
-                    "max_backoff_ms": {"type": "integer", "minimum": 0, "default": 300000},
-                    "batch_size": {"type": "integer", "minimum": 1, "default": 256},
-                    "lease_seconds": {"type": "integer", "minimum": 2, "default": 30, "description": "how long a sink's delivery lease lasts; a replica that dies hands its sinks over within it"}
-                }
-            },
-            "sources": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "connector"],
-                    "properties": {
-                        "id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
-                        "connector": {"enum": connectors},
-                        "sync_interval": {"type": ["string", "integer"], "description": "how often to reconcile with the vendor's user listing: \"30m\", \"6h\", \"1d\" or seconds (at least 60)"}
-                    }
-                }
-            },
-            "sinks": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "type"],
-                    "properties": {
-                        "id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
-                        "type": {"enum": sinks},
-                        "sources": {"type": "array", "items": {"type": "string"}},
-                        "types": {"type": "array", "items": {"enum": ["user.created", "user.updated", "user.deleted"]}},
-                        "format": {"enum": ["native", "cloudevents"], "default": "native"},
-                        "concurrency": {"type": "integer", "minimum": 1, "maximum": 1024},
-                        "retry_horizon_hours": {"type": "number", "exclusiveMinimum": 0, "default": 72},
-                        "start": {"enum": ["beginning", "now"], "default": "beginning"},
-                        "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0},
-                        "breaker_failures": {"type": "integer", "minimum": 1, "default": 5}
-                    }
-                }
+        "properties": properties,
+    })
+}
+
+/// `[store]`: one alternative per `type`; SQLite's may leave `type` out.
+fn store_schema() -> serde_json::Value {
+    let mut store = rollcall_core::options_schema::<StoreConfig>();
+    for alternative in store["oneOf"].as_array_mut().into_iter().flatten() {
+        if alternative["properties"]["type"]["const"] == "sqlite" {
+            if let Some(required) = alternative["required"].as_array_mut() {
+                required.retain(|key| key != "type");
             }
+            alternative["properties"]["type"]["default"] = "sqlite".into();
+        }
+    }
+    store
+}
+
+/// The pattern every source and sink id matches.
+const ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,128}$";
+
+/// An array of tables, each one of `alternatives` chosen by the key `chosen_by`: each
+/// alternative has the `common` keys, `chosen_by` set to its name, and its component's own
+/// options (no other key when the component says which it has).
+fn component_tables(
+    chosen_by: &str,
+    common: serde_json::Value,
+    alternatives: Vec<(&str, &str, Option<serde_json::Value>)>,
+) -> serde_json::Value {
+    let names: Vec<&str> = alternatives.iter().map(|(name, _, _)| *name).collect();
+    let mut shared = common.as_object().cloned().unwrap_or_default();
+    shared.insert(chosen_by.to_owned(), serde_json::json!({ "enum": names }));
+    let one_of: Vec<serde_json::Value> = alternatives
+        .into_iter()
+        .map(|(name, title, options)| {
+            let mut properties = common.as_object().cloned().unwrap_or_default();
+            properties.insert(chosen_by.to_owned(), serde_json::json!({ "const": name }));
+            let mut alternative = serde_json::json!({ "title": title });
+            if let Some(options) = options {
+                for (key, property) in options["properties"].as_object().into_iter().flatten() {
+                    properties.insert(key.clone(), property.clone());
+                }
+                if let Some(description) = options.get("description") {
+                    alternative["description"] = description.clone();
+                }
+                if let Some(required) = options.get("required") {
+                    alternative["required"] = required.clone();
+                }
+                alternative["additionalProperties"] = false.into();
+            }
+            alternative["properties"] = properties.into();
+            alternative
+        })
+        .collect();
+    serde_json::json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["id", chosen_by],
+            "properties": shared,
+            "oneOf": one_of,
         }
     })
+}
+
+fn sources_schema() -> serde_json::Value {
+    let common = serde_json::json!({
+        "id": {"type": "string", "pattern": ID_PATTERN, "description": "the source's URL: POST /hooks/<id>"},
+        "sync_interval": {"type": ["string", "integer"], "description": "how often to reconcile with the vendor's user listing: \"30m\", \"6h\", \"1d\" or seconds (at least 60)"},
+    });
+    let alternatives = rollcall_core::registrations()
+        .into_iter()
+        .map(|registration| {
+            (
+                registration.name,
+                registration.vendor,
+                registration.options_schema.map(|schema| schema()),
+            )
+        })
+        .collect();
+    component_tables("connector", common, alternatives)
+}
+
+fn sinks_schema() -> serde_json::Value {
+    let event_types: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    let mut common = serde_json::json!({
+        "id": {"type": "string", "pattern": ID_PATTERN},
+        "sources": {"type": "array", "items": {"type": "string"}, "description": "only events from these sources (all when absent)"},
+        "types": {"type": "array", "items": {"enum": event_types}, "description": "only these event types (all when absent)"},
+        "format": rollcall_core::options_schema::<Format>(),
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY, "description": "requests in flight, partitioned by user; 1 keeps journal order across users"},
+        "retry_horizon_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RETRY_HORIZON_HOURS, "default": DEFAULT_RETRY_HORIZON_HOURS, "description": "how long a transient failure is retried before the event becomes a dead letter"},
+        "start": rollcall_core::options_schema::<StartAt>(),
+        "rate_limit_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RATE_LIMIT_PER_SECOND, "description": "at most this many events per second (no limit when absent)"},
+        "breaker_failures": {"type": "integer", "minimum": 1, "default": DEFAULT_BREAKER_FAILURES, "description": "consecutive transient failures that open the sink's circuit breaker"},
+    });
+    common["format"]["default"] = serde_json::json!(Format::default());
+    common["format"]["description"] =
+        "native: the event envelope as is; cloudevents: CloudEvents 1.0 structured JSON".into();
+    common["start"]["default"] = serde_json::json!(StartAt::default());
+    common["start"]["description"] =
+        "where a sink without a position starts: the retained journal, or events from now on"
+            .into();
+    let alternatives = rollcall_core::sink_registrations()
+        .into_iter()
+        .map(|registration| {
+            let mut options = registration.options_schema.map(|schema| schema());
+            // The concurrency default depends on the type: ordered streams send one at a time.
+            if let Some(options) = options.as_mut() {
+                options["properties"]["concurrency"] = serde_json::json!({
+                    "type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY,
+                    "default": SinkDelivery::for_kind(registration.kind).concurrency,
+                });
+            }
+            (registration.kind, registration.description, options)
+        })
+        .collect();
+    component_tables("type", common, alternatives)
 }
 
 #[cfg(test)]

@@ -47,6 +47,13 @@ signing_secret = "whsec_c2lnbmluZy1zZWNyZXQ="
 # sources = ["zendesk-acme"]; types = ["user.deleted"]; format = "cloudevents"
 "#;
 
+/// The one problem `result` reports.
+fn only_error(result: Result<Config, ConfigErrors>) -> ConfigError {
+    let errors = result.unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors}");
+    errors.first().clone()
+}
+
 fn env(name: &str) -> Option<String> {
     match name {
         "ZENDESK_SIGNING_SECRET" => Some("zd-secret".into()),
@@ -69,7 +76,10 @@ fn accepts_the_documented_example_as_written() {
 
 #[test]
 fn an_unset_variable_names_its_line_and_key() {
-    let error = Config::parse(ISSUE_EXAMPLE, |_| None).unwrap_err();
+    // Both unset variables are reported; the first is the first in the file.
+    let errors = Config::parse(ISSUE_EXAMPLE, |_| None).unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors}");
+    let error = errors.first();
     assert_eq!(error.line, Some(17));
     assert_eq!(error.key.as_deref(), Some("signing_secret"));
     assert!(error.message.contains("ZENDESK_SIGNING_SECRET"));
@@ -84,7 +94,7 @@ fn variables_in_comments_are_ignored() {
 #[test]
 fn an_unknown_key_names_its_line() {
     let text = "[ingest]\nlisten = \"127.0.0.1:1\"\nmax_body = 5\n";
-    let error = Config::parse(text, env).unwrap_err();
+    let error = only_error(Config::parse(text, env));
     assert_eq!(error.line, Some(3));
     assert!(error.message.contains("max_body"), "{error}");
 }
@@ -92,15 +102,15 @@ fn an_unknown_key_names_its_line() {
 #[test]
 fn an_unknown_key_in_the_store_table_names_its_own_line() {
     let text = "[ingest]\nlisten = \"127.0.0.1:1\"\n\n[store]\ntype = \"sqlite\"\npath = \"x.db\"\nretention = 5\n";
-    let error = Config::parse(text, env).unwrap_err();
+    let error = only_error(Config::parse(text, env));
     assert_eq!(error.line, Some(7), "{error}");
-    assert_eq!(error.key.as_deref(), Some("retention"));
+    assert_eq!(error.key.as_deref(), Some("store.retention"));
 }
 
 #[test]
 fn an_unknown_connector_option_names_the_source_and_line() {
     let text = "[[sources]]\nid = \"a\"\nconnector = \"zendesk\"\nsigning_secret = \"s\"\nsigning_secert = \"typo\"\n";
-    let error = Config::parse(text, env).unwrap_err();
+    let error = only_error(Config::parse(text, env));
     assert_eq!(
         error.key.as_deref(),
         Some("sources[0].signing_secert"),
@@ -113,7 +123,7 @@ fn an_unknown_connector_option_names_the_source_and_line() {
 #[test]
 fn duplicate_ids_are_rejected() {
     let text = "[[sources]]\nid = \"a\"\nconnector = \"highlevel\"\n\n[[sources]]\nid = \"a\"\nconnector = \"highlevel\"\n";
-    let error = Config::parse(text, env).unwrap_err();
+    let error = only_error(Config::parse(text, env));
     assert_eq!(error.line, Some(6));
     assert_eq!(error.key.as_deref(), Some("sources[1].id"));
     assert!(error.message.contains("duplicate"));
@@ -122,7 +132,7 @@ fn duplicate_ids_are_rejected() {
 #[test]
 fn an_unknown_connector_lists_the_known_ones() {
     let text = "[[sources]]\nid = \"a\"\nconnector = \"salesforce\"\n";
-    let error = Config::parse(text, env).unwrap_err();
+    let error = only_error(Config::parse(text, env));
     assert_eq!(error.line, Some(3));
     assert!(error.message.contains("zendesk"), "{error}");
 }
@@ -130,7 +140,7 @@ fn an_unknown_connector_lists_the_known_ones() {
 #[test]
 fn a_sink_filter_must_name_a_configured_source() {
     let text = "[[sinks]]\nid = \"out\"\ntype = \"stdout\"\nsources = [\"ghost\"]\n";
-    let error = Config::parse(text, env).unwrap_err();
+    let error = only_error(Config::parse(text, env));
     assert_eq!(error.line, Some(4));
     assert!(error.message.contains("ghost"));
 }
@@ -138,7 +148,7 @@ fn a_sink_filter_must_name_a_configured_source() {
 #[test]
 fn admin_beyond_loopback_needs_a_token() {
     let text = "[admin]\nlisten = \"0.0.0.0:9090\"\n";
-    let error = Config::parse(text, env).unwrap_err();
+    let error = only_error(Config::parse(text, env));
     assert_eq!(error.key.as_deref(), Some("admin.token"));
     assert_eq!(error.line, Some(2));
     let text = "[admin]\nlisten = \"0.0.0.0:9090\"\ntoken = \"t\"\n";
@@ -150,8 +160,9 @@ fn an_empty_or_blank_admin_token_is_an_error_wherever_admin_listens() {
     for listen in ["127.0.0.1:9090", "0.0.0.0:9090"] {
         for token in ["\"\"", "\"   \"", "\"${EMPTY}\""] {
             let text = format!("[admin]\nlisten = \"{listen}\"\ntoken = {token}\n");
-            let error =
-                Config::parse(&text, |name| (name == "EMPTY").then(String::new)).expect_err(&text);
+            let error = only_error(Config::parse(&text, |name| {
+                (name == "EMPTY").then(String::new)
+            }));
             assert_eq!(error.key.as_deref(), Some("admin.token"), "{text}");
             assert_eq!(error.line, Some(3), "{text}");
             assert!(error.message.contains("empty"), "{}", error.message);
@@ -253,7 +264,7 @@ fn retention_keys_are_read_and_zero_disables_pruning() {
 #[test]
 fn dedup_keys_must_outlive_the_journal() {
     let text = "[store]\ntype = \"sqlite\"\nretention_hours = 720\ndedup_retention_hours = 168\n";
-    let error = Config::parse(text, env).unwrap_err();
+    let error = only_error(Config::parse(text, env));
     assert_eq!(error.key.as_deref(), Some("store.dedup_retention_hours"));
     assert_eq!(error.line, Some(4));
     assert!(error.message.contains("720"), "{error}");
@@ -265,7 +276,7 @@ fn dedup_keys_must_outlive_the_journal() {
 #[test]
 fn retention_keys_are_checked_like_every_other_key() {
     let text = "[store]\ntype = \"sqlite\"\nretention_days = 7\n";
-    let error = Config::parse(text, env).unwrap_err();
+    let error = only_error(Config::parse(text, env));
     assert!(error.message.contains("retention_days"), "{error}");
     let text = "[store]\ntype = \"sqlite\"\nretention_hours = -1\n";
     assert!(Config::parse(text, env).is_err());
@@ -279,7 +290,7 @@ fn the_example_and_the_schema_carry_the_retention_keys() {
     assert!(example.contains("retention_hours = 168"), "{example}");
     assert!(example.contains("dedup_retention_hours = 720"), "{example}");
     let schema = schema();
-    let store = &schema["properties"]["store"]["properties"];
+    let store = &default_alternative(&schema["properties"]["store"])["properties"];
     assert_eq!(store["retention_hours"]["default"], 168);
     assert_eq!(store["dedup_retention_hours"]["default"], 720);
     assert_eq!(store["retention_hours"]["minimum"], 0);
@@ -288,7 +299,7 @@ fn the_example_and_the_schema_carry_the_retention_keys() {
 #[test]
 fn a_zero_batch_size_is_refused() {
     let text = "[delivery]\nbatch_size = 0\n";
-    let error = Config::parse(text, env).unwrap_err();
+    let error = only_error(Config::parse(text, env));
     assert_eq!(error.key.as_deref(), Some("delivery.batch_size"));
     assert_eq!(error.line, Some(2));
 }
@@ -347,8 +358,12 @@ fn out_of_range_sink_delivery_keys_are_refused_with_their_name() {
         ("breaker_failures = 0", "breaker_failures"),
     ] {
         let text = format!("[[sinks]]\nid = \"out\"\ntype = \"stdout\"\n{line}\n");
-        let error = Config::parse(&text, env).expect_err(&text);
-        assert!(error.message.contains(key), "{text}: {}", error.message);
+        let error = only_error(Config::parse(&text, env));
+        assert_eq!(
+            error.key.as_deref(),
+            Some(format!("sinks[0].{key}").as_str()),
+            "{text}: {error}"
+        );
     }
 }
 
@@ -386,11 +401,15 @@ fn sync_interval_takes_units_or_seconds_and_is_kept_from_the_connector_options()
 fn sync_interval_rejects_bad_values_and_sources_that_cannot_list_users() {
     for bad in ["\"10s\"", "\"6 weeks\"", "\"h\"", "-5", "true"] {
         let text = format!("{ZENDESK_WITH_API}sync_interval = {bad}\n");
-        let error = Config::parse(&text, |_| None).unwrap_err();
-        assert!(error.message.contains("sync_interval"), "{bad}: {error}");
+        let error = only_error(Config::parse(&text, |_| None));
+        assert_eq!(
+            error.key.as_deref(),
+            Some("sources[0].sync_interval"),
+            "{bad}: {error}"
+        );
     }
     let without_api = "[[sources]]\nid = \"zd\"\nconnector = \"zendesk\"\nsigning_secret = \"s\"\nsync_interval = \"1h\"\n";
-    let error = Config::parse(without_api, |_| None).unwrap_err();
+    let error = only_error(Config::parse(without_api, |_| None));
     assert_eq!(
         error.key.as_deref(),
         Some("sources[0].sync_interval"),
@@ -490,11 +509,10 @@ fn the_admin_table_loads_without_the_variables_of_other_tables() {
 #[cfg(not(feature = "otlp"))]
 #[test]
 fn a_traces_endpoint_needs_a_build_with_the_otlp_feature() {
-    let error = Config::parse(
+    let error = only_error(Config::parse(
         "[traces]\notlp_endpoint = \"http://127.0.0.1:4318/v1/traces\"\n",
         env,
-    )
-    .unwrap_err();
+    ));
     assert_eq!(error.key.as_deref(), Some("traces.otlp_endpoint"));
     assert_eq!(error.line, Some(2));
     assert!(error.message.contains("--features otlp"), "{error}");
@@ -522,17 +540,15 @@ fn admin_tokens_carry_scopes_and_a_read_token_alone_opens_a_remote_listener() {
     );
     assert_eq!(config.admin.client_token().unwrap().expose(), "o");
 
-    let error = Config::parse(
+    let error = only_error(Config::parse(
         "[admin]\ntokens = [{ token = \" \", scope = \"read\" }]\n",
         env,
-    )
-    .unwrap_err();
+    ));
     assert!(error.message.contains("must not be empty"), "{error}");
-    let error = Config::parse(
+    let error = only_error(Config::parse(
         "[admin]\ntokens = [{ token = \"x\", scope = \"admin\" }]\n",
         env,
-    )
-    .unwrap_err();
+    ));
     assert!(error.message.contains("unknown variant `admin`"), "{error}");
 }
 
@@ -564,18 +580,298 @@ fn a_postgres_store_reads_its_keys_and_never_prints_the_url() {
 
 #[test]
 fn a_postgres_schema_must_be_a_plain_name_and_the_pool_hold_two() {
-    let error = Config::parse(
+    let error = only_error(Config::parse(
         "[store]\ntype = \"postgres\"\nurl = \"postgres://db/x\"\nschema = \"a; DROP\"\n",
         env,
-    )
-    .unwrap_err();
+    ));
     assert_eq!(error.key.as_deref(), Some("store.schema"));
-    let error = Config::parse(
+    let error = only_error(Config::parse(
         "[store]\ntype = \"postgres\"\nurl = \"postgres://db/x\"\npool_size = 1\n",
         env,
-    )
-    .unwrap_err();
+    ));
     assert_eq!(error.key.as_deref(), Some("store.pool_size"));
-    let error = Config::parse("[delivery]\nlease_seconds = 1\n", env).unwrap_err();
+    let error = only_error(Config::parse("[delivery]\nlease_seconds = 1\n", env));
     assert_eq!(error.key.as_deref(), Some("delivery.lease_seconds"));
+}
+
+/// Three mistakes in three tables: an unknown key, a source without its secret, a misspelt
+/// sink option.
+const THREE_MISTAKES: &str = r#"[ingest]
+listen = "127.0.0.1:8080"
+max_body = 5
+
+[[sources]]
+id = "zd"
+connector = "zendesk"
+
+[[sinks]]
+id = "crm"
+type = "http"
+url = "http://127.0.0.1:9/"
+signing_secert = "x"
+"#;
+
+#[test]
+fn every_mistake_of_a_file_is_reported_at_once_each_at_its_line() {
+    let errors = Config::parse(THREE_MISTAKES, env).unwrap_err();
+    let found: Vec<_> = errors
+        .iter()
+        .map(|error| (error.line, error.key.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some(3), "ingest.max_body"),
+            // A missing key is shown at its table's header.
+            (Some(5), "sources[0].signing_secret"),
+            (Some(13), "sinks[0].signing_secert"),
+        ],
+        "{errors}"
+    );
+    // One problem per line, each `file:line: key: problem`.
+    let printed = errors.in_file(Path::new("rollcall.toml")).to_string();
+    let lines: Vec<_> = printed.lines().collect();
+    assert_eq!(lines.len(), 3, "{printed}");
+    assert!(
+        lines[0].starts_with("rollcall.toml:3: ingest.max_body: unknown field `max_body`"),
+        "{printed}"
+    );
+    assert_eq!(
+        lines[1],
+        "rollcall.toml:5: sources[0].signing_secret: is required"
+    );
+    assert!(
+        lines[2].starts_with("rollcall.toml:13: sinks[0].signing_secert: unknown field"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn every_unknown_option_of_a_source_is_reported_at_its_own_line() {
+    let text = "[[sources]]\nid = \"a\"\nconnector = \"highlevel\"\n\n[[sources]]\nid = \"b\"\n\
+                connector = \"zendesk\"\nsigning_secret = \"s\"\napi_tokn = \"t\"\n\
+                # signing_secert = \"in a comment\"\nsigning_secert = \"typo\"\n";
+    let errors = Config::parse(text, env).unwrap_err();
+    let found: Vec<_> = errors
+        .iter()
+        .map(|error| (error.line, error.key.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some(9), "sources[1].api_tokn"),
+            (Some(11), "sources[1].signing_secert"),
+        ],
+        "{errors}"
+    );
+}
+
+#[test]
+fn mistakes_in_one_table_and_unset_variables_are_all_reported() {
+    let text = "[ingest]\nmax_body_bytes = \"big\"\nrequest_timeout_seconds = 10\n\
+                body_timeout_seconds = 20\nlisten = \"${ROLLCALL_TEST_UNSET}\"\n\n\
+                [admin]\ntoken = \"${ROLLCALL_TEST_ALSO_UNSET}\"\n\n[nonsense]\nx = 1\n";
+    let errors = Config::parse(text, |_| None).unwrap_err();
+    let found: Vec<_> = errors
+        .iter()
+        .map(|error| (error.line, error.key.as_deref().unwrap_or("")))
+        .collect();
+    // The unreplaced `${...}` of `listen` is reported as the variable it is, not also as a
+    // bad address; the table with a mistake is not checked further (its timeouts).
+    assert_eq!(
+        found,
+        [
+            (Some(2), "ingest.max_body_bytes"),
+            (Some(5), "listen"),
+            (Some(8), "token"),
+            (Some(10), "nonsense"),
+        ],
+        "{errors}"
+    );
+}
+
+#[test]
+fn the_example_shows_every_key_that_has_a_default_and_parses_to_the_defaults() {
+    let text = example();
+    let schema = schema();
+    for table in TABLES {
+        let alternative = default_alternative(&schema["properties"][*table]);
+        let properties = alternative["properties"].as_object().unwrap();
+        assert!(!properties.is_empty(), "{table}");
+        for (key, property) in properties {
+            if property
+                .get("default")
+                .is_some_and(|value| !value.is_null())
+            {
+                assert!(
+                    text.lines()
+                        .any(|line| line.starts_with(&format!("{key} = "))),
+                    "[{table}] {key} is not in the example:\n{text}"
+                );
+            }
+        }
+    }
+    let config = Config::parse(&text, |_| Some("whsec_c2VjcmV0LXZhbHVl".to_owned())).unwrap();
+    let defaults = Config::default();
+    assert_eq!(config.ingest, defaults.ingest);
+    assert_eq!(config.admin, defaults.admin);
+    assert_eq!(config.store, defaults.store);
+    assert_eq!(config.delivery, defaults.delivery);
+    assert_eq!(config.log, defaults.log);
+    assert_eq!(config.traces, defaults.traces);
+}
+
+#[test]
+fn the_schema_defaults_are_the_defaults_serde_applies() {
+    let schema = schema();
+    let ingest = &schema["properties"]["ingest"]["properties"];
+    let defaults = IngestConfig::default();
+    assert_eq!(ingest["listen"]["default"], defaults.listen.to_string());
+    assert_eq!(ingest["max_body_bytes"]["default"], defaults.max_body_bytes);
+    assert_eq!(ingest["max_body_bytes"]["minimum"], 1);
+    let delivery = &schema["properties"]["delivery"]["properties"];
+    assert_eq!(
+        delivery["lease_seconds"]["default"],
+        DeliveryConfig::default().lease_seconds
+    );
+    assert_eq!(delivery["lease_seconds"]["minimum"], 2);
+    assert_eq!(
+        schema["properties"]["ingest"]["additionalProperties"],
+        false
+    );
+    assert_eq!(
+        schema["properties"]["log"]["properties"]["format"]["enum"],
+        serde_json::json!(["text", "json"])
+    );
+}
+
+/// The alternative of `[[sources]]` or `[[sinks]]` for `name`.
+fn alternative<'a>(
+    schema: &'a serde_json::Value,
+    list: &str,
+    key: &str,
+    name: &str,
+) -> &'a serde_json::Value {
+    schema["properties"][list]["items"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|alternative| alternative["properties"][key]["const"] == name)
+        .unwrap_or_else(|| panic!("no {list} alternative for {name}"))
+}
+
+#[test]
+fn the_schema_types_each_connectors_and_each_sinks_own_options() {
+    let schema = schema();
+    for registration in rollcall_core::registrations() {
+        let options = (registration.options_schema.expect(registration.name))();
+        let alternative = alternative(&schema, "sources", "connector", registration.name);
+        let names = options["properties"].as_object().unwrap();
+        assert!(!names.is_empty(), "{}", registration.name);
+        for name in names.keys() {
+            assert!(
+                alternative["properties"].get(name).is_some(),
+                "{}: {name}",
+                registration.name
+            );
+        }
+        assert_eq!(alternative["additionalProperties"], false);
+    }
+    let zendesk = alternative(&schema, "sources", "connector", "zendesk");
+    for name in [
+        "id",
+        "connector",
+        "sync_interval",
+        "signing_secret",
+        "api_token",
+        "subdomain",
+    ] {
+        assert!(zendesk["properties"].get(name).is_some(), "{name}");
+    }
+    let vcclive = alternative(&schema, "sources", "connector", "vcclive");
+    assert!(vcclive["properties"]["encryption_key"].is_object());
+    assert!(vcclive["properties"]["cipher"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&"aes-256-ctr".into()));
+    for registration in rollcall_core::sink_registrations() {
+        let alternative = alternative(&schema, "sinks", "type", registration.kind);
+        assert!(
+            registration.options_schema.is_some(),
+            "{}",
+            registration.kind
+        );
+        assert_eq!(alternative["additionalProperties"], false);
+        assert!(alternative["properties"]["retry_horizon_hours"].is_object());
+    }
+    let http = alternative(&schema, "sinks", "type", "http");
+    assert!(http["properties"]["url"].is_object());
+    assert_eq!(http["properties"]["concurrency"]["default"], 16);
+    assert_eq!(
+        alternative(&schema, "sinks", "type", "file")["properties"]["concurrency"]["default"],
+        1
+    );
+}
+
+#[test]
+fn the_schema_refuses_an_unknown_option_of_a_source_or_sink_and_accepts_the_right_ones() {
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let source = |options: serde_json::Value| {
+        let mut table = serde_json::json!({"id": "zd", "connector": "zendesk"});
+        table
+            .as_object_mut()
+            .unwrap()
+            .extend(options.as_object().unwrap().clone());
+        serde_json::json!({ "sources": [table] })
+    };
+    assert!(validator.is_valid(&source(serde_json::json!({"signing_secret": "s"}))));
+    assert!(validator.is_valid(&source(
+        serde_json::json!({"signing_secret": ["new", "old"], "sync_interval": "6h"})
+    )));
+    assert!(!validator.is_valid(&source(serde_json::json!({"signing_secert": "s"}))));
+    assert!(!validator.is_valid(&source(serde_json::json!({"api_timeout_ms": "soon"}))));
+    // Another connector's option is not this one's.
+    assert!(!validator.is_valid(&source(serde_json::json!({"encryption_key": "k"}))));
+    let sink = |table: serde_json::Value| serde_json::json!({ "sinks": [table] });
+    assert!(validator.is_valid(&sink(serde_json::json!({"id": "out", "type": "http", "url": "http://127.0.0.1:9/", "concurrency": 4}))));
+    assert!(!validator.is_valid(&sink(
+        serde_json::json!({"id": "out", "type": "http", "uri": "http://127.0.0.1:9/"})
+    )));
+    assert!(!validator.is_valid(&sink(
+        serde_json::json!({"id": "out", "type": "stdout", "path": "x"})
+    )));
+    // [store] without `type` is SQLite; a PostgreSQL store needs its url.
+    assert!(validator.is_valid(&serde_json::json!({"store": {"path": "x.db"}})));
+    assert!(!validator.is_valid(&serde_json::json!({"store": {"type": "postgres"}})));
+    assert!(!validator
+        .is_valid(&serde_json::json!({"store": {"path": "x.db", "url": "postgres://db/x"}})));
+}
+
+#[test]
+fn environment_overrides_reach_the_keys_of_each_kind_of_store() {
+    let config = Config::parse_with(
+        "[store]\ntype = \"postgres\"\nurl = \"postgres://db/x\"\n",
+        env,
+        &overrides(&[
+            ("ROLLCALL_STORE_POOL_SIZE", "8"),
+            ("ROLLCALL_STORE_SCHEMA", "tenant_a"),
+        ]),
+    )
+    .unwrap();
+    let StoreConfig::Postgres {
+        pool_size, schema, ..
+    } = &config.store
+    else {
+        panic!("{:?}", config.store);
+    };
+    assert_eq!((*pool_size, schema.as_str()), (8, "tenant_a"));
+    let error = only_error(Config::parse_with(
+        "",
+        env,
+        &overrides(&[("ROLLCALL_STORE_POOL_SIZE", "eight")]),
+    ));
+    assert_eq!(
+        error.to_string(),
+        "store.pool_size: \"eight\" is not an integer (set by ROLLCALL_STORE_POOL_SIZE)"
+    );
 }

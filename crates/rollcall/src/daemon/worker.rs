@@ -655,7 +655,11 @@ impl Worker {
                     ),
                 };
             }
-            if attempts >= self.delivery.max_attempts {
+            if self
+                .delivery
+                .max_attempts
+                .is_some_and(|max| attempts >= max)
+            {
                 return Outcome::Dead {
                     attempts,
                     error: format!(
@@ -1565,7 +1569,7 @@ mod tests {
         let (receiver, port) = listening_receiver().await;
         receiver.set(DOWN);
         let delivery = DeliveryConfig {
-            max_attempts: 3,
+            max_attempts: Some(3),
             ..DeliveryConfig::default()
         };
         let running = run(new_worker_with(
