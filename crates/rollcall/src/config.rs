@@ -962,6 +962,22 @@ impl<'a> Report<'a> {
         self.on(key, key, message);
     }
 
+    /// A connector or sink type this build does not have, naming the ones it has (a build
+    /// may leave vendors and sinks out by feature).
+    fn unknown<'k>(
+        &mut self,
+        key: &str,
+        what: &str,
+        given: &str,
+        known: impl Iterator<Item = &'k str>,
+    ) {
+        let known: Vec<&str> = known.collect();
+        self.at(
+            key,
+            format!("unknown {what} {given:?} (this build has: {})", known.join(", ")),
+        );
+    }
+
     /// A problem with `key`, shown on the line of `line_of` (the key that causes it).
     fn on(&mut self, key: &str, line_of: &str, message: impl Into<String>) {
         let follows_from_a_variable = self.unresolved.iter().any(|path| {
@@ -1319,17 +1335,8 @@ impl SourceConfig {
             .flatten();
         let connector = connector?;
         let Some(registration) = rollcall_core::registration(&connector) else {
-            let known: Vec<_> = rollcall_core::registrations()
-                .iter()
-                .map(|r| r.name)
-                .collect();
-            report.at(
-                &key("connector"),
-                format!(
-                    "unknown connector {connector:?} (this build has: {})",
-                    known.join(", ")
-                ),
-            );
+            let known = rollcall_core::registrations().iter().map(|r| r.name);
+            report.unknown(&key("connector"), "connector", &connector, known);
             return None;
         };
         let id = id?;
@@ -1424,17 +1431,8 @@ impl SinkConfig {
             report.at(&key(name), message);
         }
         let Some(registration) = rollcall_core::sink_registration(&kind) else {
-            let known: Vec<_> = rollcall_core::sink_registrations()
-                .iter()
-                .map(|r| r.kind)
-                .collect();
-            report.at(
-                &key("type"),
-                format!(
-                    "unknown sink type {kind:?} (this build has: {})",
-                    known.join(", ")
-                ),
-            );
+            let known = rollcall_core::sink_registrations().iter().map(|r| r.kind);
+            report.unknown(&key("type"), "sink type", &kind, known);
             return None;
         };
         let id = id?;
