@@ -974,7 +974,10 @@ impl<'a> Report<'a> {
         let known: Vec<&str> = known.collect();
         self.at(
             key,
-            format!("unknown {what} {given:?} (this build has: {})", known.join(", ")),
+            format!(
+                "unknown {what} {given:?} (this build has: {})",
+                known.join(", ")
+            ),
         );
     }
 
@@ -1335,7 +1338,8 @@ impl SourceConfig {
             .flatten();
         let connector = connector?;
         let Some(registration) = rollcall_core::registration(&connector) else {
-            let known = rollcall_core::registrations().iter().map(|r| r.name);
+            let known = rollcall_core::registrations();
+            let known = known.iter().map(|r| r.name);
             report.unknown(&key("connector"), "connector", &connector, known);
             return None;
         };
@@ -1431,7 +1435,8 @@ impl SinkConfig {
             report.at(&key(name), message);
         }
         let Some(registration) = rollcall_core::sink_registration(&kind) else {
-            let known = rollcall_core::sink_registrations().iter().map(|r| r.kind);
+            let known = rollcall_core::sink_registrations();
+            let known = known.iter().map(|r| r.kind);
             report.unknown(&key("type"), "sink type", &kind, known);
             return None;
         };
