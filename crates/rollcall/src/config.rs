@@ -457,6 +457,11 @@ pub struct DeliveryConfig {
     #[serde(default = "default_lease_seconds")]
     #[schemars(range(min = 2))]
     pub lease_seconds: u64,
+    /// Milliseconds a sink's worker waits after a commit before its next round, so that one
+    /// round (one journal read, one sink flush, one position commit) carries what lands
+    /// meanwhile instead of one round per commit. 0: a round at every commit.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -467,6 +472,7 @@ impl Default for DeliveryConfig {
             max_backoff_ms: default_max_backoff_ms(),
             batch_size: default_batch_size(),
             lease_seconds: default_lease_seconds(),
+            linger_ms: default_linger_ms(),
         }
     }
 }
@@ -478,6 +484,10 @@ impl DeliveryConfig {
 
     pub fn max_backoff(&self) -> Duration {
         Duration::from_millis(self.max_backoff_ms)
+    }
+
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
     }
 
     pub fn lease_ttl(&self) -> Duration {
@@ -759,6 +769,9 @@ fn default_max_backoff_ms() -> u64 {
 }
 fn default_lease_seconds() -> u64 {
     30
+}
+fn default_linger_ms() -> u64 {
+    10
 }
 fn default_batch_size() -> u32 {
     256

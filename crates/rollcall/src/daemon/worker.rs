@@ -290,12 +290,8 @@ impl Worker {
                     tracing::error!(sink = %sink_id, error = %error, "delivery round failed");
                 }
             }
-            let next_due = self.next_parked_due();
-            tokio::select! {
-                _ = shutdown.changed() => {}
-                _ = committed.changed() => {}
-                _ = tokio::time::sleep(IDLE_POLL.min(next_due)) => {}
-            }
+            let idle = IDLE_POLL.min(self.next_parked_due());
+            wait_for_round(&mut committed, &mut shutdown, self.delivery.linger(), idle).await;
         }
         // The listeners have stopped, so the journal no longer grows: deliver what it holds,
         // one attempt per event (a failure parks or ends the drain without a backoff wait),
@@ -1058,6 +1054,31 @@ fn scrubbed(text: &str) -> String {
     rollcall_core::scrub::snippet(text, MAX_SINK_ERROR_CHARS)
 }
 
+/// Waits until the next delivery round is due: `idle` has passed (a parked user may be due,
+/// a replay or a resume requested), shutdown was asked, or the journal grew. After a
+/// commit it waits `linger` more, so that one round (one journal read, one sink flush, one
+/// position commit) carries every commit that lands meanwhile: at thousands of commits a
+/// second, a round per commit costs more than the events it delivers.
+async fn wait_for_round(
+    committed: &mut watch::Receiver<i64>,
+    shutdown: &mut watch::Receiver<bool>,
+    linger: Duration,
+    idle: Duration,
+) {
+    tokio::select! {
+        _ = shutdown.changed() => {}
+        _ = committed.changed() => {
+            if !linger.is_zero() {
+                tokio::select! {
+                    _ = shutdown.changed() => {}
+                    _ = tokio::time::sleep(linger) => {}
+                }
+            }
+        }
+        _ = tokio::time::sleep(idle) => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1606,6 +1627,38 @@ mod tests {
             3,
             "no attempt after the last allowed one"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_commit_the_next_round_waits_the_linger_and_shutdown_cuts_it_short() {
+        let (commit, mut committed) = watch::channel(0_i64);
+        let (stop, mut shutdown) = watch::channel(false);
+        let linger = Duration::from_millis(10);
+        let idle = Duration::from_secs(60);
+        // A commit: the round starts `linger` later, not at once and not at `idle`.
+        let started = tokio::time::Instant::now();
+        commit.send(1).unwrap();
+        wait_for_round(&mut committed, &mut shutdown, linger, idle).await;
+        assert_eq!(started.elapsed(), linger);
+        // Without a linger, at the commit itself.
+        let started = tokio::time::Instant::now();
+        commit.send(2).unwrap();
+        wait_for_round(&mut committed, &mut shutdown, Duration::ZERO, idle).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        // Nothing committed: at `idle`.
+        let started = tokio::time::Instant::now();
+        wait_for_round(&mut committed, &mut shutdown, linger, idle).await;
+        assert_eq!(started.elapsed(), idle);
+        // A shutdown during the linger ends the wait at once.
+        commit.send(3).unwrap();
+        let started = tokio::time::Instant::now();
+        let waiting = wait_for_round(&mut committed, &mut shutdown, Duration::from_secs(5), idle);
+        let stopping = async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            stop.send(true).unwrap();
+        };
+        tokio::join!(waiting, stopping);
+        assert_eq!(started.elapsed(), Duration::from_millis(1));
     }
 
     /// A sink that records when (on tokio's clock) each event came.
