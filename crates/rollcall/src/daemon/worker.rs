@@ -1247,9 +1247,7 @@ mod tests {
             &store,
         );
         let running = run(worker);
-        while store.position("crm").await.unwrap() < 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_position(&store, "crm", 3).await;
         *gate.hold.lock().unwrap() = Some("e04".into());
         for n in 4..=6 {
             put(&store, n).await;
@@ -1259,9 +1257,7 @@ mod tests {
         let since = rollcall_core::Timestamp::from_unix_seconds(1_800_000_000).unwrap();
         assert_eq!(store.rewind("crm", since).await.unwrap(), 0);
         gate.release.notify_one();
-        while store.position("crm").await.unwrap() < 6 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_position(&store, "crm", 6).await;
         running.stop().await;
         let sent = gate.sent.lock().unwrap().clone();
         assert_eq!(
@@ -1473,9 +1469,7 @@ mod tests {
         receiver.rejects.lock().unwrap().push("e0005".into());
         let worker = new_worker(sink_config("crm", 4), http_sink(port), &store);
         let running = run(worker);
-        while store.position("crm").await.unwrap() < 20 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_position(&store, "crm", 20).await;
         running.stop().await;
         let letters = store.dead_letters(None, None, 10).await.unwrap();
         assert_eq!(letters.len(), 1);
@@ -1553,9 +1547,7 @@ mod tests {
         let parked = store.parked("crm").await.unwrap();
         assert_eq!(parked.iter().map(|p| p.seq).collect::<Vec<_>>(), [1, 2, 3]);
         // The position moves past them.
-        while store.position("crm").await.unwrap() < 3 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_position(&store, "crm", 3).await;
         // Down for 9 minutes: inside the horizon, nothing is given up.
         tokio::time::sleep(Duration::from_secs(9 * 60)).await;
         assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
@@ -1665,8 +1657,39 @@ mod tests {
     #[derive(Debug, Default)]
     struct Clocked(std::sync::Mutex<Vec<(String, tokio::time::Instant)>>);
 
+    impl Clocked {
+        /// The ids of the events sent so far, in the order they came.
+        fn ids(&self) -> Vec<String> {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect()
+        }
+    }
+
     #[derive(Debug)]
     struct ClockedSink(Arc<Clocked>);
+
+    /// Waits (on tokio's clock) until `sink`'s position reaches `seq`.
+    async fn until_position(store: &Store, sink: &str, seq: i64) {
+        while store.position(sink).await.unwrap() < seq {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A store in `dir` holding events 1-5 (of users 1-5), their commits announced.
+    async fn store_with_five_events(dir: &std::path::Path) -> Store {
+        let store = Store::open(dir.join("db")).unwrap();
+        for n in 1..=5 {
+            put_for(&store, n, n).await;
+        }
+        // Subscribers learn of a commit just after it is answered.
+        let mut committed = store.subscribe();
+        committed.wait_for(|seq| *seq == 5).await.unwrap();
+        store
+    }
 
     #[rollcall_core::async_trait]
     impl Sink for ClockedSink {
@@ -1692,9 +1715,7 @@ mod tests {
         config.delivery.rate_limit_per_second = Some(10.0);
         let worker = new_worker(config, Box::new(ClockedSink(Arc::clone(&clocked))), &store);
         let running = run(worker);
-        while store.position("crm").await.unwrap() < 30 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_position(&store, "crm", 30).await;
         running.stop().await;
         let sent = clocked.0.lock().unwrap().clone();
         assert_eq!(sent.len(), 30);
@@ -1715,34 +1736,17 @@ mod tests {
         let mut config = sink_config("fresh", 4);
         config.delivery.start = StartAt::Now;
         let dir = tempfile::tempdir().unwrap();
-        let fresh_store = Store::open(dir.path().join("db")).unwrap();
-        for n in 1..=5 {
-            put_for(&fresh_store, n, n).await;
-        }
-        // Subscribers learn of a commit just after it is answered.
-        let mut committed = fresh_store.subscribe();
-        committed.wait_for(|seq| *seq == 5).await.unwrap();
+        let fresh_store = store_with_five_events(dir.path()).await;
         let worker = new_worker(
             config,
             Box::new(ClockedSink(Arc::clone(&clocked))),
             &fresh_store,
         );
         let running = run(worker);
-        while fresh_store.position("fresh").await.unwrap() < 5 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_position(&fresh_store, "fresh", 5).await;
         put_for(&fresh_store, 6, 6).await;
-        while fresh_store.position("fresh").await.unwrap() < 6 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let sent: Vec<_> = clocked
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, _)| id.clone())
-            .collect();
-        assert_eq!(sent, ["e0006"], "only what came after the start");
+        until_position(&fresh_store, "fresh", 6).await;
+        assert_eq!(clocked.ids(), ["e0006"], "only what came after the start");
         // Paused: nothing goes out, however long; resumed: it flows.
         fresh_store.set_paused("fresh", true).await.unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -1751,9 +1755,7 @@ mod tests {
         assert_eq!(clocked.0.lock().unwrap().len(), 1);
         assert_eq!(fresh_store.position("fresh").await.unwrap(), 6);
         fresh_store.set_paused("fresh", false).await.unwrap();
-        while fresh_store.position("fresh").await.unwrap() < 7 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_position(&fresh_store, "fresh", 7).await;
         assert_eq!(clocked.0.lock().unwrap().len(), 2);
         running.stop().await;
     }
@@ -1764,12 +1766,7 @@ mod tests {
         let mut config = sink_config("fresh", 4);
         config.delivery.start = StartAt::Now;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("db")).unwrap();
-        for n in 1..=5 {
-            put_for(&store, n, n).await;
-        }
-        let mut committed = store.subscribe();
-        committed.wait_for(|seq| *seq == 5).await.unwrap();
+        let store = store_with_five_events(dir.path()).await;
         // Paused (and so kept in the store) before any worker of it ever ran.
         store.set_paused("fresh", true).await.unwrap();
         let running = run(new_worker(
@@ -1781,17 +1778,8 @@ mod tests {
         assert!(clocked.0.lock().unwrap().is_empty(), "paused: nothing sent");
         store.set_paused("fresh", false).await.unwrap();
         put_for(&store, 6, 6).await;
-        while store.position("fresh").await.unwrap() < 6 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        until_position(&store, "fresh", 6).await;
         running.stop().await;
-        let sent: Vec<_> = clocked
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, _)| id.clone())
-            .collect();
-        assert_eq!(sent, ["e0006"], "only what came after the start");
+        assert_eq!(clocked.ids(), ["e0006"], "only what came after the start");
     }
 }
