@@ -1053,6 +1053,22 @@ impl<'a> Report<'a> {
     }
 }
 
+/// Reads table `name` (when the file has it) into `into` and checks it with `check`. A table
+/// with a mistake leaves `into` at its default and is not checked further, so one mistake is
+/// not reported twice.
+fn read_table<T: serde::de::DeserializeOwned>(
+    report: &mut Report<'_>,
+    name: &str,
+    value: Option<toml::Value>,
+    into: &mut T,
+    check: impl FnOnce(&T, &mut Report<'_>),
+) {
+    if let Some(table) = value.and_then(|value| section::<T>(report, name, value)) {
+        check(&table, report);
+        *into = table;
+    }
+}
+
 /// Reads table `name` into `T`. serde stops at the first mistake; the key it stopped at is
 /// reported, left out, and the table read again, so one run reports every mistake in it.
 /// `None` when there was any (the table is then not checked further).
@@ -1191,39 +1207,42 @@ impl Config {
     fn read(mut document: toml::Table, report: &mut Report<'_>) -> Self {
         let mut config = Self::default();
         let mut take = |name: &str| document.remove(name);
-        if let Some(value) = take("ingest") {
-            if let Some(ingest) = section::<IngestConfig>(report, "ingest", value) {
-                ingest.check(report);
-                config.ingest = ingest;
-            }
-        }
-        if let Some(value) = take("admin") {
-            if let Some(admin) = section::<AdminConfig>(report, "admin", value) {
-                admin.check(report);
-                config.admin = admin;
-            }
-        }
-        if let Some(value) = take("store") {
-            if let Some(store) = section::<StoreConfig>(report, "store", value) {
-                store.check(report);
-                config.store = store;
-            }
-        }
-        if let Some(value) = take("delivery") {
-            if let Some(delivery) = section::<DeliveryConfig>(report, "delivery", value) {
-                delivery.check(report);
-                config.delivery = delivery;
-            }
-        }
-        if let Some(value) = take("log") {
-            config.log = section(report, "log", value).unwrap_or_default();
-        }
-        if let Some(value) = take("traces") {
-            if let Some(traces) = section::<TracesConfig>(report, "traces", value) {
-                traces.check(report);
-                config.traces = traces;
-            }
-        }
+        read_table(
+            report,
+            "ingest",
+            take("ingest"),
+            &mut config.ingest,
+            IngestConfig::check,
+        );
+        read_table(
+            report,
+            "admin",
+            take("admin"),
+            &mut config.admin,
+            AdminConfig::check,
+        );
+        read_table(
+            report,
+            "store",
+            take("store"),
+            &mut config.store,
+            StoreConfig::check,
+        );
+        read_table(
+            report,
+            "delivery",
+            take("delivery"),
+            &mut config.delivery,
+            DeliveryConfig::check,
+        );
+        read_table(report, "log", take("log"), &mut config.log, |_, _| {});
+        read_table(
+            report,
+            "traces",
+            take("traces"),
+            &mut config.traces,
+            TracesConfig::check,
+        );
         let mut source_ids = Vec::new();
         if let Some(value) = take("sources") {
             for (index, item) in array_of_tables(report, "sources", value)
