@@ -179,12 +179,7 @@ fn config_check_names_the_file_line_and_key_of_a_problem() {
         "[[sources]]\nid = \"zd\"\nconnector = \"zendesk\"\nsigning_secret = \"${ROLLCALL_TEST_UNSET_VARIABLE}\"\n",
     )
     .unwrap();
-    let output = rollcall()
-        .args(["config", "check", "--config"])
-        .arg(&file)
-        .env_remove("ROLLCALL_TEST_UNSET_VARIABLE")
-        .output()
-        .unwrap();
+    let output = config_check_with_the_variable_unset(&file);
     assert_eq!(output.status.code(), Some(1));
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -219,12 +214,7 @@ fn config_check_prints_every_problem_of_a_file_one_per_line() {
          type = \"stdout\"\ncolour = \"red\"\n",
     )
     .unwrap();
-    let output = rollcall()
-        .args(["config", "check", "--config"])
-        .arg(&file)
-        .env_remove("ROLLCALL_TEST_UNSET_VARIABLE")
-        .output()
-        .unwrap();
+    let output = config_check_with_the_variable_unset(&file);
     assert_eq!(output.status.code(), Some(1));
     let message = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = message.lines().collect();
@@ -263,4 +253,14 @@ fn config_example_and_schema_describe_this_build() {
         .as_array()
         .unwrap()
         .contains(&Value::from("zendesk")));
+}
+
+/// `rollcall config check --config FILE`, with `ROLLCALL_TEST_UNSET_VARIABLE` unset.
+fn config_check_with_the_variable_unset(file: &std::path::Path) -> std::process::Output {
+    rollcall()
+        .args(["config", "check", "--config"])
+        .arg(file)
+        .env_remove("ROLLCALL_TEST_UNSET_VARIABLE")
+        .output()
+        .unwrap()
 }
