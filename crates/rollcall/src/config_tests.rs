@@ -611,13 +611,18 @@ url = "http://127.0.0.1:9/"
 signing_secert = "x"
 "#;
 
+/// Each error's line and key, in the order reported.
+fn lines_and_keys(errors: &ConfigErrors) -> Vec<(Option<usize>, &str)> {
+    errors
+        .iter()
+        .map(|error| (error.line, error.key.as_deref().unwrap_or("")))
+        .collect()
+}
+
 #[test]
 fn every_mistake_of_a_file_is_reported_at_once_each_at_its_line() {
     let errors = Config::parse(THREE_MISTAKES, env).unwrap_err();
-    let found: Vec<_> = errors
-        .iter()
-        .map(|error| (error.line, error.key.as_deref().unwrap_or("")))
-        .collect();
+    let found = lines_and_keys(&errors);
     assert_eq!(
         found,
         [
@@ -652,10 +657,7 @@ fn every_unknown_option_of_a_source_is_reported_at_its_own_line() {
                 connector = \"zendesk\"\nsigning_secret = \"s\"\napi_tokn = \"t\"\n\
                 # signing_secert = \"in a comment\"\nsigning_secert = \"typo\"\n";
     let errors = Config::parse(text, env).unwrap_err();
-    let found: Vec<_> = errors
-        .iter()
-        .map(|error| (error.line, error.key.as_deref().unwrap_or("")))
-        .collect();
+    let found = lines_and_keys(&errors);
     assert_eq!(
         found,
         [
@@ -672,10 +674,7 @@ fn mistakes_in_one_table_and_unset_variables_are_all_reported() {
                 body_timeout_seconds = 20\nlisten = \"${ROLLCALL_TEST_UNSET}\"\n\n\
                 [admin]\ntoken = \"${ROLLCALL_TEST_ALSO_UNSET}\"\n\n[nonsense]\nx = 1\n";
     let errors = Config::parse(text, |_| None).unwrap_err();
-    let found: Vec<_> = errors
-        .iter()
-        .map(|error| (error.line, error.key.as_deref().unwrap_or("")))
-        .collect();
+    let found = lines_and_keys(&errors);
     // The unreplaced `${...}` of `listen` is reported as the variable it is, not also as a
     // bad address; the table with a mistake is not checked further (its timeouts).
     assert_eq!(
