@@ -10,10 +10,7 @@ use rollcall_core::{
 use serde_json::Value;
 
 use crate::changes;
-use crate::payload::{
-    parse_at, parse_document, parse_root, Data, Envelope, VendorActor, VendorGroup, VendorRole,
-    VendorUser,
-};
+use crate::payload::{parse_at, Data, Envelope, VendorActor, VendorGroup, VendorRole, VendorUser};
 use crate::CONNECTOR_NAME;
 
 /// The vendor event types rollcall understands, as Freshworks names them.
@@ -31,11 +28,12 @@ pub fn event_type(event: &str) -> Option<EventType> {
 
 /// Maps one delivery (one product event) to its single unified event.
 pub fn normalize(delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
-    let mut document = parse_document(&delivery.body)?;
+    // The host's one read of the body; `data` is then moved out of this copy, not re-read.
+    let mut document = delivery.json_document()?.clone();
     if !document.is_object() {
         return Err(NormalizeError::invalid(".", "must be a JSON object"));
     }
-    let envelope: Envelope = parse_root(&document)?;
+    let envelope: Envelope = rollcall_core::json::from_value(&document)?;
     let event = envelope
         .event
         .ok_or_else(|| NormalizeError::invalid("event", "is required"))?;

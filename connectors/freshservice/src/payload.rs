@@ -236,31 +236,7 @@ where
 
 /// Parses a sub-document and reports errors with their full path (`data.user.active`).
 pub fn parse_at<T: DeserializeOwned>(prefix: &str, value: &Value) -> Result<T, NormalizeError> {
-    parse_root(value).map_err(|error| error.within(prefix))
-}
-
-/// Parses the document itself (`Envelope`), reporting errors with their path.
-///
-/// `value` is read untracked first, and only when that fails again with
-/// `rollcall_core::json::from_value` to find the path: tracking the path of every field costs
-/// several times the conversion itself. Both read the same `Deserialize` impl and the
-/// tracking is transparent, so they accept the same values and the error is the tracked one.
-pub fn parse_root<T: DeserializeOwned>(value: &Value) -> Result<T, NormalizeError> {
-    T::deserialize(value).or_else(|_| rollcall_core::json::from_value(value))
-}
-
-/// Parses the body as JSON, with the same shortcut: the error, when there is one, is the one
-/// `rollcall_core::json::from_slice` reports (`.`, or the path a syntax error was found at).
-/// A body checked as UTF-8 in one pass is parsed as a `str`, which serde_json then does not
-/// check again string by string.
-pub fn parse_document(body: &[u8]) -> Result<Value, NormalizeError> {
-    let parsed = std::str::from_utf8(body)
-        .ok()
-        .and_then(|text| serde_json::from_str(text).ok());
-    match parsed {
-        Some(document) => Ok(document),
-        None => rollcall_core::json::from_slice(body),
-    }
+    rollcall_core::json::from_value(value).map_err(|error| error.within(prefix))
 }
 
 #[cfg(test)]
@@ -279,28 +255,6 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.path(), Some("data.user.agent_access.roles[1]"));
-    }
-
-    #[test]
-    fn the_document_parses_as_rollcall_core_parses_it() {
-        let bodies: [&[u8]; 9] = [
-            br#"{"event": "onUserCreate", "data": {"user": {"id": 1, "name": "\u00e9"}}}"#,
-            br#"[1, 2]"#,
-            b"not json",
-            br#"{"data": {"user": {"id": tru}}}"#,
-            br#"{"data": {"user": {"id": 1}}} trailing"#,
-            b"{\"data\": {\"user\": {\"name\": \"\xff\"}}}",
-            br#"{"data": {"user": {"name": "\ud800"}}}"#,
-            br#"{"event": "a", "event": "b"}"#,
-            b"",
-        ];
-        for body in bodies {
-            let ours = parse_document(body)
-                .map_err(|error| (error.path().map(str::to_owned), error.to_string()));
-            let core = rollcall_core::json::from_slice::<Value>(body)
-                .map_err(|error| (error.path().map(str::to_owned), error.to_string()));
-            assert_eq!(ours, core, "{}", String::from_utf8_lossy(body));
-        }
     }
 
     #[test]
