@@ -147,8 +147,57 @@ impl TryFrom<OffsetDateTime> for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The RFC 3339 text in UTC (`2023-05-18T11:06:00.307151Z`: fractional digits only as
+    /// many as needed) written into `buffer`, without the formatting machinery: every event
+    /// the store encodes carries several timestamps. `None` for a year outside 0..=9999,
+    /// which [`fmt::Display`] writes the slow way.
+    fn rfc3339<'b>(&self, buffer: &'b mut [u8; 30]) -> Option<&'b str> {
+        fn two(out: &mut [u8], value: u8) {
+            out[0] = b'0' + value / 10;
+            out[1] = b'0' + value % 10;
+        }
+        let t = self.0;
+        let year = u16::try_from(t.year()).ok().filter(|year| *year <= 9999)?;
+        let (month, day) = (u8::from(t.month()), t.day());
+        let (hour, minute, second) = (t.hour(), t.minute(), t.second());
+        two(&mut buffer[0..2], (year / 100) as u8);
+        two(&mut buffer[2..4], (year % 100) as u8);
+        buffer[4] = b'-';
+        two(&mut buffer[5..7], month);
+        buffer[7] = b'-';
+        two(&mut buffer[8..10], day);
+        buffer[10] = b'T';
+        two(&mut buffer[11..13], hour);
+        buffer[13] = b':';
+        two(&mut buffer[14..16], minute);
+        buffer[16] = b':';
+        two(&mut buffer[17..19], second);
+        let mut end = 19;
+        let mut nanos = t.nanosecond();
+        if nanos != 0 {
+            buffer[end] = b'.';
+            let mut digits = 9;
+            while nanos % 10 == 0 {
+                nanos /= 10;
+                digits -= 1;
+            }
+            for index in (0..digits).rev() {
+                buffer[end + 1 + index] = b'0' + (nanos % 10) as u8;
+                nanos /= 10;
+            }
+            end += 1 + digits;
+        }
+        buffer[end] = b'Z';
+        std::str::from_utf8(&buffer[..=end]).ok()
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.rfc3339(&mut [0; 30]) {
+            return f.write_str(text);
+        }
         let t = self.0;
         write!(
             f,
@@ -177,7 +226,10 @@ impl fmt::Debug for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self.rfc3339(&mut [0; 30]) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -191,6 +243,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::{Just, Strategy};
 
     #[test]
     fn local_offsets_are_converted_to_utc() {
@@ -265,6 +318,30 @@ mod tests {
                     }
                 }
             }
+        }
+
+        /// The hand-written text is what `{:04}-{:02}-...` with trimmed nanoseconds writes,
+        /// in Display and in serde alike.
+        #[test]
+        fn the_fast_text_is_the_formatted_text(
+            seconds in -62_135_596_800i64..253_402_300_799,
+            nanos in proptest::prop_oneof![Just(0u32), 0u32..1_000_000_000, (0u32..1000).prop_map(|n| n * 1_000_000)],
+        ) {
+            let t = Timestamp(
+                OffsetDateTime::from_unix_timestamp(seconds).unwrap().replace_nanosecond(nanos).unwrap(),
+            );
+            let inner = t.into_inner();
+            let mut expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                inner.year(), u8::from(inner.month()), inner.day(), inner.hour(), inner.minute(), inner.second()
+            );
+            if nanos != 0 {
+                expected.push('.');
+                expected.push_str(format!("{nanos:09}").trim_end_matches('0'));
+            }
+            expected.push('Z');
+            proptest::prop_assert_eq!(&t.to_string(), &expected);
+            proptest::prop_assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{expected}\""));
         }
 
         #[test]
