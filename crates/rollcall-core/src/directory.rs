@@ -41,10 +41,39 @@ pub struct KnownUser {
 }
 
 /// Completes `event` with the known state and returns the user's new record.
+///
+/// The record's user is a copy of the event's; a caller that is done with the event can
+/// use [`apply_in_place`] and move the user instead.
 pub fn apply(known: Option<&KnownUser>, event: &mut UserEvent) -> KnownUser {
+    apply_in_place(known, event).with_user(event.user.clone())
+}
+
+/// What [`apply_in_place`] decides about the user's record besides the user itself, which
+/// is the event's `user` once it has been applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub version: i64,
+    pub deleted: bool,
+    pub partial: bool,
+}
+
+impl Applied {
+    /// The record, with `user`: the applied event's `user`.
+    pub fn with_user(self, user: User) -> KnownUser {
+        KnownUser {
+            user,
+            version: self.version,
+            deleted: self.deleted,
+            partial: self.partial,
+        }
+    }
+}
+
+/// [`apply`] without the record's copy of the user: completes `event` with the known state;
+/// the user's new state is `event.user` afterwards.
+pub fn apply_in_place(known: Option<&KnownUser>, event: &mut UserEvent) -> Applied {
     let Some(known) = known else {
-        return KnownUser {
-            user: event.user.clone(),
+        return Applied {
             version: 1,
             deleted: event.event_type == EventType::Deleted,
             partial: event.partial,
@@ -58,11 +87,9 @@ pub fn apply(known: Option<&KnownUser>, event: &mut UserEvent) -> KnownUser {
             event.changes.as_deref().unwrap_or(&[]),
         )
     } else {
-        let mut full = event.user.clone();
-        full.remote_data = merge_remote_data(
-            known.user.remote_data.as_ref(),
-            event.user.remote_data.as_ref(),
-        );
+        let mut full = std::mem::take(&mut event.user);
+        full.remote_data =
+            merge_remote_data(known.user.remote_data.as_ref(), full.remote_data.as_ref());
         full
     };
     let mut merged = merged;
@@ -76,7 +103,6 @@ pub fn apply(known: Option<&KnownUser>, event: &mut UserEvent) -> KnownUser {
     }
     event.previous = Some(known.user.clone());
     event.changes = Some(diff_users(&known.user, &merged));
-    event.user = merged.clone();
     event.partial = known.partial && event.partial;
     // A tombstone stays a tombstone: a late delta (a tag or identity clean-up after the
     // delete) does not bring the user back. A creation does, and a full state says itself
@@ -87,8 +113,8 @@ pub fn apply(known: Option<&KnownUser>, event: &mut UserEvent) -> KnownUser {
         EventType::Updated if !stated_partial => merged.status == Some(UserStatus::Deleted),
         EventType::Updated => known.deleted,
     };
-    KnownUser {
-        user: merged,
+    event.user = merged;
+    Applied {
         version: known.version + 1,
         deleted,
         partial: event.partial,

@@ -9,7 +9,7 @@
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
-use rollcall_core::directory::{apply, KnownUser};
+use rollcall_core::directory::{apply_in_place, Applied, KnownUser};
 use rollcall_core::{Timestamp, User, UserEvent};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -64,21 +64,24 @@ impl DirectoryCache {
     }
 }
 
-/// Completes `event` from the directory and records the user's new state.
+/// Completes `event` from the directory and writes the user's new state (the event's
+/// `user` afterwards). The cache learns it from [`Applied::remember`], once the caller is
+/// done with the event, so the user moves into the cache instead of being copied.
 pub(crate) fn apply_event(
     context: &mut WriteContext<'_>,
     source: &str,
     event: &mut UserEvent,
     received_at: i64,
-) -> std::result::Result<(), WriteError> {
+) -> std::result::Result<AppliedEvent, WriteError> {
     let tx = context.tx;
     let key = (source.to_owned(), event.user.id.clone());
     let known = match context.directory.users.pop(&key) {
         Some(known) => Some(known),
         None => read_known(tx, context.codec, source, &event.user.id)?,
     };
-    let record = apply(known.as_ref(), event);
-    let json = serde_json::to_vec(&record.user)
+    let applied = apply_in_place(known.as_ref(), event);
+    let user = &event.user;
+    let json = serde_json::to_vec(user)
         .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
     tx.prepare_cached(
         "INSERT INTO users (source, user_id, version, deleted, partial, status, username, email, updated_at, user) \
@@ -89,21 +92,39 @@ pub(crate) fn apply_event(
     )?
     .execute(params![
         source,
-        record.user.id,
-        record.version,
-        record.deleted,
-        record.partial,
-        record.user.status.as_ref().map(|status| status.as_str()),
-        record.user.username,
-        primary_email(&record.user),
+        user.id,
+        applied.version,
+        applied.deleted,
+        applied.partial,
+        user.status.as_ref().map(|status| status.as_str()),
+        user.username,
+        primary_email(user),
         received_at,
         context.encoder.pack(json)
     ])?;
-    // Before the first change in this transaction the cache held nothing for the key (it was
-    // popped above); record that, or the older state, for a rollback.
-    context.directory.undo.push((key.clone(), known));
-    context.directory.users.put(key, record);
-    Ok(())
+    Ok(AppliedEvent {
+        key,
+        known,
+        applied,
+    })
+}
+
+/// A user's new state, written to the database and not yet to the writer's cache.
+pub(crate) struct AppliedEvent {
+    key: UserKey,
+    /// The state before (for the cache's undo log).
+    known: Option<KnownUser>,
+    applied: Applied,
+}
+
+impl AppliedEvent {
+    /// Puts the user's new state, `user` (the applied event's), into the cache.
+    pub(crate) fn remember(self, directory: &mut DirectoryCache, user: User) {
+        // Before the first change in this transaction the cache held nothing for the key
+        // (it was popped in `apply_event`); record that, or the older state, for a rollback.
+        directory.undo.push((self.key.clone(), self.known));
+        directory.users.put(self.key, self.applied.with_user(user));
+    }
 }
 
 /// The directory version of a user as the open transaction sees it (`None`: no record).

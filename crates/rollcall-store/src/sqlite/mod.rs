@@ -241,7 +241,7 @@ fn insert_batch(
     }
     let received_at = batch.received_at.unix_millis();
     let mut event_ids = Vec::with_capacity(batch.events.len());
-    for event in &mut batch.events {
+    for event in batch.events.drain(..) {
         event_ids.push(journal_event(context, &batch.source, event, received_at)?);
     }
     let ids_json = serde_json::to_string(&event_ids)
@@ -263,11 +263,11 @@ fn insert_batch(
 fn journal_event(
     context: &mut WriteContext<'_>,
     source: &str,
-    event: &mut rollcall_core::UserEvent,
+    mut event: rollcall_core::UserEvent,
     received_at: i64,
 ) -> std::result::Result<String, WriteError> {
-    directory::apply_event(context, source, event, received_at)?;
-    let json = serde_json::to_vec(event)
+    let applied = directory::apply_event(context, source, &mut event, received_at)?;
+    let json = serde_json::to_vec(&event)
         .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
     *context.last_seq += 1;
     context
@@ -284,7 +284,9 @@ fn journal_event(
             event.id,
             context.encoder.pack(json)
         ])?;
-    Ok(std::mem::take(&mut event.id))
+    // The event is written: its user becomes the cache's record without a copy.
+    applied.remember(context.directory, event.user);
+    Ok(event.id)
 }
 
 /// The sink's position and lease as stored.
