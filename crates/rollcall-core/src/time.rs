@@ -178,7 +178,7 @@ impl Timestamp {
         if nanos != 0 {
             buffer[end] = b'.';
             let mut digits = 9;
-            while nanos % 10 == 0 {
+            while nanos.is_multiple_of(10) {
                 nanos /= 10;
                 digits -= 1;
             }
