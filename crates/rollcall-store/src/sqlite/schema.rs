@@ -223,6 +223,14 @@ CREATE TABLE sync_state (
 -- (positioned = 0), so `start = "now"` still places it at the journal's head.
 ALTER TABLE cursors ADD COLUMN positioned INTEGER NOT NULL DEFAULT 1;
 "#,
+    r#"
+-- The directory's listing filters (`(?3 IS NULL OR lower(username) = ?3 OR ...)`) scan the
+-- table: SQLite's plan uses neither index. Both were still updated at every commit, each
+-- new user's entry dirtying a page at a random place in each, which was most of the pages a
+-- commit wrote to the WAL.
+DROP INDEX users_username;
+DROP INDEX users_email;
+"#,
 ];
 
 /// Applies the migrations the database has not seen (tracked in `user_version`). Refuses a
