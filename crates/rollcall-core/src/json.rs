@@ -203,21 +203,29 @@ impl<'de> serde::de::Visitor<'de> for CheckedValue<'_> {
     ) -> Result<serde_json::Value, A::Error> {
         let mut object = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let at = Segment::Key(self.at, &key);
             if key.contains('\0') {
+                let at = Segment::Key(self.at, &key);
                 return Err(serde::de::Error::custom(format!(
                     "{NUL_MARKER}{}",
                     at.render()
                 )));
             }
-            if object.contains_key(&key) {
-                return Err(serde::de::Error::custom(format!(
-                    "{DUPLICATE_MARKER}{}",
-                    at.render()
-                )));
-            }
-            let value = map.next_value_seed(CheckedValue { at: &at })?;
-            object.insert(key, value);
+            // One search of the object per key: the free slot is found, then filled.
+            let slot = match object.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => slot,
+                serde_json::map::Entry::Occupied(taken) => {
+                    let at = Segment::Key(self.at, taken.key());
+                    return Err(serde::de::Error::custom(format!(
+                        "{DUPLICATE_MARKER}{}",
+                        at.render()
+                    )));
+                }
+            };
+            let value = {
+                let at = Segment::Key(self.at, slot.key());
+                map.next_value_seed(CheckedValue { at: &at })?
+            };
+            slot.insert(value);
         }
         Ok(serde_json::Value::Object(object))
     }
