@@ -52,7 +52,7 @@ pub use crate::model::{
 pub use crate::retry::{RetriedAnswers, RetryContract};
 pub use crate::secret::{Secret, Secrets};
 pub use crate::sink::{
-    sink_registration, sink_registrations, Format, OutboundEvent, Sink, SinkError, SinkOptions,
+    sink_registration, sink_registrations, BatchOutcome, Format, OutboundEvent, Sink, SinkError, SinkOptions,
     SinkRegistration,
 };
 pub use crate::sync::{ListCursor, ListError, UserPage};
