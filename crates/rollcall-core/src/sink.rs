@@ -3,9 +3,8 @@
 //! A sink is where unified events go: a file, an HTTP endpoint, a stream. Sinks register
 //! like connectors ([`SinkRegistration`] with `inventory::submit!`); the host's delivery
 //! workers hand a sink a run of one user line's events at a time through
-//! [`Sink::send_batch`] (one event at a time through [`Sink::send`] when the sink is rate
-//! limited, and for retries), in journal order, and decide from the [`SinkError`] whether to
-//! retry. A sink that only implements `send` gets a `send_batch` that calls it per event.
+//! [`Sink::send_batch`] (a run of one event, as under a rate limit and for retries, through
+//! [`Sink::send`]), in journal order, and decide from the [`SinkError`] whether to retry. A sink that only implements `send` gets a `send_batch` that calls it per event.
 
 use std::fmt;
 use std::time::Duration;

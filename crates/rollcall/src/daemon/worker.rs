@@ -848,7 +848,15 @@ impl Worker {
         let inflight = self.inflight.fetch_add(count, Ordering::SeqCst) + count;
         self.metrics.inflight().set(inflight);
         let started = tokio::time::Instant::now();
-        let outcome = self.sink.send_batch(events).await;
+        // One event goes through `send` itself: the same call as before batches existed,
+        // and what the contract says a batch of one is.
+        let outcome = match events {
+            [event] => match self.sink.send(event).await {
+                Ok(()) => BatchOutcome::all(1),
+                Err(error) => BatchOutcome::failed(0, error),
+            },
+            _ => self.sink.send_batch(events).await,
+        };
         let inflight = self.inflight.fetch_sub(count, Ordering::SeqCst) - count;
         self.metrics.inflight().set(inflight);
         // Once per call: a batch's events share its one request.
