@@ -52,8 +52,8 @@ pub use crate::model::{
 pub use crate::retry::{RetriedAnswers, RetryContract};
 pub use crate::secret::{Secret, Secrets};
 pub use crate::sink::{
-    sink_registration, sink_registrations, Format, OutboundEvent, Sink, SinkError, SinkOptions,
-    SinkRegistration,
+    sink_registration, sink_registrations, BatchOutcome, Format, OutboundEvent, Sink, SinkError,
+    SinkOptions, SinkRegistration,
 };
 pub use crate::sync::{ListCursor, ListError, UserPage};
 pub use crate::time::Timestamp;

@@ -2,8 +2,9 @@
 //!
 //! A sink is where unified events go: a file, an HTTP endpoint, a stream. Sinks register
 //! like connectors ([`SinkRegistration`] with `inventory::submit!`); the host's delivery
-//! workers call [`Sink::send`] once per event, in journal order, and decide from the
-//! [`SinkError`] whether to retry.
+//! workers hand a sink a run of one user line's events at a time through
+//! [`Sink::send_batch`] (a run of one event, as under a rate limit and for retries, through
+//! [`Sink::send`]), in journal order, and decide from the [`SinkError`] whether to retry. A sink that only implements `send` gets a `send_batch` that calls it per event.
 
 use std::fmt;
 use std::time::Duration;
@@ -22,9 +23,69 @@ pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// destination promises).
     async fn send(&self, event: &OutboundEvent) -> Result<(), SinkError>;
 
+    /// Delivers `events` in order, as if by [`Sink::send`] on each in turn.
+    ///
+    /// The contract:
+    ///
+    /// * the events are delivered in slice order: an event is only delivered once every
+    ///   event before it is;
+    /// * [`BatchOutcome::delivered`] counts the leading events the destination has (with the
+    ///   same meaning as `send`'s `Ok`);
+    /// * a failure stops the batch: [`BatchOutcome::failure`] is the error of the first event
+    ///   that failed (`events[delivered]`), and the events after it were not attempted, so
+    ///   the caller treats them as never sent. `None` means all of them were delivered.
+    ///
+    /// The default calls `send` per event and stops at the first error, so a sink only needs
+    /// to override it when it can deliver several events for the cost of one (one write,
+    /// one request).
+    async fn send_batch(&self, events: &[OutboundEvent]) -> BatchOutcome {
+        for (delivered, event) in events.iter().enumerate() {
+            if let Err(error) = self.send(event).await {
+                return BatchOutcome::failed(delivered, error);
+            }
+        }
+        BatchOutcome::all(events.len())
+    }
+
     /// Makes everything sent so far durable; called before a clean shutdown.
     async fn flush(&self) -> Result<(), SinkError> {
         Ok(())
+    }
+}
+
+/// How a [`Sink::send_batch`] ended: how many leading events were delivered and, when one
+/// failed, its error (the events after it were not attempted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// The leading events the destination has.
+    pub delivered: usize,
+    /// The error of the event at index `delivered`; `None` when the whole batch went.
+    pub failure: Option<SinkError>,
+}
+
+impl BatchOutcome {
+    /// All `count` events were delivered.
+    pub fn all(count: usize) -> Self {
+        Self {
+            delivered: count,
+            failure: None,
+        }
+    }
+
+    /// The first `delivered` events went; the next one failed with `error`.
+    pub fn failed(delivered: usize, error: SinkError) -> Self {
+        Self {
+            delivered,
+            failure: Some(error),
+        }
+    }
+
+    /// The outcome of a batch of one as `send` would report it.
+    pub fn into_result(self) -> Result<(), SinkError> {
+        match self.failure {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 }
 
@@ -171,4 +232,67 @@ pub fn sink_registration(kind: &str) -> Option<&'static SinkRegistration> {
     inventory::iter::<SinkRegistration>
         .into_iter()
         .find(|registration| registration.kind == kind)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Accepts every event except the ones named in `fail`, recording each attempt.
+    #[derive(Debug, Default)]
+    struct Picky {
+        fail: Vec<&'static str>,
+        attempts: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for Picky {
+        async fn send(&self, event: &OutboundEvent) -> Result<(), SinkError> {
+            self.attempts.lock().unwrap().push(event.event_id.clone());
+            if self.fail.contains(&event.event_id.as_str()) {
+                return Err(SinkError::transient(format!("{} refused", event.event_id)));
+            }
+            Ok(())
+        }
+    }
+
+    fn events(ids: &[&str]) -> Vec<OutboundEvent> {
+        ids.iter()
+            .map(|id| OutboundEvent {
+                event_id: (*id).to_owned(),
+                event_type: EventType::Created,
+                source: "s".into(),
+                received_at: Timestamp::from_unix_seconds(1_800_000_000).unwrap(),
+                content_type: "application/json",
+                body: Bytes::from_static(b"{}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_default_send_batch_sends_in_order_and_stops_at_the_first_error() {
+        let sink = Picky {
+            fail: vec!["c", "e"],
+            ..Picky::default()
+        };
+        let outcome = sink.send_batch(&events(&["a", "b", "c", "d", "e"])).await;
+        assert_eq!(
+            outcome,
+            BatchOutcome::failed(2, SinkError::transient("c refused"))
+        );
+        // Nothing after the failed event was attempted.
+        assert_eq!(*sink.attempts.lock().unwrap(), ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn the_default_send_batch_reports_every_event_delivered_when_none_fails() {
+        let sink = Picky::default();
+        let outcome = sink.send_batch(&events(&["a", "b", "c"])).await;
+        assert_eq!(outcome, BatchOutcome::all(3));
+        assert_eq!(outcome.into_result(), Ok(()));
+        assert_eq!(*sink.attempts.lock().unwrap(), ["a", "b", "c"]);
+        assert_eq!(sink.send_batch(&[]).await, BatchOutcome::all(0));
+    }
 }

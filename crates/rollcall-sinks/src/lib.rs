@@ -31,13 +31,16 @@ pub mod redis;
 #[cfg(feature = "stdout")]
 pub mod stdout;
 
-/// The event body followed by the newline that ends its JSON line.
+/// The events' JSON lines, one after another, in one buffer.
 #[cfg(any(feature = "stdout", feature = "file"))]
-fn json_line(event: &rollcall_core::OutboundEvent) -> Vec<u8> {
-    let mut line = Vec::with_capacity(event.body.len() + 1);
-    line.extend_from_slice(&event.body);
-    line.push(b'\n');
-    line
+fn json_lines(events: &[rollcall_core::OutboundEvent]) -> Vec<u8> {
+    let size = events.iter().map(|event| event.body.len() + 1).sum();
+    let mut lines = Vec::with_capacity(size);
+    for event in events {
+        lines.extend_from_slice(&event.body);
+        lines.push(b'\n');
+    }
+    lines
 }
 
 /// Runs blocking I/O off the async workers. Every failure is transient: the destination,

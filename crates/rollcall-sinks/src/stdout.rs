@@ -1,13 +1,18 @@
 //! `stdout`: each event as one JSON line on standard output.
 //!
-//! A line is written under the process-wide stdout lock in one `write_all`, so lines from
-//! concurrent sends (and from anything else in the process that prints through the lock)
-//! never interleave. The write runs on tokio's blocking pool: a reader that stops reading
-//! the pipe stalls this sink, not the runtime.
+//! A batch's lines ([`Sink::send_batch`]; `send` is a batch of one) are written under the
+//! process-wide stdout lock in one `write_all`, so lines from concurrent sends (and from
+//! anything else in the process that prints through the lock) never interleave. The write
+//! runs on tokio's blocking pool, one trip per batch: a reader that stops reading the pipe
+//! stalls this sink, not the runtime. A failed write reports the whole batch undelivered
+//! (0 delivered): a pipe cannot be cut back, so the retry may repeat lines, which
+//! at-least-once delivery allows.
 
 use std::io::Write as _;
 
-use rollcall_core::{ConfigError, OutboundEvent, Sink, SinkError, SinkOptions, SinkRegistration};
+use rollcall_core::{
+    BatchOutcome, ConfigError, OutboundEvent, Sink, SinkError, SinkOptions, SinkRegistration,
+};
 use serde::Deserialize;
 
 /// The `type` of a `[[sinks]]` table.
@@ -35,15 +40,28 @@ impl StdoutSink {
 #[async_trait::async_trait]
 impl Sink for StdoutSink {
     async fn send(&self, event: &OutboundEvent) -> Result<(), SinkError> {
-        let line = crate::json_line(event);
-        crate::run_blocking("stdout writer", move || {
+        self.send_batch(std::slice::from_ref(event))
+            .await
+            .into_result()
+    }
+
+    async fn send_batch(&self, events: &[OutboundEvent]) -> BatchOutcome {
+        if events.is_empty() {
+            return BatchOutcome::all(0);
+        }
+        let lines = crate::json_lines(events);
+        let written = crate::run_blocking("stdout writer", move || {
             let mut stdout = std::io::stdout().lock();
             stdout
-                .write_all(&line)
+                .write_all(&lines)
                 .and_then(|()| stdout.flush())
                 .map_err(|error| format!("cannot write to standard output: {error}"))
         })
-        .await
+        .await;
+        match written {
+            Ok(()) => BatchOutcome::all(events.len()),
+            Err(error) => BatchOutcome::failed(0, error),
+        }
     }
 
     async fn flush(&self) -> Result<(), SinkError> {

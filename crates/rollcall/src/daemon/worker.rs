@@ -1,9 +1,12 @@
 //! Delivery workers: one per sink, at least once, ordered per user, parallel across users.
 //!
 //! A worker reads the journal after its sink's position a batch at a time and splits the
-//! batch into lines, one per user (source and user id): a line's events are sent one after
-//! another, in journal order, and up to `concurrency` lines are in flight at once. With
-//! `concurrency = 1` the whole batch is one line, so the sink sees journal order.
+//! batch into lines, one per user (source and user id): a line's events go to the sink in
+//! journal order, a run of them per call ([`Sink::send_batch`]; one event per call when the
+//! sink is rate limited, so the limit paces events), and up to `concurrency` lines are in
+//! flight at once. With `concurrency = 1` the whole batch is one line, so the sink sees
+//! journal order. When an event of a run fails, the events before it are delivered, the
+//! failed one goes on exactly as a failed single send (below), and the rest follow it.
 //!
 //! A permanent failure makes the event a dead letter and its line goes on. A transient one
 //! holds its user's line:
@@ -38,7 +41,7 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt};
 use rollcall_core::backoff::{Backoff, CircuitBreaker, Health, MAX_RETRY_AFTER};
 use rollcall_core::rate::{self, RateLimit};
-use rollcall_core::{EventType, Format, OutboundEvent, Sink, SinkError, Timestamp};
+use rollcall_core::{BatchOutcome, EventType, Format, OutboundEvent, Sink, SinkError, Timestamp};
 use rollcall_store::{Advance, JournalEntry, Lease, ParkedEvent, Store};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -53,6 +56,10 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How long a half-open trial request holds off the other lines, in case it never reports
 /// back (its future dropped at shutdown).
 const TRIAL_CLAIM: Duration = Duration::from_secs(60);
+
+/// The most events handed to the sink in one call: bounds the memory a sink's batch buffer
+/// takes and how much one failed write has to send again.
+const MAX_SEND_BATCH: usize = 256;
 
 /// The worker's clock: tokio's (paused in tests), read as wall time from when the worker
 /// started. Horizons and next-attempt times are measured on it.
@@ -432,8 +439,9 @@ impl Worker {
         Ok(done > cursor || parked_moved)
     }
 
-    /// Sends one user's events of a batch in order. Returns the sequence numbers finished
-    /// (sent, dead-lettered or parked).
+    /// Sends one user's events of a batch in order, a run of them per call to the sink
+    /// ([`Sink::send_batch`]). Returns the sequence numbers finished (sent, dead-lettered
+    /// or parked).
     async fn deliver_line(
         &self,
         lease: &Lease,
@@ -442,23 +450,76 @@ impl Worker {
         shutdown: &watch::Receiver<bool>,
     ) -> anyhow::Result<Vec<i64>> {
         let mut finished = Vec::with_capacity(line.entries.len());
-        let mut rest = line.entries.iter().filter_map(|index| batch.get(*index));
-        while let Some(entry) = rest.next() {
-            let span = tracing::info_span!(
-                "send",
-                sink = %self.config.id,
-                event_id = %entry.event_id,
-                seq = entry.seq,
-            );
-            let outcome = self
-                .deliver_one(entry, 0, None, shutdown)
-                .instrument(span)
-                .await;
+        let entries: Vec<&JournalEntry> = line
+            .entries
+            .iter()
+            .filter_map(|index| batch.get(*index))
+            .collect();
+        let mut next = 0;
+        while let Some(&entry) = entries.get(next) {
+            // Render the run that goes to the sink in one call. It ends before an event
+            // that cannot be rendered: that one takes the per-event path (a dead letter).
+            let mut run = Vec::new();
+            for later in entries[next..].iter().take(self.send_batch_limit()) {
+                match self.render(later) {
+                    Ok(outbound) => run.push(outbound),
+                    Err(_) => break,
+                }
+            }
+            let outcome = match run.len() {
+                0 => {
+                    self.deliver_one(entry, 0, None, shutdown)
+                        .instrument(send_span(&self.config.id, entry))
+                        .await
+                }
+                1 => {
+                    self.deliver_rendered(entry, &run[0], 0, None, None, shutdown)
+                        .instrument(send_span(&self.config.id, entry))
+                        .await
+                }
+                _ => {
+                    let last = entries[next + run.len() - 1];
+                    let span = tracing::info_span!(
+                        "send_batch",
+                        sink = %self.config.id,
+                        events = run.len(),
+                        first_seq = entry.seq,
+                        last_seq = last.seq,
+                    );
+                    let Some(sent) = self.send_batch_paced(&run, shutdown).instrument(span).await
+                    else {
+                        break;
+                    };
+                    // A sink answering more than it was given is taken at its batch's size.
+                    let delivered = sent.delivered.min(run.len());
+                    finished.extend(entries[next..next + delivered].iter().map(|sent| sent.seq));
+                    next += delivered;
+                    let Some(error) = sent.failure else {
+                        continue;
+                    };
+                    let (Some(&failed), Some(outbound)) = (entries.get(next), run.get(delivered))
+                    else {
+                        // Every event of the run delivered: nothing failed after all.
+                        continue;
+                    };
+                    // The first failed event goes on exactly as a failed single send: retried
+                    // in place, held (parked) or a dead letter. The rest of the run was not
+                    // attempted and is sent after it.
+                    self.deliver_rendered(failed, outbound, 0, None, Some(error), shutdown)
+                        .instrument(send_span(&self.config.id, failed))
+                        .await
+                }
+            };
+            let entry = entries[next];
             match outcome {
-                Outcome::Sent => finished.push(entry.seq),
+                Outcome::Sent => {
+                    finished.push(entry.seq);
+                    next += 1;
+                }
                 Outcome::Dead { attempts, error } => {
                     self.dead_letter(lease, entry, attempts, &error).await?;
                     finished.push(entry.seq);
+                    next += 1;
                 }
                 Outcome::Held {
                     attempts,
@@ -478,7 +539,7 @@ impl Worker {
                     self.park(lease, head).await?;
                     finished.push(entry.seq);
                     let now = self.clock.now();
-                    for later in rest.by_ref() {
+                    for later in &entries[next + 1..] {
                         self.park(lease, waiting(&self.config.id, later, &line.key, now))
                             .await?;
                         finished.push(later.seq);
@@ -608,18 +669,39 @@ impl Worker {
     async fn deliver_one(
         &self,
         entry: &JournalEntry,
+        attempts: u32,
+        first_failed_at: Option<Timestamp>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Outcome {
+        match self.render(entry) {
+            Ok(outbound) => {
+                self.deliver_rendered(entry, &outbound, attempts, first_failed_at, None, shutdown)
+                    .await
+            }
+            Err(error) => Outcome::Dead { attempts, error },
+        }
+    }
+
+    /// [`Self::deliver_one`] for an event already rendered. `failed` is the error of an
+    /// attempt already made (the event failed in a batch): it counts as the first attempt
+    /// here, and the event goes on from it exactly as if a single send had failed.
+    async fn deliver_rendered(
+        &self,
+        entry: &JournalEntry,
+        outbound: &OutboundEvent,
         mut attempts: u32,
         mut first_failed_at: Option<Timestamp>,
+        mut failed: Option<SinkError>,
         shutdown: &watch::Receiver<bool>,
     ) -> Outcome {
         let sink_id = &self.config.id;
-        let outbound = match self.render(entry) {
-            Ok(outbound) => outbound,
-            Err(error) => return Outcome::Dead { attempts, error },
-        };
         loop {
-            let Some(result) = self.send_paced(&outbound, shutdown).await else {
-                return Outcome::Stopped;
+            let result = match failed.take() {
+                Some(error) => Err(error),
+                None => match self.send_paced(outbound, shutdown).await {
+                    Some(result) => result,
+                    None => return Outcome::Stopped,
+                },
             };
             attempts = attempts.saturating_add(1);
             let (message, retry_after) = match result {
@@ -694,6 +776,31 @@ impl Worker {
         outbound: &OutboundEvent,
         shutdown: &watch::Receiver<bool>,
     ) -> Option<Result<(), SinkError>> {
+        self.send_batch_paced(std::slice::from_ref(outbound), shutdown)
+            .await
+            .map(BatchOutcome::into_result)
+    }
+
+    /// How many events go to the sink in one call: one per rate-limit permit when a limit
+    /// paces the sink, so the limit still counts events; otherwise a run capped at
+    /// [`MAX_SEND_BATCH`] (the round's `batch_size` bounds it too).
+    fn send_batch_limit(&self) -> usize {
+        if self.limiter.is_some() {
+            1
+        } else {
+            MAX_SEND_BATCH
+        }
+    }
+
+    /// Sends `events` in one call to the sink once the circuit breaker and the rate limit
+    /// allow it (one admission for the batch, as for a single send; a rate-limited sink is
+    /// only given batches of one). `None` when shutdown came first (or had come, and a wait
+    /// was needed).
+    async fn send_batch_paced(
+        &self,
+        events: &[OutboundEvent],
+        shutdown: &watch::Receiver<bool>,
+    ) -> Option<BatchOutcome> {
         let sink_id = &self.config.id;
         let trial = loop {
             let mut changed = self.breaker_changed.subscribe();
@@ -737,26 +844,38 @@ impl Worker {
                 }
             }
         }
-        let inflight = self.inflight.fetch_add(1, Ordering::SeqCst) + 1;
+        let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let inflight = self.inflight.fetch_add(count, Ordering::SeqCst) + count;
         self.metrics.inflight().set(inflight);
         let started = tokio::time::Instant::now();
-        let result = self.sink.send(outbound).await;
-        let inflight = self.inflight.fetch_sub(1, Ordering::SeqCst) - 1;
+        // One event goes through `send` itself: the same call as before batches existed,
+        // and what the contract says a batch of one is.
+        let outcome = match events {
+            [event] => match self.sink.send(event).await {
+                Ok(()) => BatchOutcome::all(1),
+                Err(error) => BatchOutcome::failed(0, error),
+            },
+            _ => self.sink.send_batch(events).await,
+        };
+        let inflight = self.inflight.fetch_sub(count, Ordering::SeqCst) - count;
         self.metrics.inflight().set(inflight);
+        // Once per call: a batch's events share its one request.
         self.metrics
             .delivery_duration()
             .observe(started.elapsed().as_secs_f64());
-        let health = match &result {
-            Ok(()) => {
-                self.metrics.sent().inc();
-                Health::Healthy
-            }
-            Err(SinkError::Permanent { .. }) => {
+        let delivered = outcome.delivered.min(events.len());
+        self.metrics
+            .sent()
+            .inc_by(u64::try_from(delivered).unwrap_or(u64::MAX));
+        // The breaker records the batch as one request: how its last attempted event went.
+        let health = match &outcome.failure {
+            None => Health::Healthy,
+            Some(SinkError::Permanent { .. }) => {
                 self.metrics.failed(FailureKind::Permanent).inc();
                 // The endpoint answered: it is up, the event is what it refused.
                 Health::Healthy
             }
-            Err(SinkError::Transient { retry_after, .. }) => {
+            Some(SinkError::Transient { retry_after, .. }) => {
                 self.metrics.failed(FailureKind::Transient).inc();
                 match retry_after {
                     Some(wait) => Health::RetryAfter((*wait).min(MAX_RETRY_AFTER)),
@@ -782,7 +901,7 @@ impl Worker {
         if !open && self.holds_in_place() {
             status.next_attempt_at = None;
         }
-        Some(result)
+        Some(outcome)
     }
 
     /// Sleeps `wait` (a held event's backoff), renewing the sink's lease on the way so a long
@@ -994,6 +1113,11 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The span of one event's send (and its retries).
+fn send_span(sink: &str, entry: &JournalEntry) -> tracing::Span {
+    tracing::info_span!("send", sink = %sink, event_id = %entry.event_id, seq = entry.seq)
 }
 
 /// A parked record for an event that waits behind its user's held line.
@@ -1781,5 +1905,124 @@ mod tests {
         until_position(&store, "fresh", 6).await;
         running.stop().await;
         assert_eq!(clocked.ids(), ["e0006"], "only what came after the start");
+    }
+
+    /// A sink that takes batches, recording each call's events and what it delivered; the
+    /// events named in `fail_once` fail (transiently) the first time they are attempted.
+    #[derive(Debug, Default)]
+    struct Batches {
+        calls: std::sync::Mutex<Vec<Vec<String>>>,
+        delivered: std::sync::Mutex<Vec<String>>,
+        fail_once: std::sync::Mutex<HashSet<String>>,
+    }
+
+    impl Batches {
+        fn calls(&self) -> Vec<Vec<String>> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        fn delivered(&self) -> Vec<String> {
+            self.delivered.lock().unwrap().clone()
+        }
+    }
+
+    #[derive(Debug)]
+    struct BatchSink(Arc<Batches>);
+
+    #[rollcall_core::async_trait]
+    impl Sink for BatchSink {
+        async fn send(&self, event: &OutboundEvent) -> Result<(), SinkError> {
+            self.send_batch(std::slice::from_ref(event))
+                .await
+                .into_result()
+        }
+
+        async fn send_batch(&self, events: &[OutboundEvent]) -> BatchOutcome {
+            let ids: Vec<String> = events.iter().map(|event| event.event_id.clone()).collect();
+            self.0.calls.lock().unwrap().push(ids);
+            for (index, event) in events.iter().enumerate() {
+                if self.0.fail_once.lock().unwrap().remove(&event.event_id) {
+                    return BatchOutcome::failed(index, SinkError::transient("down for a moment"));
+                }
+                self.0
+                    .delivered
+                    .lock()
+                    .unwrap()
+                    .push(event.event_id.clone());
+            }
+            BatchOutcome::all(events.len())
+        }
+    }
+
+    fn ids(range: std::ops::RangeInclusive<i64>) -> Vec<String> {
+        range.map(|n| format!("e{n:04}")).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batching_sink_gets_every_event_once_in_journal_order_and_a_failure_is_retried_in_place(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        for n in 1..=20 {
+            put_for(&store, n, n % 3).await;
+        }
+        let batches = Arc::new(Batches::default());
+        batches.fail_once.lock().unwrap().insert("e0005".into());
+        let worker = new_worker(
+            sink_config("file", 1),
+            Box::new(BatchSink(Arc::clone(&batches))),
+            &store,
+        );
+        let running = run(worker);
+        until_position(&store, "file", 20).await;
+        running.stop().await;
+
+        assert_eq!(
+            batches.delivered(),
+            ids(1..=20),
+            "each event once, in order"
+        );
+        // The round in one call; the failed event alone, retried in place as a single
+        // send would be; then the rest of the round in one call.
+        assert_eq!(
+            batches.calls(),
+            [ids(1..=20), ids(5..=5), ids(6..=20)],
+            "the calls the sink got"
+        );
+        assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
+        assert!(store.parked("file").await.unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_in_the_middle_of_a_batch_parks_the_users_line_like_a_failed_send() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db")).unwrap();
+        for n in 1..=8 {
+            put_for(&store, n, 1).await;
+        }
+        let batches = Arc::new(Batches::default());
+        batches.fail_once.lock().unwrap().insert("e0004".into());
+        let worker = new_worker(
+            sink_config("crm", 4),
+            Box::new(BatchSink(Arc::clone(&batches))),
+            &store,
+        );
+        let running = run(worker);
+        until_position(&store, "crm", 8).await;
+        while batches.delivered().len() < 8 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        while !store.parked("crm").await.unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        running.stop().await;
+
+        assert_eq!(batches.delivered(), ids(1..=8), "each event once, in order");
+        // The user's line in one call; e0004 failed in it and was parked with e0005-e0008
+        // behind it; the parked line is retried one event at a time, e0004 first.
+        let mut expected = vec![ids(1..=8)];
+        expected.extend((4..=8).map(|n| ids(n..=n)));
+        assert_eq!(batches.calls(), expected, "the calls the sink got");
+        assert!(store.dead_letters(None, None, 10).await.unwrap().is_empty());
     }
 }
