@@ -519,3 +519,44 @@ secret_key = ["vcc-new-key", "{VCC_SECRET}"]
         assert_eq!(answer["error"]["code"], "signature_invalid");
     }
 }
+
+/// The daemon runs without transparent huge pages (each first touch of one zeroed 2 MiB for
+/// the allocator's short-lived request memory), unless `MIMALLOC_ALLOW_THP` hands the choice
+/// back to the allocator.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_daemon_turns_transparent_huge_pages_off_unless_the_allocator_is_told_otherwise() {
+    fn thp_enabled(daemon: &Daemon) -> String {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", daemon.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("THP_enabled:"))
+            .map(|value| value.trim().to_owned())
+            .expect("/proc/<pid>/status has THP_enabled (Linux 5.0 and later)")
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rollcall.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[store]\ntype = \"sqlite\"\npath = \"{}\"\n\n{}",
+            dir.path().join("rollcall.db").display(),
+            sources_toml()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let args = ["serve", "--config", config.as_str()];
+
+    let daemon = Daemon::spawn(dir.path(), &args, &[("ROLLCALL_LOG", "warn")]);
+    assert_eq!(thp_enabled(&daemon), "0");
+    daemon.terminate();
+
+    let daemon = Daemon::spawn(
+        dir.path(),
+        &args,
+        &[("ROLLCALL_LOG", "warn"), ("MIMALLOC_ALLOW_THP", "1")],
+    );
+    assert_eq!(thp_enabled(&daemon), "1");
+}
