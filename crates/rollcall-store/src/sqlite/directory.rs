@@ -2,9 +2,15 @@
 //! version and a tombstone, updated in the journal's transaction.
 //!
 //! The writer keeps the most recently written users in a bounded in-memory cache, so an
-//! event for a user seen lately costs no read and no decoding of the stored user. The cache
-//! is the writer's alone and follows its transactions: what a rolled-back transaction put
-//! there is taken out again.
+//! event for a user seen lately costs no read and no decompression of the stored user. The
+//! cache is the writer's alone and follows its transactions: what a rolled-back transaction
+//! put there is taken out again.
+//!
+//! A cached user is the JSON the users row was written from, not the `User` value: one
+//! allocation per user instead of a tree of them. The tree is what made the cache costly:
+//! every new user evicted an old one, and dropping a cold tree allocated on another thread
+//! was 8.5 % of the daemon's CPU at full ingest (docs/benchmarks.md). A hit reads the JSON
+//! back, as a miss reads the row.
 
 use std::num::NonZeroUsize;
 
@@ -20,16 +26,31 @@ use super::{db_error, SqliteBackend};
 use crate::codec::Codec;
 use crate::{DirectoryEntry, Result, StoreError, UserQuery};
 
-/// Users the writer keeps in memory. At a few KB each, about 20-40 MB at most.
+/// Users the writer keeps in memory. At a few KB of JSON each, about 20-40 MB at most.
 const CACHED_USERS: usize = 10_000;
 
 type UserKey = (String, String);
 
+/// A user's record as the cache keeps it: the directory's counters and the user as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CachedUser {
+    applied: Applied,
+    user: Box<[u8]>,
+}
+
+impl CachedUser {
+    fn known(&self) -> std::result::Result<KnownUser, WriteError> {
+        let user: User = serde_json::from_slice(&self.user)
+            .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
+        Ok(self.applied.with_user(user))
+    }
+}
+
 /// The writer's cache of current users, with an undo log for the open transaction.
 pub(crate) struct DirectoryCache {
-    users: LruCache<UserKey, KnownUser>,
+    users: LruCache<UserKey, CachedUser>,
     /// What each key held before the open transaction first changed it.
-    undo: Vec<(UserKey, Option<KnownUser>)>,
+    undo: Vec<(UserKey, Option<CachedUser>)>,
 }
 
 impl DirectoryCache {
@@ -65,8 +86,8 @@ impl DirectoryCache {
 }
 
 /// Completes `event` from the directory and writes the user's new state (the event's
-/// `user` afterwards). The cache learns it from [`Applied::remember`], once the caller is
-/// done with the event, so the user moves into the cache instead of being copied.
+/// `user` afterwards). The cache learns it from [`AppliedEvent::remember`], once the event
+/// is journalled.
 pub(crate) fn apply_event(
     context: &mut WriteContext<'_>,
     source: &str,
@@ -75,14 +96,20 @@ pub(crate) fn apply_event(
 ) -> std::result::Result<AppliedEvent, WriteError> {
     let tx = context.tx;
     let key = (source.to_owned(), event.user.id.clone());
-    let known = match context.directory.users.pop(&key) {
-        Some(known) => Some(known),
+    let cached = context.directory.users.pop(&key);
+    let known = match &cached {
+        Some(cached) => Some(cached.known()?),
         None => read_known(tx, context.codec, source, &event.user.id)?,
     };
     let applied = apply_in_place(known.as_ref(), event);
+    drop(known);
     let user = &event.user;
     let json = serde_json::to_vec(user)
         .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
+    let remembered = CachedUser {
+        applied,
+        user: json.as_slice().into(),
+    };
     tx.prepare_cached(
         "INSERT INTO users (source, user_id, version, deleted, partial, status, username, email, updated_at, user) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
@@ -104,26 +131,26 @@ pub(crate) fn apply_event(
     ])?;
     Ok(AppliedEvent {
         key,
-        known,
-        applied,
+        cached,
+        remembered,
     })
 }
 
 /// A user's new state, written to the database and not yet to the writer's cache.
 pub(crate) struct AppliedEvent {
     key: UserKey,
-    /// The state before (for the cache's undo log).
-    known: Option<KnownUser>,
-    applied: Applied,
+    /// What the cache held before (for its undo log).
+    cached: Option<CachedUser>,
+    remembered: CachedUser,
 }
 
 impl AppliedEvent {
-    /// Puts the user's new state, `user` (the applied event's), into the cache.
-    pub(crate) fn remember(self, directory: &mut DirectoryCache, user: User) {
-        // Before the first change in this transaction the cache held nothing for the key
-        // (it was popped in `apply_event`); record that, or the older state, for a rollback.
-        directory.undo.push((self.key.clone(), self.known));
-        directory.users.put(self.key, self.applied.with_user(user));
+    /// Puts the user's new state into the cache.
+    pub(crate) fn remember(self, directory: &mut DirectoryCache) {
+        // `apply_event` took the key out of the cache: record what it held (or nothing)
+        // for a rollback.
+        directory.undo.push((self.key.clone(), self.cached));
+        directory.users.put(self.key, self.remembered);
     }
 }
 
@@ -135,7 +162,7 @@ pub(crate) fn current_version(
 ) -> std::result::Result<Option<i64>, WriteError> {
     let key = (source.to_owned(), user_id.to_owned());
     if let Some(known) = context.directory.users.peek(&key) {
-        return Ok(Some(known.version));
+        return Ok(Some(known.applied.version));
     }
     Ok(context
         .tx
@@ -287,12 +314,14 @@ impl SqliteBackend {
 mod tests {
     use super::*;
 
-    fn known(version: i64) -> KnownUser {
-        KnownUser {
-            user: User::with_id("7"),
-            version,
-            deleted: false,
-            partial: false,
+    fn known(version: i64) -> CachedUser {
+        CachedUser {
+            applied: Applied {
+                version,
+                deleted: false,
+                partial: false,
+            },
+            user: serde_json::to_vec(&User::with_id("7")).unwrap().into(),
         }
     }
 
@@ -313,7 +342,10 @@ mod tests {
         cache.undo.push((new.clone(), None));
         cache.users.put(new.clone(), known(1));
         cache.rollback();
-        assert_eq!(cache.users.get(&key).map(|user| user.version), Some(1));
+        assert_eq!(
+            cache.users.get(&key).map(|user| user.applied.version),
+            Some(1)
+        );
         assert!(cache.users.get(&new).is_none());
     }
 }

@@ -225,10 +225,10 @@ fn restrict_files(_path: &Path) -> std::io::Result<()> {
 }
 
 /// Inserts a delivery's events and its dedup key, unless the key was seen before. Checks
-/// dedup before writing anything.
+/// dedup before writing anything. The batch stays the caller's: see [`SqliteBackend::ingest`].
 fn insert_batch(
     context: &mut WriteContext<'_>,
-    mut batch: IngestBatch,
+    batch: &mut IngestBatch,
 ) -> std::result::Result<IngestOutcome, WriteError> {
     let tx = context.tx;
     let previous: Option<String> = tx
@@ -241,7 +241,7 @@ fn insert_batch(
     }
     let received_at = batch.received_at.unix_millis();
     let mut event_ids = Vec::with_capacity(batch.events.len());
-    for event in batch.events.drain(..) {
+    for event in &mut batch.events {
         event_ids.push(journal_event(context, &batch.source, event, received_at)?);
     }
     let ids_json = serde_json::to_string(&event_ids)
@@ -263,10 +263,10 @@ fn insert_batch(
 fn journal_event(
     context: &mut WriteContext<'_>,
     source: &str,
-    mut event: rollcall_core::UserEvent,
+    event: &mut rollcall_core::UserEvent,
     received_at: i64,
 ) -> std::result::Result<String, WriteError> {
-    let applied = directory::apply_event(context, source, &mut event, received_at)?;
+    let applied = directory::apply_event(context, source, event, received_at)?;
     let json = serde_json::to_vec(&event)
         .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
     *context.last_seq += 1;
@@ -284,9 +284,8 @@ fn journal_event(
             event.id,
             context.encoder.pack(json)
         ])?;
-    // The event is written: its user becomes the cache's record without a copy.
-    applied.remember(context.directory, event.user);
-    Ok(event.id)
+    applied.remember(context.directory);
+    Ok(event.id.clone())
 }
 
 /// The sink's position and lease as stored.
@@ -418,9 +417,18 @@ fn dead_letter_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
 #[async_trait]
 impl IngestStore for SqliteBackend {
     async fn ingest(&self, batch: IngestBatch) -> Result<IngestOutcome> {
-        self.writer
-            .write(move |context| insert_batch(context, batch))
-            .await
+        // The events go back to this task with the outcome and are dropped here, on the
+        // tokio worker that built them: freed on the writer thread, each of their
+        // allocations was a cross-thread free (mimalloc's slow path).
+        let (outcome, _spent) = self
+            .writer
+            .write(move |context| {
+                let mut batch = batch;
+                let outcome = insert_batch(context, &mut batch)?;
+                Ok::<_, WriteError>((outcome, batch))
+            })
+            .await?;
+        Ok(outcome)
     }
 
     async fn dedup_seen(&self, source: &str, dedup_key: &str) -> Result<bool> {
@@ -463,7 +471,7 @@ impl IngestStore for SqliteBackend {
             .await
     }
 
-    async fn resolve_quarantine(&self, id: i64, batch: IngestBatch) -> Result<IngestOutcome> {
+    async fn resolve_quarantine(&self, id: i64, mut batch: IngestBatch) -> Result<IngestOutcome> {
         let now = Timestamp::now().unix_millis();
         self.writer
             .write(move |context| {
@@ -478,7 +486,7 @@ impl IngestStore for SqliteBackend {
                         id: id.to_string(),
                     }));
                 }
-                let outcome = insert_batch(context, batch)?;
+                let outcome = insert_batch(context, &mut batch)?;
                 context.tx.execute(
                     "UPDATE quarantine SET state = 'replayed', resolved_at = ?2 WHERE id = ?1",
                     params![id, now],

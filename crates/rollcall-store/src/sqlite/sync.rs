@@ -27,7 +27,7 @@ impl SyncStore for SqliteBackend {
             .write(move |context| {
                 let received_at = batch.received_at.unix_millis();
                 let mut commit = SyncCommit::default();
-                for change in batch.changes {
+                for mut change in batch.changes {
                     let user_id = change.event.user.id.clone();
                     let version = directory::current_version(context, &batch.source, &user_id)?;
                     if version != change.expected_version {
@@ -37,7 +37,7 @@ impl SyncStore for SqliteBackend {
                     commit.event_ids.push(journal_event(
                         context,
                         &batch.source,
-                        change.event,
+                        &mut change.event,
                         received_at,
                     )?);
                 }

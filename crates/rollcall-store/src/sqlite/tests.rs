@@ -490,3 +490,62 @@ async fn a_compression_dictionary_is_trained_stored_and_read_after_a_reopen() {
         event_with_data(n - 1).user
     );
 }
+
+/// The writer's cache keeps a user as JSON; an update completed from it must read exactly
+/// as one completed from the stored row (after a reopen, the cache is empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_completed_from_the_cache_equals_one_completed_from_the_stored_row() {
+    let created = User {
+        name: Some("Ann".into()),
+        emails: Some(vec![rollcall_core::Email {
+            email: "ann@example.com".into(),
+            email_type: None,
+            is_primary: Some(true),
+        }]),
+        created_at: Some(Timestamp::from_unix_seconds(1_600_000_000).unwrap()),
+        remote_data: Some(serde_json::json!({"id": 7, "notes": "vip", "tags": ["a"]})),
+        ..User::with_id("7")
+    };
+    let delta = User {
+        name: Some("Ann B".into()),
+        remote_data: Some(serde_json::json!({"id": 7, "role": "agent"})),
+        ..User::with_id("7")
+    };
+    let delivery = |key: &str, id: &str, event_type: EventType, user: &User, partial: bool| {
+        let mut delivery = batch(key, &[]);
+        let mut event = event(id, "7");
+        event.event_type = event_type;
+        event.user = user.clone();
+        event.partial = partial;
+        delivery.events = vec![event];
+        delivery
+    };
+    let mut updates = Vec::new();
+    for reopen in [false, true] {
+        let harness = SqliteHarness::new();
+        let mut store = harness.open().await;
+        store
+            .ingest(delivery("k1", "e1", EventType::Created, &created, false))
+            .await
+            .unwrap();
+        if reopen {
+            store.close().await;
+            drop(store);
+            store = harness.open().await;
+        }
+        store
+            .ingest(delivery("k2", "e2", EventType::Updated, &delta, true))
+            .await
+            .unwrap();
+        let journal = store.journal_after(0, 10).await.unwrap();
+        let update = journal[1].decode().unwrap();
+        assert_eq!(update.previous.as_ref(), Some(&created));
+        assert_eq!(
+            update.user.remote_data,
+            Some(serde_json::json!({"id": 7, "notes": "vip", "tags": ["a"], "role": "agent"}))
+        );
+        let entry = store.user("src", "7").await.unwrap();
+        updates.push((update, entry.version, entry.user));
+    }
+    assert_eq!(updates[0], updates[1]);
+}
