@@ -18,6 +18,7 @@ use lru::LruCache;
 use rollcall_core::directory::{apply_in_place, Applied, KnownUser};
 use rollcall_core::{Timestamp, User, UserEvent};
 use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::value::RawValue;
 
 use std::sync::Arc;
 
@@ -32,15 +33,15 @@ const CACHED_USERS: usize = 10_000;
 type UserKey = (String, String);
 
 /// A user's record as the cache keeps it: the directory's counters and the user as JSON.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(crate) struct CachedUser {
     applied: Applied,
-    user: Box<[u8]>,
+    user: Box<RawValue>,
 }
 
 impl CachedUser {
     fn known(&self) -> std::result::Result<KnownUser, WriteError> {
-        let user: User = serde_json::from_slice(&self.user)
+        let user: User = serde_json::from_str(self.user.get())
             .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
         Ok(self.applied.with_user(user))
     }
@@ -104,12 +105,9 @@ pub(crate) fn apply_event(
     let applied = apply_in_place(known.as_ref(), event);
     drop(known);
     let user = &event.user;
-    let json = serde_json::to_vec(user)
+    // Encoded once: for the row, the cache and the journal's copy of the event.
+    let json = serde_json::value::to_raw_value(user)
         .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
-    let remembered = CachedUser {
-        applied,
-        user: json.as_slice().into(),
-    };
     tx.prepare_cached(
         "INSERT INTO users (source, user_id, version, deleted, partial, status, username, email, updated_at, user) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
@@ -127,12 +125,15 @@ pub(crate) fn apply_event(
         user.username,
         primary_email(user),
         received_at,
-        context.encoder.pack(json)
+        context.encoder.pack(json.get().as_bytes().to_vec())
     ])?;
     Ok(AppliedEvent {
         key,
         cached,
-        remembered,
+        remembered: CachedUser {
+            applied,
+            user: json,
+        },
     })
 }
 
@@ -145,6 +146,11 @@ pub(crate) struct AppliedEvent {
 }
 
 impl AppliedEvent {
+    /// The applied event's user as JSON (the event's `user` now).
+    pub(crate) fn user_json(&self) -> &RawValue {
+        &self.remembered.user
+    }
+
     /// Puts the user's new state into the cache.
     pub(crate) fn remember(self, directory: &mut DirectoryCache) {
         // `apply_event` took the key out of the cache: record what it held (or nothing)
@@ -321,7 +327,7 @@ mod tests {
                 deleted: false,
                 partial: false,
             },
-            user: serde_json::to_vec(&User::with_id("7")).unwrap().into(),
+            user: serde_json::value::to_raw_value(&User::with_id("7")).unwrap(),
         }
     }
 

@@ -267,7 +267,8 @@ fn journal_event(
     received_at: i64,
 ) -> std::result::Result<String, WriteError> {
     let applied = directory::apply_event(context, source, event, received_at)?;
-    let json = serde_json::to_vec(&event)
+    let json = event
+        .to_vec_with_user(applied.user_json())
         .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
     *context.last_seq += 1;
     context
