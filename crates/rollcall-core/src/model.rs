@@ -320,18 +320,33 @@ impl UserEvent {
         &self,
         user: &serde_json::value::RawValue,
     ) -> serde_json::Result<Vec<u8>> {
+        // Every field named, none skipped with `..`: a field added to `UserEvent` does not
+        // compile here until it is written here too.
+        let UserEvent {
+            id,
+            event_type,
+            source,
+            connector,
+            vendor_event,
+            received_at,
+            actor,
+            user: _,
+            previous,
+            changes,
+            partial,
+        } = self;
         serde_json::to_vec(&EventWithEncodedUser {
-            id: &self.id,
-            event_type: self.event_type,
-            source: &self.source,
-            connector: &self.connector,
-            vendor_event: &self.vendor_event,
-            received_at: self.received_at,
-            actor: self.actor.as_ref(),
+            id,
+            event_type: *event_type,
+            source,
+            connector,
+            vendor_event,
+            received_at: *received_at,
+            actor: actor.as_ref(),
             user,
-            previous: self.previous.as_ref(),
-            changes: self.changes.as_deref(),
-            partial: self.partial,
+            previous: previous.as_ref(),
+            changes: changes.as_deref(),
+            partial: *partial,
         })
     }
 

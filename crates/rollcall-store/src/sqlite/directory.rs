@@ -103,6 +103,8 @@ pub(crate) fn apply_event(
         None => read_known(tx, context.codec, source, &event.user.id)?,
     };
     let applied = apply_in_place(known.as_ref(), event);
+    // The event has its own copy (`previous`); the known user is freed before the encoding
+    // below allocates.
     drop(known);
     let user = &event.user;
     // Encoded once: for the row, the cache and the journal's copy of the event.
