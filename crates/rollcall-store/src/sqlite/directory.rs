@@ -41,8 +41,7 @@ pub(crate) struct CachedUser {
 
 impl CachedUser {
     fn known(&self) -> std::result::Result<KnownUser, WriteError> {
-        let user: User = serde_json::from_str(self.user.get())
-            .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
+        let user: User = serde_json::from_str(self.user.get())?;
         Ok(self.applied.with_user(user))
     }
 }
@@ -103,13 +102,9 @@ pub(crate) fn apply_event(
         None => read_known(tx, context.codec, source, &event.user.id)?,
     };
     let applied = apply_in_place(known.as_ref(), event);
-    // The event has its own copy (`previous`); the known user is freed before the encoding
-    // below allocates.
-    drop(known);
     let user = &event.user;
     // Encoded once: for the row, the cache and the journal's copy of the event.
-    let json = serde_json::value::to_raw_value(user)
-        .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
+    let json = serde_json::value::to_raw_value(user)?;
     tx.prepare_cached(
         "INSERT INTO users (source, user_id, version, deleted, partial, status, username, email, updated_at, user) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \

@@ -244,8 +244,7 @@ fn insert_batch(
     for event in &mut batch.events {
         event_ids.push(journal_event(context, &batch.source, event, received_at)?);
     }
-    let ids_json = serde_json::to_string(&event_ids)
-        .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
+    let ids_json = serde_json::to_string(&event_ids)?;
     tx.prepare_cached(
         "INSERT INTO dedup (source, key, received_at, event_ids) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -267,9 +266,7 @@ fn journal_event(
     received_at: i64,
 ) -> std::result::Result<String, WriteError> {
     let applied = directory::apply_event(context, source, event, received_at)?;
-    let json = event
-        .to_vec_with_user(applied.user_json())
-        .map_err(|error| WriteError::Failed(StoreError::Corrupt(error.to_string())))?;
+    let json = event.to_vec_with_user(applied.user_json())?;
     *context.last_seq += 1;
     context
         .tx

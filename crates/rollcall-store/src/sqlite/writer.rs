@@ -60,6 +60,14 @@ impl From<StoreError> for WriteError {
     }
 }
 
+/// A document the writer cannot encode or decode fails the transaction, as
+/// [`StoreError`]'s own conversion classifies it (`Corrupt`).
+impl From<serde_json::Error> for WriteError {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
 /// A queued write: applied inside the group transaction, answered after the commit.
 trait PendingWrite: Send {
     /// Runs the write. `Err` only for [`WriteError::Failed`], which aborts the transaction.
