@@ -541,27 +541,11 @@ fn the_daemon_turns_transparent_huge_pages_off_unless_the_allocator_is_told_othe
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("rollcall.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[ingest]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[store]\ntype = \"sqlite\"\npath = \"{}\"\n\n{}",
-            dir.path().join("rollcall.db").display(),
-            sources_toml()
-        ),
-    )
-    .unwrap();
-    let config = config.display().to_string();
-    let args = ["serve", "--config", config.as_str()];
-
-    let daemon = Daemon::spawn(dir.path(), &args, &[("ROLLCALL_LOG", "warn")]);
+    let daemon = Daemon::start_with_env(dir.path(), &sources_toml(), &[]);
     assert_eq!(thp_enabled(daemon.child.id()), "0");
     daemon.terminate();
 
-    let daemon = Daemon::spawn(
-        dir.path(),
-        &args,
-        &[("ROLLCALL_LOG", "warn"), ("MIMALLOC_ALLOW_THP", "1")],
-    );
+    let daemon =
+        Daemon::start_with_env(dir.path(), &sources_toml(), &[("MIMALLOC_ALLOW_THP", "1")]);
     assert_eq!(thp_enabled(daemon.child.id()), "1");
 }

@@ -59,6 +59,14 @@ secret_key = "{VCC_SECRET}"
     )
 }
 
+/// The `[store]` keys of a SQLite store in `dir`.
+fn sqlite_store(dir: &Path) -> String {
+    format!(
+        "type = \"sqlite\"\npath = \"{}\"",
+        dir.join("rollcall.db").display()
+    )
+}
+
 /// A running daemon. Killed on drop.
 pub struct Daemon {
     pub child: Child,
@@ -78,11 +86,12 @@ impl Daemon {
     /// As [`Daemon::start`], with extra keys (TOML lines) for the `[ingest]` and `[admin]`
     /// tables.
     pub fn start_with_listeners(dir: &Path, ingest: &str, admin: &str, config: &str) -> Daemon {
-        let store = format!(
-            "type = \"sqlite\"\npath = \"{}\"",
-            dir.join("rollcall.db").display()
-        );
-        Self::start_with_store(dir, ingest, admin, &store, config)
+        Self::start_with_store(dir, ingest, admin, &sqlite_store(dir), config)
+    }
+
+    /// As [`Daemon::start`], with `env` added to the daemon's environment.
+    pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::start_configured(dir, "", "", &sqlite_store(dir), config, env)
     }
 
     /// As [`Daemon::start_with_listeners`], with the keys (TOML lines) of the `[store]`
@@ -94,17 +103,26 @@ impl Daemon {
         store: &str,
         config: &str,
     ) -> Daemon {
+        Self::start_configured(dir, ingest, admin, store, config, &[])
+    }
+
+    fn start_configured(
+        dir: &Path,
+        ingest: &str,
+        admin: &str,
+        store: &str,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let text = format!(
             "[ingest]\nlisten = \"127.0.0.1:0\"\n{ingest}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n\n[store]\n{store}\n\n{config}"
         );
         let config_path = dir.join("rollcall.toml");
         std::fs::write(&config_path, text).unwrap();
         let config_arg = config_path.display().to_string();
-        Self::spawn(
-            dir,
-            &["serve", "--config", &config_arg],
-            &[("ROLLCALL_LOG", "warn")],
-        )
+        let mut env = env.to_vec();
+        env.insert(0, ("ROLLCALL_LOG", "warn"));
+        Self::spawn(dir, &["serve", "--config", &config_arg], &env)
     }
 
     /// Runs `rollcall ARGS` in `dir` with `env` added, and waits until both listeners are
