@@ -675,7 +675,12 @@ async fn okta_backfill_lists_active_and_deprovisioned_users_then_a_second_run_em
     assert_eq!(isaac.name.as_deref(), Some("Isaac Brock"));
     assert_eq!(isaac.username.as_deref(), Some("isaac.brock@example.com"));
     assert_eq!(isaac.status.unwrap().as_str(), "active");
-    assert!(isaac.remote_data.unwrap().get("credentials").is_none());
+    assert!(isaac
+        .remote_data
+        .unwrap()
+        .to_value()
+        .get("credentials")
+        .is_none());
     let status = |id: &'static str| {
         let store = store.clone();
         async move {

@@ -5,7 +5,7 @@
 
 use rollcall_core::{
     diff_users, Actor, Delivery, Email, EventType, Group, NormalizeError, Organization, Phone,
-    Role, Timestamp, User, UserEvent, UserStatus, VendorEvent, Workspace,
+    RemoteData, Role, Timestamp, User, UserEvent, UserStatus, VendorEvent, Workspace,
 };
 use serde_json::Value;
 
@@ -77,7 +77,8 @@ pub fn normalize(delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> 
             match user
                 .remote_data
                 .as_ref()
-                .and_then(|current| changes::previous_user(current, changes))
+                .map(RemoteData::to_value)
+                .and_then(|current| changes::previous_user(&current, changes))
                 .and_then(|before| map_user(before, "data.changes", false).ok())
             {
                 Some(previous) => {
@@ -119,7 +120,7 @@ pub fn map_user(raw: Value, prefix: &str, purged: bool) -> Result<User, Normaliz
         .id
         .clone()
         .ok_or_else(|| NormalizeError::invalid(format!("{prefix}.id"), "is required"))?;
-    let remote_data = Some(raw);
+    let remote_data = Some(RemoteData::from(raw));
 
     // A forgotten user is purged: Freshservice keeps only a placeholder record ("Forgotten
     // User", emptied fields, leftovers). Nothing of it describes the person, so only the id,

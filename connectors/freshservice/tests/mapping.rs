@@ -121,7 +121,12 @@ fn remote_data_is_the_user_object_as_received() {
     let sample: Value = serde_json::from_slice(SAMPLE_CREATE).unwrap();
     let event = one_event(SAMPLE_CREATE);
     assert_eq!(
-        event.user.remote_data.as_ref(),
+        event
+            .user
+            .remote_data
+            .as_ref()
+            .map(rollcall_core::RemoteData::to_value)
+            .as_ref(),
         Some(&sample["data"]["user"])
     );
 }

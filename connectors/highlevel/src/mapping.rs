@@ -85,7 +85,7 @@ pub fn user(
             organization: company.clone(),
         }),
         groups: groups(&payload.locations, company.as_deref()),
-        remote_data: Some(remote_data(object)),
+        remote_data: Some(remote_data(object).into()),
         ..User::default()
     })
 }
@@ -161,9 +161,12 @@ mod tests {
         assert_eq!(user.status, None);
         assert_eq!(
             user.remote_data,
-            Some(json!({
-                "id": "u1", "locationId": "loc1", "companyId": "co1", "role": "admin"
-            }))
+            Some(
+                json!({
+                    "id": "u1", "locationId": "loc1", "companyId": "co1", "role": "admin"
+                })
+                .into()
+            )
         );
     }
 

@@ -3,8 +3,8 @@
 //! Plain functions; every decision is written in `docs/connectors/okta.md`.
 
 use rollcall_core::{
-    diff_users, Actor, Delivery, EventType, FieldChange, Group, NormalizeError, Role, User,
-    UserEvent, UserStatus, VendorEvent,
+    diff_users, Actor, Delivery, EventType, FieldChange, Group, NormalizeError, RemoteData, Role,
+    User, UserEvent, UserStatus, VendorEvent,
 };
 use serde_json::Value;
 
@@ -139,7 +139,7 @@ pub fn user(event: &LogEvent, status: Option<UserStatus>) -> Result<User, Normal
         username: target.alternate_id,
         name: target.display_name,
         status,
-        remote_data: Some(raw.clone()),
+        remote_data: Some(RemoteData::from_value(raw)),
         ..User::default()
     })
 }
@@ -342,7 +342,7 @@ pub fn user_from_api(raw: &Value) -> Result<User, String> {
         languages: field("preferredLanguage").map(|language| vec![language]),
         created_at: time("created")?,
         updated_at: time("lastUpdated")?,
-        remote_data: Some(remote),
+        remote_data: Some(remote.into()),
         ..User::default()
     })
 }

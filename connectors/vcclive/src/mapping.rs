@@ -3,8 +3,8 @@
 //! Plain functions, no I/O. Every decision is listed in `docs/connectors/vcclive.md`.
 
 use rollcall_core::{
-    diff_users, Delivery, Email, EventType, Group, NormalizeError, Phone, Role, User, UserEvent,
-    UserStatus, VendorEvent,
+    diff_users, Delivery, Email, EventType, Group, NormalizeError, Phone, RemoteData, Role, User,
+    UserEvent, UserStatus, VendorEvent,
 };
 
 use crate::payload::{UserRequest, VccUser};
@@ -90,7 +90,7 @@ pub fn user(vcc: &VccUser, path: &str) -> Result<User, NormalizeError> {
                 organization: None,
             }]
         }),
-        remote_data: Some(vcc.raw.clone()),
+        remote_data: Some(RemoteData::from_value(&vcc.raw)),
         ..User::default()
     })
 }

@@ -284,7 +284,7 @@ impl Enricher {
                 "the Zendesk API answered with another user (merged?)",
             ));
         }
-        Ok(mapping::user_from_support(&user, id.to_owned(), raw))
+        Ok(mapping::user_from_support(&user, id.to_owned(), raw.into()))
     }
 }
 
@@ -335,7 +335,7 @@ pub fn parse_user_page(body: &[u8]) -> Result<UserPage, ListError> {
                 format!("users[{index}] has no id"),
             ));
         };
-        users.push(mapping::user_from_support(&support, id, raw));
+        users.push(mapping::user_from_support(&support, id, raw.into()));
     }
     let next = match (page.meta.has_more, page.meta.after_cursor) {
         (true, Some(cursor)) if !cursor.is_empty() => Some(ListCursor::new(cursor)),

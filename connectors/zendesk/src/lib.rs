@@ -237,6 +237,30 @@ pub fn retry_contract() -> RetryContract {
 /// The `id` of a webhook envelope (an object with `type`), when the body is one.
 fn event_id(delivery: &Delivery) -> Option<String> {
     // Only an envelope: an object with a non-null `type` (a bare user's `id` is the user's).
+    // Read from the text, which skips the rest of the body; a body that is not a JSON
+    // object is then read as a document, as normalization reads it.
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "type", default)]
+        event_type: Option<serde::de::IgnoredAny>,
+        #[serde(default, borrow)]
+        id: Option<&'a serde_json::value::RawValue>,
+    }
+    // A struct reads from a JSON array too: only an object is read this way.
+    let object = delivery.body.trim_ascii_start().starts_with(b"{");
+    if let Some(envelope) = object
+        .then(|| serde_json::from_slice::<Envelope<'_>>(&delivery.body).ok())
+        .flatten()
+    {
+        envelope.event_type?;
+        let id = envelope.id?;
+        return payload::opt_zendesk_id(&mut serde_json::Deserializer::from_str(id.get())).ok()?;
+    }
+    event_id_in_document(delivery)
+}
+
+/// [`event_id`] read from the document.
+fn event_id_in_document(delivery: &Delivery) -> Option<String> {
     let envelope = delivery.json().ok()??.as_object()?;
     if envelope.get("type").is_none_or(serde_json::Value::is_null) {
         return None;
@@ -287,6 +311,47 @@ rollcall_core::inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_event_id_read_from_the_text_is_the_one_in_the_document() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let mut bodies: Vec<Vec<u8>> = [
+            &br#"{"type": "zen:event-type:user.created", "id": 42}"#[..],
+            br#"{"type": null, "id": "e1"}"#,
+            br#"{"id": "e1"}"#,
+            br#"{"type": "x", "id": {"nested": true}}"#,
+            br#"{"type": "x", "id": "0"}"#,
+            br#"{"type": "x"}"#,
+            br#"["zen:event-type:user.created", "e1"]"#,
+            b"not json",
+            b"",
+        ]
+        .iter()
+        .map(|body| body.to_vec())
+        .collect();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "json")
+            {
+                bodies.push(std::fs::read(path).unwrap());
+            }
+        }
+        let mut ids = 0;
+        for body in bodies {
+            let delivery = Delivery::new("zd", body.clone(), rollcall_core::Timestamp::now());
+            let from_text = event_id(&delivery);
+            ids += usize::from(from_text.is_some());
+            assert_eq!(
+                from_text,
+                event_id_in_document(&delivery),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        assert!(ids >= 30, "only {ids} bodies had an event id");
+    }
 
     #[test]
     fn every_registered_event_type_has_a_mapping() {

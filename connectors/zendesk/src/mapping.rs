@@ -9,7 +9,7 @@
 
 use rollcall_core::{
     diff_users, Delivery, Email, EventType, FieldChange, Group, NormalizeError, Organization,
-    Phone, Role, Url, User, UserEvent, UserStatus, VendorEvent,
+    Phone, RemoteData, Role, Url, User, UserEvent, UserStatus, VendorEvent,
 };
 use serde_json::Value;
 
@@ -120,7 +120,7 @@ fn bare_user_event(delivery: &Delivery, bare: BareUser) -> Result<UserEvent, Nor
         .id
         .clone()
         .ok_or_else(|| NormalizeError::invalid(format!("{path_prefix}id"), "missing user id"))?;
-    let unified = user_from_support(&user, id, raw);
+    let unified = user_from_support(&user, id, raw.into());
     let event_type = if unified.status == Some(UserStatus::Deleted) {
         EventType::Deleted
     } else {
@@ -154,11 +154,13 @@ fn webhook_event(
         .clone()
         .or(subject_user_id)
         .ok_or_else(|| NormalizeError::invalid("detail.id", "missing user id"))?;
-    let raw_detail = std::mem::take(&mut event.raw_detail);
-    let mut user = user_from_support(detail, id, remote_data(raw_detail));
+    let remote_data = event
+        .remote_data
+        .take()
+        .unwrap_or_else(|| RemoteData::from(Value::Object(serde_json::Map::new())));
+    let mut user = user_from_support(detail, id, remote_data);
 
     let (event_type, changes) = apply_event(kind, &event.event, &mut user)?;
-    keep_raw_event(&mut user, std::mem::take(&mut event.event));
     let vendor_event = VendorEvent {
         id: event.id,
         event_type: event.event_type,
@@ -168,29 +170,6 @@ fn webhook_event(
     unified.changes = changes;
     unified.partial = true;
     Ok(unified)
-}
-
-/// Key of `remote_data` holding the webhook's raw `event` object.
-pub const REMOTE_EVENT_KEY: &str = "event";
-
-/// `detail` as received: the start of `remote_data`.
-fn remote_data(raw_detail: Value) -> Value {
-    match raw_detail {
-        Value::Object(detail) => Value::Object(detail),
-        _ => Value::Object(serde_json::Map::new()),
-    }
-}
-
-/// Adds the webhook's `event` object as received to `remote_data` under
-/// [`REMOTE_EVENT_KEY`]: what `event` alone carries (tags, custom fields, notes, the other
-/// user of a merge) is then not lost, whatever the event type.
-fn keep_raw_event(user: &mut rollcall_core::User, raw_event: Value) {
-    if raw_event.is_null() {
-        return;
-    }
-    if let Some(Value::Object(remote)) = &mut user.remote_data {
-        remote.insert(REMOTE_EVENT_KEY.to_owned(), raw_event);
-    }
 }
 
 /// Applies what `event` says changed to `user`; returns the unified event type and the
@@ -347,7 +326,7 @@ fn apply_event(
 }
 
 /// The unified user for a Support user object (or a webhook's `detail`).
-pub fn user_from_support(source: &SupportUser, id: String, raw: Value) -> User {
+pub fn user_from_support(source: &SupportUser, id: String, raw: RemoteData) -> User {
     User {
         id,
         name: source.name.clone(),

@@ -15,8 +15,9 @@
 //! the raw JSON kept for `remote_data`.
 
 use rollcall_core::de::opt_text;
-use rollcall_core::{json, Delivery, NormalizeError, Timestamp};
+use rollcall_core::{json, Delivery, NormalizeError, RemoteData, Timestamp};
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The two forms of a Zendesk event type: the docs write most as `zen:event-type:user.created`
@@ -53,10 +54,16 @@ pub struct WebhookEvent {
     /// What changed; its shape depends on the event type.
     #[serde(default)]
     pub event: Value,
-    /// `detail` as received, for `remote_data`.
+    /// `remote_data` as received: `detail` (`{}` when it is not an object), with `event`
+    /// under [`REMOTE_EVENT_KEY`] unless `event` is absent or `null`. What `event` alone
+    /// carries (tags, custom fields, notes, the other user of a merge) is then not lost,
+    /// whatever the event type.
     #[serde(skip)]
-    pub raw_detail: Value,
+    pub remote_data: Option<RemoteData>,
 }
+
+/// Key of `remote_data` holding the webhook's raw `event` object.
+pub const REMOTE_EVENT_KEY: &str = "event";
 
 impl WebhookEvent {
     /// The event type without its `zen:event-type:` (or `zen:event-type/`) prefix, or `None`
@@ -262,9 +269,89 @@ pub fn photo_url(value: &Value) -> Option<String> {
     (url.starts_with("https://") || url.starts_with("http://")).then(|| url.to_owned())
 }
 
-/// Reads a delivery, from the document the host read once ([`Delivery::json`]).
+/// Reads a delivery. A well-formed webhook envelope is read from the body's text, with
+/// `detail` and `event` kept as their text for `remote_data` (no document is built, and the
+/// vendor's text is what is stored and forwarded). Anything else (a bare user, a malformed
+/// envelope) is read from the document the host reads once ([`Delivery::json`]), which also
+/// words every error.
 pub fn parse_delivery(delivery: &Delivery) -> Result<Payload, NormalizeError> {
+    // The host's checks (unique keys, no NUL) hold for the text read here as well.
+    if delivery.check_json()? == json::BodyCheck::Clean {
+        if let Some(event) = webhook_from_text(&delivery.body) {
+            return Ok(Payload::Webhook(Box::new(event)));
+        }
+    }
     from_document(delivery.json_document()?)
+}
+
+/// A webhook envelope read from the body's text, or `None` when the body is anything else
+/// or anything about it is unusual: the document path then reads it and says what is wrong.
+fn webhook_from_text(body: &[u8]) -> Option<WebhookEvent> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "type")]
+        event_type: String,
+        #[serde(default, deserialize_with = "opt_zendesk_id")]
+        id: Option<String>,
+        #[serde(default, deserialize_with = "opt_timestamp")]
+        time: Option<Timestamp>,
+        #[serde(default, deserialize_with = "opt_text")]
+        subject: Option<String>,
+        #[serde(borrow)]
+        detail: &'a RawValue,
+        #[serde(default, borrow)]
+        event: Option<&'a RawValue>,
+    }
+    // A struct reads from a JSON array too: only an object is an envelope.
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return None;
+    }
+    let envelope: Envelope<'_> = serde_json::from_slice(body).ok()?;
+    let detail_text = envelope.detail.get();
+    // Only an object `detail` that does not itself hold the key `event` (possibly, as text
+    // in a value: then the document path decides) is spliced.
+    if !detail_text.starts_with('{') || detail_text.contains("\"event\"") {
+        return None;
+    }
+    let detail: SupportUser = serde_json::from_str(detail_text).ok()?;
+    let event_text = envelope
+        .event
+        .map(RawValue::get)
+        .filter(|text| *text != "null");
+    let event = match event_text {
+        Some(text) => serde_json::from_str(text).ok()?,
+        None => Value::Null,
+    };
+    let remote_data = match event_text {
+        None => RemoteData::from_raw(envelope.detail.to_owned()),
+        Some(event_text) => RemoteData::from_text(with_event_key(detail_text, event_text)).ok()?,
+    };
+    Some(WebhookEvent {
+        event_type: envelope.event_type,
+        id: envelope.id,
+        time: envelope.time,
+        subject: envelope.subject,
+        detail: Some(detail),
+        event,
+        remote_data: Some(remote_data),
+    })
+}
+
+/// The text of the object `detail` with `"event": <event>` added as its last member.
+fn with_event_key(detail: &str, event: &str) -> String {
+    let members = detail[1..detail.len() - 1].trim();
+    let mut text = String::with_capacity(detail.len() + event.len() + REMOTE_EVENT_KEY.len() + 4);
+    text.push('{');
+    if !members.is_empty() {
+        text.push_str(members);
+        text.push(',');
+    }
+    text.push('"');
+    text.push_str(REMOTE_EVENT_KEY);
+    text.push_str("\":");
+    text.push_str(event);
+    text.push('}');
+    text
 }
 
 /// Reads a body: a webhook envelope (an object with `type`), a wrapped user
@@ -280,7 +367,14 @@ fn from_document(document: &Value) -> Result<Payload, NormalizeError> {
     };
     if map.contains_key("type") {
         let mut event: WebhookEvent = json::from_value(document)?;
-        event.raw_detail = map.get("detail").cloned().unwrap_or(Value::Null);
+        let mut remote = match map.get("detail") {
+            Some(Value::Object(detail)) => detail.clone(),
+            _ => Map::new(),
+        };
+        if !event.event.is_null() {
+            remote.insert(REMOTE_EVENT_KEY.to_owned(), event.event.clone());
+        }
+        event.remote_data = Some(RemoteData::from(Value::Object(remote)));
         return Ok(Payload::Webhook(Box::new(event)));
     }
     let (raw, path_prefix) = match map.get("user") {
@@ -346,6 +440,87 @@ pub fn opt_timestamp<'de, D: Deserializer<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a webhook read says, comparable across the two ways of reading it.
+    fn summary(event: &WebhookEvent) -> String {
+        format!(
+            "{} {:?} {:?} {:?} {:?} {} {}",
+            event.event_type,
+            event.id,
+            event.time,
+            event.subject,
+            event.detail,
+            event.event,
+            event
+                .remote_data
+                .as_ref()
+                .map_or(Value::Null, RemoteData::to_value),
+        )
+    }
+
+    #[test]
+    fn a_webhook_read_from_its_text_is_the_webhook_read_from_the_document() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let mut from_text = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.display().to_string();
+            if !name.ends_with(".json") || name.ends_with(".expected.json") {
+                continue;
+            }
+            let pretty = std::fs::read(&path).unwrap();
+            let Ok(document) = serde_json::from_slice::<Value>(&pretty) else {
+                assert!(webhook_from_text(&pretty).is_none(), "{name}");
+                continue;
+            };
+            // As the file has it (pretty-printed) and as a vendor that sends compact JSON.
+            for body in [pretty.clone(), serde_json::to_vec(&document).unwrap()] {
+                let Some(text) = webhook_from_text(&body) else {
+                    continue;
+                };
+                from_text += 1;
+                let Ok(Payload::Webhook(tree)) = from_document(&document) else {
+                    panic!("{name}: read from its text, but not a webhook as a document");
+                };
+                assert_eq!(summary(&text), summary(&tree), "{name}");
+                // The kept text is compact whatever the body's layout.
+                let remote = text.remote_data.as_ref().unwrap().get().to_owned();
+                assert!(
+                    !remote.contains('\n') && !remote.contains(": "),
+                    "{name}: {remote}"
+                );
+            }
+        }
+        assert!(
+            from_text >= 40,
+            "only {from_text} fixture bodies took the text path"
+        );
+    }
+
+    #[test]
+    fn an_unusual_detail_or_event_is_left_to_the_document() {
+        let envelope = |detail: &str, event: &str| {
+            format!(
+                r#"{{"type": "zen:event-type:user.created", "detail": {detail}, "event": {event}}}"#
+            )
+        };
+        // `detail` naming a key `event` of its own: the document path decides which wins.
+        let body = envelope(r#"{"id": "1", "event": 5}"#, "{}");
+        assert!(webhook_from_text(body.as_bytes()).is_none());
+        let body = envelope(r#""not an object""#, "{}");
+        assert!(webhook_from_text(body.as_bytes()).is_none());
+        // An array in the envelope's field order is not an envelope.
+        let body = r#"["zen:event-type:user.created", null, null, null, {"id": "1"}, {}]"#;
+        assert!(webhook_from_text(body.as_bytes()).is_none());
+        // A null or absent `event` is not kept; an empty `detail` still gets it.
+        let read = webhook_from_text(envelope(r#"{"id": "1"}"#, "null").as_bytes()).unwrap();
+        assert_eq!(
+            read.remote_data.unwrap().get(),
+            r#"{"id": "1"}"#.replace(' ', "")
+        );
+        let read = webhook_from_text(envelope("{ }", r#"{"a": [1, 2]}"#).as_bytes()).unwrap();
+        assert_eq!(read.remote_data.unwrap().get(), r#"{"event":{"a":[1,2]}}"#);
+    }
 
     #[test]
     fn zero_and_empty_ids_mean_none() {

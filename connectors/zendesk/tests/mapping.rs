@@ -190,7 +190,7 @@ fn every_webhook_keeps_its_raw_event_in_remote_data() {
         let Ok(events) = normalize(&envelope(event_type, event.clone())) else {
             continue; // a type whose `event` must have another shape; its fixture covers it
         };
-        let remote = events[0].user.remote_data.as_ref().unwrap();
+        let remote = events[0].user.remote_data.as_ref().unwrap().to_value();
         assert_eq!(remote["event"], event, "{event_type}");
         assert_eq!(remote["email"], "someone@example.com", "{event_type}");
     }
@@ -199,7 +199,7 @@ fn every_webhook_keeps_its_raw_event_in_remote_data() {
 #[test]
 fn the_merge_partner_is_kept_in_remote_data_event() {
     let event = fixture_event("webhook_user_merged_colon");
-    let remote = event.user.remote_data.unwrap();
+    let remote = event.user.remote_data.unwrap().to_value();
     assert_eq!(remote["event"]["user"]["id"], "6596848315999");
 }
 

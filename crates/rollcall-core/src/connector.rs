@@ -139,6 +139,9 @@ pub struct Delivery {
     body_sha256: OnceLock<[u8; 32]>,
     /// The body read as JSON with the host's checks, once: see [`Delivery::json`].
     document: OnceLock<Result<Option<serde_json::Value>, NormalizeError>>,
+    /// The host's checks alone, when they ran without building the document: see
+    /// [`Delivery::check_json`].
+    checked: OnceLock<Result<crate::json::BodyCheck, NormalizeError>>,
 }
 
 impl Delivery {
@@ -153,6 +156,7 @@ impl Delivery {
             received_at,
             body_sha256: OnceLock::new(),
             document: OnceLock::new(),
+            checked: OnceLock::new(),
         }
     }
 
@@ -194,6 +198,7 @@ impl Delivery {
         self.body = body.into();
         self.body_sha256 = OnceLock::new();
         self.document = OnceLock::new();
+        self.checked = OnceLock::new();
     }
 
     /// The body as a JSON document, read once and shared by the host's checks, the
@@ -208,6 +213,23 @@ impl Delivery {
             Ok(document) => Ok(document.as_ref()),
             Err(error) => Err(error.clone()),
         }
+    }
+
+    /// The host's checks of [`Delivery::json`] (unique keys, no NUL), without building the
+    /// document unless it was built already: for the host, which needs the verdict, and for
+    /// connectors that read the body's text into their own types.
+    pub fn check_json(&self) -> Result<crate::json::BodyCheck, NormalizeError> {
+        use crate::json::BodyCheck;
+        if let Some(read) = self.document.get() {
+            return match read {
+                Ok(Some(_)) => Ok(BodyCheck::Clean),
+                Ok(None) => Ok(BodyCheck::NotJson),
+                Err(error) => Err(error.clone()),
+            };
+        }
+        self.checked
+            .get_or_init(|| crate::json::check_only(&self.body))
+            .clone()
     }
 
     /// [`Delivery::json`] for a vendor that sends only JSON: a body that is not JSON is an

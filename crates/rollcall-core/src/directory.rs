@@ -25,9 +25,9 @@
 //! * A `user.deleted` event keeps the user as a tombstone: the record stays, marked deleted,
 //!   with status `deleted`.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::model::{diff_users, EventType, User, UserEvent, UserStatus};
+use crate::model::{diff_users, EventType, RemoteData, User, UserEvent, UserStatus};
 
 /// The directory's record of one user.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,14 +245,18 @@ fn same_item(left: &Value, right: &Value) -> bool {
 }
 
 /// `remote_data` objects merged key by key (the newer wins); otherwise the newer as is.
-fn merge_remote_data(known: Option<&Value>, newer: Option<&Value>) -> Option<Value> {
+/// Only objects are read as values: any other pair is decided on the text alone.
+fn merge_remote_data(known: Option<&RemoteData>, newer: Option<&RemoteData>) -> Option<RemoteData> {
+    let is_object = |data: &RemoteData| data.get().starts_with('{');
     match (known, newer) {
-        (Some(Value::Object(known)), Some(Value::Object(newer))) => {
-            let mut merged: Map<String, Value> = known.clone();
-            for (key, value) in newer {
-                merged.insert(key.clone(), value.clone());
+        (Some(known), Some(newer)) if is_object(known) && is_object(newer) => {
+            match (known.to_value(), newer.to_value()) {
+                (Value::Object(mut merged), Value::Object(newer)) => {
+                    merged.extend(newer);
+                    Some(RemoteData::from(Value::Object(merged)))
+                }
+                _ => Some(newer.clone()),
             }
-            Some(Value::Object(merged))
         }
         (known, None) => known.cloned(),
         (_, Some(newer)) => Some(newer.clone()),
@@ -346,14 +350,14 @@ mod tests {
             name: Some("Ann".into()),
             title: Some("Engineer".into()),
             groups: Some(vec![group("10"), group("20")]),
-            remote_data: Some(json!({"id": 1, "notes": "vip"})),
+            remote_data: Some(json!({"id": 1, "notes": "vip"}).into()),
             ..User::with_id("1")
         };
         // "Removed from group 20": the delta names only the default group and the change.
         let partial = User {
             groups: Some(vec![group("10")]),
             name: Some("Ann B".into()),
-            remote_data: Some(json!({"id": 1, "role": "agent"})),
+            remote_data: Some(json!({"id": 1, "role": "agent"}).into()),
             ..User::with_id("1")
         };
         let mut delta = event(EventType::Updated, partial, true);
@@ -368,7 +372,7 @@ mod tests {
         assert_eq!(delta.user.groups, Some(vec![group("10")]));
         assert_eq!(
             delta.user.remote_data,
-            Some(json!({"id": 1, "notes": "vip", "role": "agent"}))
+            Some(json!({"id": 1, "notes": "vip", "role": "agent"}).into())
         );
         assert!(!delta.partial, "a delta on a complete user is complete");
         let fields = changed_fields(&delta);

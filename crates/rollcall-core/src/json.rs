@@ -82,10 +82,31 @@ pub fn parse_checked(bytes: &[u8]) -> Result<Option<serde_json::Value>, Normaliz
         &mut deserializer,
     )
     .and_then(|value| deserializer.end().map(|()| value));
-    let error = match outcome {
-        Ok(value) => return Ok(Some(value)),
-        Err(error) => error,
-    };
+    match outcome {
+        Ok(value) => Ok(Some(value)),
+        Err(error) => check_error(&error).map_or(Ok(None), Err),
+    }
+}
+
+/// [`check_body`] without building the document: the same checks and the same errors, for a
+/// connector that reads the body's text itself (into its own types, with `RawValue`s) and
+/// never needs the tree.
+pub fn check_only(bytes: &[u8]) -> Result<BodyCheck, NormalizeError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let outcome = serde::de::DeserializeSeed::deserialize(
+        CheckedText { at: &Segment::Root },
+        &mut deserializer,
+    )
+    .and_then(|()| deserializer.end());
+    match outcome {
+        Ok(()) => Ok(BodyCheck::Clean),
+        Err(error) => check_error(&error).map_or(Ok(BodyCheck::NotJson), Err),
+    }
+}
+
+/// The check that failed, from the error a checking visitor raised; `None` when the error
+/// is the parser's own (the body is not JSON).
+fn check_error(error: &serde_json::Error) -> Option<NormalizeError> {
     let text = error.to_string();
     for (marker, message) in [
         (
@@ -99,13 +120,13 @@ pub fn parse_checked(bytes: &[u8]) -> Result<Option<serde_json::Value>, Normaliz
     ] {
         if let Some((_, rest)) = text.split_once(marker) {
             let path = rest.split(" at line").next().unwrap_or("");
-            return Err(NormalizeError::invalid(
+            return Some(NormalizeError::invalid(
                 if path.is_empty() { "." } else { path },
                 message,
             ));
         }
     }
-    Ok(None)
+    None
 }
 
 const NUL_MARKER: &str = "rollcall-nul:";
@@ -231,6 +252,135 @@ impl<'de> serde::de::Visitor<'de> for CheckedValue<'_> {
     }
 }
 
+/// Walks a JSON value without building it, failing like [`CheckedValue`] at the first object
+/// that repeats a key or the first string holding NUL.
+struct CheckedText<'p> {
+    at: &'p Segment<'p>,
+}
+
+/// Objects up to this many keys are searched for a repeat linearly (a Zendesk user has about
+/// 30); larger ones use an ordered set.
+const LINEAR_KEYS: usize = 48;
+
+impl<'de> serde::de::DeserializeSeed<'de> for CheckedText<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CheckedText<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<(), E> {
+        if text.contains('\0') {
+            return Err(E::custom(format!("{NUL_MARKER}{}", self.at.render())));
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        loop {
+            let at = Segment::Index(self.at, index);
+            if seq.next_element_seed(CheckedText { at: &at })?.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Keys are borrowed from the body unless they hold escapes.
+        let mut seen: Vec<std::borrow::Cow<'de, str>> = Vec::with_capacity(16);
+        let mut many: std::collections::BTreeSet<std::borrow::Cow<'de, str>> =
+            std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key_seed(KeyText)? {
+            if key.contains('\0') {
+                let at = Segment::Key(self.at, &key);
+                return Err(serde::de::Error::custom(format!(
+                    "{NUL_MARKER}{}",
+                    at.render()
+                )));
+            }
+            let repeated = if many.is_empty() && seen.len() < LINEAR_KEYS {
+                seen.contains(&key)
+            } else {
+                many.extend(seen.drain(..));
+                many.contains(&key)
+            };
+            if repeated {
+                let at = Segment::Key(self.at, &key);
+                return Err(serde::de::Error::custom(format!(
+                    "{DUPLICATE_MARKER}{}",
+                    at.render()
+                )));
+            }
+            {
+                let at = Segment::Key(self.at, &key);
+                map.next_value_seed(CheckedText { at: &at })?;
+            }
+            if many.is_empty() {
+                seen.push(key);
+            } else {
+                many.insert(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the body when it has no escapes.
+struct KeyText;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyText {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyText {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(key))
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(key.to_owned()))
+    }
+    fn visit_string<E>(self, key: String) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(key))
+    }
+}
+
 /// The dotted path of the first string (value or object key) in `value` that contains NUL
 /// (`\u0000`), which PostgreSQL's `jsonb` and `text` cannot store.
 pub fn nul_path(value: &serde_json::Value) -> Option<String> {
@@ -266,7 +416,7 @@ pub fn nul_path(value: &serde_json::Value) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]
@@ -325,7 +475,7 @@ mod tests {
     }
 
     /// Any JSON value without repeated keys or NUL, written out by serde_json.
-    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    pub(crate) fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
         use proptest::prelude::*;
         let leaf = prop_oneof![
             Just(serde_json::Value::Null),
@@ -344,7 +494,86 @@ mod tests {
         })
     }
 
+    /// What a check concluded, comparable across the two checks.
+    fn verdict(outcome: Result<BodyCheck, NormalizeError>) -> Result<BodyCheck, String> {
+        outcome.map_err(|error| format!("{:?}: {error}", error.path()))
+    }
+
+    #[test]
+    fn the_check_without_a_tree_says_what_the_checked_read_says() {
+        let keys: Vec<String> = (0..40).map(|n| format!("\"k{n}\": {n}")).collect();
+        let mut bodies: Vec<String> = [
+            r#"{"a": 1, "b": {"a": 2}}"#,
+            r#"{"id": "x", "id": "y"}"#,
+            r#"{"data": [{"u": 1}, {"u": 1, "u": 2}]}"#,
+            r#"{"id": 1, "\u0069d": 2}"#,
+            r#"{"user": {"name": "a\u0000b"}}"#,
+            r#"{"us\u0000er": 1}"#,
+            r#"[1, "x\u0000"]"#,
+            "bm90IGpzb24=",
+            "{} x",
+            r#"{"a": "#,
+            "",
+        ]
+        .iter()
+        .map(|body| (*body).to_owned())
+        .collect();
+        bodies.push(format!("{{\"user\": {{{}}}}}", keys.join(", ")));
+        let many: Vec<String> = (0..60).map(|n| format!("\"k{n}\": {n}")).collect();
+        bodies.push(format!("{{\"user\": {{{}}}}}", many.join(", ")));
+        for repeat in ["k3", "k47", "k48", "k59"] {
+            bodies.push(format!(
+                "{{\"user\": {{{}, \"{repeat}\": 0}}}}",
+                many.join(", ")
+            ));
+        }
+        for repeat in ["k3", "k15", "k16", "k20", "k39"] {
+            bodies.push(format!(
+                "{{\"user\": {{{}, \"{repeat}\": 0}}}}",
+                keys.join(", ")
+            ));
+        }
+        for body in &bodies {
+            assert_eq!(
+                verdict(check_only(body.as_bytes())),
+                verdict(check_body(body.as_bytes())),
+                "{body}"
+            );
+        }
+    }
+
     proptest::proptest! {
+        /// On any document, and on the same document with a key repeated, a NUL put in or
+        /// its end cut off, the check without a tree concludes what the checked read does.
+        #[test]
+        fn the_check_without_a_tree_agrees_with_the_checked_read(
+            value in json_value(),
+            cut in 0usize..64,
+            at in 0usize..64,
+        ) {
+            let text = serde_json::to_string(&value).unwrap();
+            let mut variants = vec![text.clone().into_bytes()];
+            // Cut at a byte: the cut may fall inside a character, which both must refuse.
+            variants.push(text.as_bytes()[..text.len().saturating_sub(cut)].to_vec());
+            if let Some(open) = text.match_indices('{').nth(at % 4).map(|(index, _)| index) {
+                let mut repeated = text.clone();
+                repeated.insert_str(open + 1, r#""k":1,"k":2,"#);
+                variants.push(repeated.into_bytes());
+            }
+            if let Some(quote) = text.match_indices('"').nth(at).map(|(index, _)| index) {
+                let mut nul = text.clone();
+                nul.insert_str(quote + 1, "\\u0000");
+                variants.push(nul.into_bytes());
+            }
+            for body in variants {
+                proptest::prop_assert_eq!(
+                    verdict(check_only(&body)),
+                    verdict(check_body(&body)),
+                    "{}", String::from_utf8_lossy(&body)
+                );
+            }
+        }
+
         /// The checked read builds exactly the value serde_json's own reader builds.
         #[test]
         fn the_checked_read_is_serde_jsons_value(value in json_value()) {

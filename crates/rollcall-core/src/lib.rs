@@ -46,8 +46,8 @@ pub use crate::connector::{
 };
 pub use crate::error::{ConfigError, EnrichError, ErrorCode, NormalizeError, VerifyError};
 pub use crate::model::{
-    diff_users, Actor, Email, EventType, FieldChange, Group, Organization, Phone, Role, Url, User,
-    UserEvent, UserStatus, VendorEvent, Workspace,
+    diff_users, Actor, Email, EventType, FieldChange, Group, Organization, Phone, RemoteData, Role,
+    Url, User, UserEvent, UserStatus, VendorEvent, Workspace,
 };
 pub use crate::retry::{RetriedAnswers, RetryContract};
 pub use crate::secret::{Secret, Secrets};

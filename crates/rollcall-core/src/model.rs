@@ -55,7 +55,130 @@ pub struct User {
     pub urls: Option<Vec<Url>>,
     /// The vendor's user object as received, minus secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_data: Option<Value>,
+    pub remote_data: Option<RemoteData>,
+}
+
+/// The vendor's object as JSON text.
+///
+/// Kept as text because rollcall stores and forwards it far more often than it looks
+/// inside: a connector that has the vendor's text hands it over as it is, the store and the
+/// sinks write it out as it is, and only a merge of two versions of a user (or a test)
+/// reads it as a [`Value`]. The text is always compact (no whitespace between tokens), so a
+/// pretty-printed body still makes one line of a JSON-lines sink; the vendor's key order is
+/// kept. Two `RemoteData` are equal when they hold the same JSON value, whatever the key
+/// order.
+#[derive(Clone, Serialize)]
+#[serde(transparent)]
+pub struct RemoteData(Box<serde_json::value::RawValue>);
+
+impl RemoteData {
+    /// The JSON text of `value`.
+    pub fn from_value(value: &Value) -> Self {
+        // Writing a `Value` cannot fail: its keys are strings and its numbers finite.
+        Self(serde_json::value::to_raw_value(value).unwrap_or_else(|_| Self::null_text()))
+    }
+
+    /// Vendor text that is already known to be one JSON value, compacted if need be.
+    pub fn from_raw(raw: Box<serde_json::value::RawValue>) -> Self {
+        match compact_json(raw.get()) {
+            None => Self(raw),
+            Some(compact) => Self(
+                serde_json::value::RawValue::from_string(compact)
+                    .unwrap_or_else(|_| Self::null_text()),
+            ),
+        }
+    }
+
+    /// Checks that `text` is one JSON value and keeps it, compacted if need be.
+    pub fn from_text(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text).map(Self::from_raw)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The text read as a value.
+    pub fn to_value(&self) -> Value {
+        // The text is one JSON value (checked when it was made), so this read succeeds.
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+
+    fn null_text() -> Box<serde_json::value::RawValue> {
+        serde_json::value::RawValue::NULL.to_owned()
+    }
+}
+
+impl<'de> Deserialize<'de> for RemoteData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(deserializer).map(Self::from_raw)
+    }
+}
+
+/// `text` (valid JSON) without the whitespace between its tokens, or `None` when it has
+/// none. Whitespace bytes outside strings are the only ones dropped: inside a string, JSON
+/// escapes every control character, and spaces are kept.
+fn compact_json(text: &str) -> Option<String> {
+    let is_space = |byte: u8| matches!(byte, b' ' | b'\n' | b'\r' | b'\t');
+    let bytes = text.as_bytes();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut first = None;
+    for (index, &byte) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if is_space(byte) {
+            first = Some(index);
+            break;
+        }
+    }
+    let first = first?;
+    let mut compact = Vec::with_capacity(bytes.len());
+    compact.extend_from_slice(&bytes[..first]);
+    for &byte in &bytes[first..] {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            compact.push(byte);
+        } else if byte == b'"' {
+            in_string = true;
+            compact.push(byte);
+        } else if !is_space(byte) {
+            compact.push(byte);
+        }
+    }
+    // Only ASCII whitespace was dropped, between tokens: the rest is the same UTF-8.
+    String::from_utf8(compact).ok()
+}
+
+impl From<Value> for RemoteData {
+    fn from(value: Value) -> Self {
+        Self::from_value(&value)
+    }
+}
+
+impl PartialEq for RemoteData {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get() || self.to_value() == other.to_value()
+    }
+}
+
+impl fmt::Debug for RemoteData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.get())
+    }
 }
 
 impl User {
@@ -467,6 +590,48 @@ pub const USER_FIELDS: &[&str] = &[
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Vendor text kept as `remote_data` is the compact text serde_json writes for the
+        /// same value, whether it came pretty-printed or compact, so a JSON-lines sink gets
+        /// one line per event; and it reads back as that value.
+        #[test]
+        fn remote_data_text_is_compact_and_reads_back_as_its_value(
+            value in crate::json::tests::json_value()
+        ) {
+            let compact = serde_json::to_string(&value).unwrap();
+            // serde_json's own read of the text (its float parsing may differ from `value`
+            // in the last digit, which is serde_json's, not rollcall's).
+            let read: Value = serde_json::from_str(&compact).unwrap();
+            for text in [serde_json::to_string_pretty(&value).unwrap(), compact.clone()] {
+                let kept = RemoteData::from_text(text).unwrap();
+                proptest::prop_assert_eq!(kept.get(), compact.as_str());
+                proptest::prop_assert_eq!(kept.to_value(), read.clone());
+            }
+            let written = RemoteData::from_value(&value);
+            proptest::prop_assert_eq!(written.get(), compact.as_str());
+        }
+    }
+
+    #[test]
+    fn remote_data_keeps_the_vendors_key_order_and_equals_by_value() {
+        let vendor =
+            RemoteData::from_text("{ \"b\": 1,\n  \"a\": \"x  y\\n\" }".to_owned()).unwrap();
+        assert_eq!(vendor.get(), r#"{"b":1,"a":"x  y\n"}"#);
+        assert_eq!(
+            vendor,
+            RemoteData::from(serde_json::json!({"a": "x  y\n", "b": 1}))
+        );
+        assert_ne!(
+            vendor,
+            RemoteData::from(serde_json::json!({"a": "x y\n", "b": 1}))
+        );
+        // Read from a stored user, pretty or not, it is compact too.
+        let user: User =
+            serde_json::from_str("{\"id\": \"1\", \"remote_data\": {\n \"k\": [1, 2]\n}}").unwrap();
+        assert_eq!(user.remote_data.unwrap().get(), r#"{"k":[1,2]}"#);
+        assert!(RemoteData::from_text("{\"a\": }".to_owned()).is_err());
+    }
+
     /// Every event of every connector's golden fixtures (full and partial, with and without
     /// `actor`, `previous` and `changes`) encodes to the same bytes both ways.
     #[test]
@@ -535,7 +700,7 @@ mod tests {
         let before = User {
             status: Some(UserStatus::Active),
             name: Some("Ann".into()),
-            remote_data: Some(serde_json::json!({"x": 1})),
+            remote_data: Some(serde_json::json!({"x": 1}).into()),
             workspace: Some(Workspace {
                 id: Some("1".into()),
                 name: Some("A".into()),
@@ -545,7 +710,7 @@ mod tests {
         };
         let after = User {
             status: Some(UserStatus::Inactive),
-            remote_data: Some(serde_json::json!({"x": 2})),
+            remote_data: Some(serde_json::json!({"x": 2}).into()),
             workspace: Some(Workspace {
                 id: Some("1".into()),
                 name: Some("B".into()),

@@ -892,7 +892,7 @@ pub async fn large_events_read_back_exactly(harness: &dyn Harness) {
         })
         .collect();
     let user = User {
-        remote_data: Some(serde_json::Value::Object(remote)),
+        remote_data: Some(serde_json::Value::Object(remote).into()),
         ..User::with_id("7")
     };
     let mut delivery = batch("k1", &[]);

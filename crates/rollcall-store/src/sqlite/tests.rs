@@ -271,7 +271,7 @@ async fn large_events_are_stored_compressed() {
     let mut delivery = batch("k1", &[]);
     delivery.events = vec![UserEvent {
         user: User {
-            remote_data: Some(serde_json::Value::Object(remote)),
+            remote_data: Some(serde_json::Value::Object(remote).into()),
             ..User::with_id("7")
         },
         ..event("e1", "7")
@@ -423,17 +423,19 @@ async fn a_compression_dictionary_is_trained_stored_and_read_after_a_reopen() {
         sample_every: 1,
         samples: 200,
     };
-    let event_with_data = |n: usize| UserEvent {
+    let event_with_data = |n: usize| {
+        UserEvent {
         user: User {
             name: Some(format!("User number {n}")),
             remote_data: Some(serde_json::json!({
                 "id": n, "email": format!("user{n}@example.com"), "role": "end-user",
                 "tags": ["alpha", "beta"], "time_zone": "Europe/Berlin", "locale": "en-US",
                 "user_fields": {"department": "engineering", "cost_center": format!("cc-{}", n % 9)},
-            })),
+            }).into()),
             ..User::with_id(n.to_string())
         },
         ..event(&format!("e{n}"), &n.to_string())
+    }
     };
     let mut n = 0;
     {
@@ -503,12 +505,12 @@ async fn an_update_completed_from_the_cache_equals_one_completed_from_the_stored
             is_primary: Some(true),
         }]),
         created_at: Some(Timestamp::from_unix_seconds(1_600_000_000).unwrap()),
-        remote_data: Some(serde_json::json!({"id": 7, "notes": "vip", "tags": ["a"]})),
+        remote_data: Some(serde_json::json!({"id": 7, "notes": "vip", "tags": ["a"]}).into()),
         ..User::with_id("7")
     };
     let delta = User {
         name: Some("Ann B".into()),
-        remote_data: Some(serde_json::json!({"id": 7, "role": "agent"})),
+        remote_data: Some(serde_json::json!({"id": 7, "role": "agent"}).into()),
         ..User::with_id("7")
     };
     let delivery = |key: &str, id: &str, event_type: EventType, user: &User, partial: bool| {
@@ -542,7 +544,9 @@ async fn an_update_completed_from_the_cache_equals_one_completed_from_the_stored
         assert_eq!(update.previous.as_ref(), Some(&created));
         assert_eq!(
             update.user.remote_data,
-            Some(serde_json::json!({"id": 7, "notes": "vip", "tags": ["a"], "role": "agent"}))
+            Some(
+                serde_json::json!({"id": 7, "notes": "vip", "tags": ["a"], "role": "agent"}).into()
+            )
         );
         let entry = store.user("src", "7").await.unwrap();
         updates.push((update, entry.version, entry.user));

@@ -145,8 +145,9 @@ impl Pipeline<'_> {
 /// PostgreSQL cannot store it). A body that is not JSON (encrypted) is left to the
 /// connector, and its events are checked for NUL instead.
 fn normalize(source: &Source, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
-    // The document is read here, once, and the connector reads the same one.
-    let not_json = delivery.json()?.is_none();
+    // Checked here without building the document: a connector that wants the tree reads
+    // it once ([`Delivery::json`]); one that reads the text into its own types never builds it.
+    let not_json = delivery.check_json()? == rollcall_core::json::BodyCheck::NotJson;
     let events = source.connector.normalize(delivery)?;
     if not_json {
         for (index, event) in events.iter().enumerate() {

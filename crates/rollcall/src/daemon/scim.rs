@@ -932,7 +932,7 @@ mod tests {
             languages: Some(vec!["en-US".into(), "hu".into()]),
             created_at: Some(at("2023-05-18T11:06:00Z")),
             updated_at: Some(at("2023-05-19T11:06:00Z")),
-            remote_data: Some(json!({"secret_stuff": "not in SCIM"})),
+            remote_data: Some(json!({"secret_stuff": "not in SCIM"}).into()),
             ..User::with_id("93")
         }
     }
