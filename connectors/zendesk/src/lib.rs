@@ -169,6 +169,12 @@ impl Connector for ZendeskConnector {
         mapping::normalize(delivery)
     }
 
+    /// Webhook envelopes, nearly all of what a Zendesk source receives, are read from the
+    /// text ([`payload::parse_delivery`]).
+    fn reads_body_text(&self) -> bool {
+        true
+    }
+
     /// `zendesk:<id>` for a webhook envelope carrying an event id (Zendesk resends the same id
     /// when it retries), else the SHA-256 of the body. A bare user object's `id` is the
     /// user's, not the delivery's, so it is never used.
@@ -237,8 +243,9 @@ pub fn retry_contract() -> RetryContract {
 /// The `id` of a webhook envelope (an object with `type`), when the body is one.
 fn event_id(delivery: &Delivery) -> Option<String> {
     // Only an envelope: an object with a non-null `type` (a bare user's `id` is the user's).
-    // Read from the text, which skips the rest of the body; a body that is not a JSON
-    // object is then read as a document, as normalization reads it.
+    // Read from the text, which skips the rest of the body (the host refused any body with a
+    // repeated key or NUL before asking for its key); a body that is not a JSON object is
+    // read as a document.
     #[derive(serde::Deserialize)]
     struct Envelope<'a> {
         #[serde(rename = "type", default)]

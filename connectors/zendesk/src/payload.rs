@@ -308,9 +308,14 @@ fn webhook_from_text(body: &[u8]) -> Option<WebhookEvent> {
     }
     let envelope: Envelope<'_> = serde_json::from_slice(body).ok()?;
     let detail_text = envelope.detail.get();
-    // Only an object `detail` that does not itself hold the key `event` (possibly, as text
-    // in a value: then the document path decides) is spliced.
-    if !detail_text.starts_with('{') || detail_text.contains("\"event\"") {
+    // Only an object `detail` that does not itself hold the key `event` is spliced (the
+    // document path decides which `event` wins). Without escapes the key can only be
+    // spelled `"event"` (the text also turns up in a value: then the document path reads
+    // it all the same); with escapes (`"\u0065vent"`) the keys are read to be sure.
+    if !detail_text.starts_with('{')
+        || detail_text.contains("\"event\"")
+        || (detail_text.contains('\\') && has_event_key(detail_text))
+    {
         return None;
     }
     let detail: SupportUser = serde_json::from_str(detail_text).ok()?;
@@ -335,6 +340,19 @@ fn webhook_from_text(body: &[u8]) -> Option<WebhookEvent> {
         event,
         remote_data: Some(remote_data),
     })
+}
+
+/// Whether the object `text` has a key `event`, however escaped (unreadable: as if it had).
+fn has_event_key(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Keys {
+        #[serde(default, deserialize_with = "present")]
+        event: bool,
+    }
+    fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+    }
+    serde_json::from_str::<Keys>(text).map_or(true, |keys| keys.event)
 }
 
 /// The text of the object `detail` with `"event": <event>` added as its last member.
@@ -507,6 +525,15 @@ mod tests {
         // `detail` naming a key `event` of its own: the document path decides which wins.
         let body = envelope(r#"{"id": "1", "event": 5}"#, "{}");
         assert!(webhook_from_text(body.as_bytes()).is_none());
+        // The same key spelled with an escape, even with a null value: never two `event`s.
+        for value in ["5", "null"] {
+            let detail = format!(r#"{{"id": "1", "\u0065vent": {value}}}"#);
+            assert!(webhook_from_text(envelope(&detail, "{}").as_bytes()).is_none());
+        }
+        // Other escapes in `detail` are fine.
+        let read =
+            webhook_from_text(envelope(r#"{"id": "1", "n\u0061me": "A\/B"}"#, "{}").as_bytes());
+        assert!(read.is_some());
         let body = envelope(r#""not an object""#, "{}");
         assert!(webhook_from_text(body.as_bytes()).is_none());
         // An array in the envelope's field order is not an envelope.

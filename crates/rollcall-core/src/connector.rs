@@ -46,6 +46,14 @@ pub trait Connector: Send + Sync + fmt::Debug + 'static {
     /// Maps a vendor payload to unified events. Pure, and never panics on any input.
     fn normalize(&self, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError>;
 
+    /// Whether `normalize` reads the body's text into its own types rather than the
+    /// document ([`Delivery::json`]). The host checks every JSON body first; it builds the
+    /// document for that check unless this says the connector will not need it, so that a
+    /// body is read once either way.
+    fn reads_body_text(&self) -> bool {
+        false
+    }
+
     /// The key the host deduplicates deliveries on, within the source. Defaults to
     /// [`Delivery::body_dedup_key`]; connectors whose vendor sends a delivery id use it.
     fn dedup_key(&self, delivery: &Delivery) -> String {

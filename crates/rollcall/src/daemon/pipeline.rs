@@ -145,9 +145,13 @@ impl Pipeline<'_> {
 /// PostgreSQL cannot store it). A body that is not JSON (encrypted) is left to the
 /// connector, and its events are checked for NUL instead.
 fn normalize(source: &Source, delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> {
-    // Checked here without building the document: a connector that wants the tree reads
-    // it once ([`Delivery::json`]); one that reads the text into its own types never builds it.
-    let not_json = delivery.check_json()? == rollcall_core::json::BodyCheck::NotJson;
+    // Checked here, in the same pass as the document the connector then reads
+    // ([`Delivery::json`]), or without building one for a connector that reads the text.
+    let not_json = if source.connector.reads_body_text() {
+        delivery.check_json()? == rollcall_core::json::BodyCheck::NotJson
+    } else {
+        delivery.json()?.is_none()
+    };
     let events = source.connector.normalize(delivery)?;
     if not_json {
         for (index, event) in events.iter().enumerate() {
