@@ -574,6 +574,25 @@ pub(crate) mod tests {
             }
         }
 
+        /// Objects of up to 64 keys (past the switch from a linear search to a set), with
+        /// one of their keys repeated or not: both checks find the same repeat, or none.
+        #[test]
+        fn both_checks_find_a_repeated_key_in_a_large_object(
+            keys in proptest::collection::btree_set("[a-z]{1,3}", 1..64),
+            repeat in proptest::option::of(0usize..64),
+        ) {
+            let keys: Vec<String> = keys.into_iter().collect();
+            let mut members: Vec<String> =
+                keys.iter().map(|key| format!("\"{key}\": 1")).collect();
+            if let Some(index) = repeat {
+                members.push(format!("\"{}\": 2", keys[index % keys.len()]));
+            }
+            let body = format!("{{\"user\": {{{}}}}}", members.join(", "));
+            let verdict_only = verdict(check_only(body.as_bytes()));
+            proptest::prop_assert_eq!(verdict_only.is_err(), repeat.is_some());
+            proptest::prop_assert_eq!(verdict_only, verdict(check_body(body.as_bytes())));
+        }
+
         /// The checked read builds exactly the value serde_json's own reader builds.
         #[test]
         fn the_checked_read_is_serde_jsons_value(value in json_value()) {

@@ -123,47 +123,38 @@ impl<'de> Deserialize<'de> for RemoteData {
 /// none. Whitespace bytes outside strings are the only ones dropped: inside a string, JSON
 /// escapes every control character, and spaces are kept.
 fn compact_json(text: &str) -> Option<String> {
-    let is_space = |byte: u8| matches!(byte, b' ' | b'\n' | b'\r' | b'\t');
     let bytes = text.as_bytes();
+    // Started at the first whitespace byte: most vendor text has none and is kept as it is.
+    let mut compact: Option<Vec<u8>> = None;
     let mut in_string = false;
     let mut escaped = false;
-    let mut first = None;
     for (index, &byte) in bytes.iter().enumerate() {
-        if in_string {
+        let keep = if in_string {
             match (escaped, byte) {
                 (true, _) => escaped = false,
                 (false, b'\\') => escaped = true,
                 (false, b'"') => in_string = false,
                 _ => {}
             }
+            true
         } else if byte == b'"' {
             in_string = true;
-        } else if is_space(byte) {
-            first = Some(index);
-            break;
-        }
-    }
-    let first = first?;
-    let mut compact = Vec::with_capacity(bytes.len());
-    compact.extend_from_slice(&bytes[..first]);
-    for &byte in &bytes[first..] {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
+            true
+        } else {
+            !matches!(byte, b' ' | b'\n' | b'\r' | b'\t')
+        };
+        match (&mut compact, keep) {
+            (Some(out), true) => out.push(byte),
+            (None, false) => {
+                let mut out = Vec::with_capacity(bytes.len());
+                out.extend_from_slice(&bytes[..index]);
+                compact = Some(out);
             }
-            compact.push(byte);
-        } else if byte == b'"' {
-            in_string = true;
-            compact.push(byte);
-        } else if !is_space(byte) {
-            compact.push(byte);
+            _ => {}
         }
     }
     // Only ASCII whitespace was dropped, between tokens: the rest is the same UTF-8.
-    String::from_utf8(compact).ok()
+    compact.and_then(|out| String::from_utf8(out).ok())
 }
 
 impl From<Value> for RemoteData {
@@ -605,7 +596,10 @@ mod tests {
             // serde_json's own read of the text (its float parsing may differ from `value`
             // in the last digit, which is serde_json's, not rollcall's).
             let read: Value = serde_json::from_str(&compact).unwrap();
-            for text in [serde_json::to_string_pretty(&value).unwrap(), compact.clone()] {
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            // A raw newline is always between tokens (strings escape theirs).
+            let crlf = pretty.replace('\n', "\r\n\t ");
+            for text in [pretty, crlf, compact.clone()] {
                 let kept = RemoteData::from_text(text).unwrap();
                 proptest::prop_assert_eq!(kept.get(), compact.as_str());
                 proptest::prop_assert_eq!(kept.to_value(), read.clone());
@@ -633,6 +627,15 @@ mod tests {
             serde_json::from_str("{\"id\": \"1\", \"remote_data\": {\n \"k\": [1, 2]\n}}").unwrap();
         assert_eq!(user.remote_data.unwrap().get(), r#"{"k":[1,2]}"#);
         assert!(RemoteData::from_text("{\"a\": }".to_owned()).is_err());
+        // Whitespace before a colon or a comma, escaped quotes and slashes, and a backslash
+        // ending a string: only the whitespace between tokens goes.
+        let vendor = r#"{ "a\"b" : "c\\" , "u" :"\/x y\" z" }"#;
+        let kept = RemoteData::from_text(vendor.to_owned()).unwrap();
+        assert_eq!(kept.get(), r#"{"a\"b":"c\\","u":"\/x y\" z"}"#);
+        assert_eq!(
+            kept.to_value(),
+            serde_json::from_str::<Value>(vendor).unwrap()
+        );
     }
 
     /// Every event of every connector's golden fixtures (full and partial, with and without
