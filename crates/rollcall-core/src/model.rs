@@ -123,35 +123,43 @@ impl<'de> Deserialize<'de> for RemoteData {
 /// none. Whitespace bytes outside strings are the only ones dropped: inside a string, JSON
 /// escapes every control character, and spaces are kept.
 fn compact_json(text: &str) -> Option<String> {
+    let is_space = |byte: u8| matches!(byte, b' ' | b'\n' | b'\r' | b'\t');
     let bytes = text.as_bytes();
     // Started at the first whitespace byte: most vendor text has none and is kept as it is.
     let mut compact: Option<Vec<u8>> = None;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (index, &byte) in bytes.iter().enumerate() {
-        let keep = if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if byte == b'"' {
+            // A string, kept whole: jump to its closing quote past any escapes.
+            let mut end = at + 1;
+            while let Some(offset) = bytes
+                .get(end..)
+                .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+            {
+                end += offset;
+                if bytes[end] == b'"' {
+                    break;
+                }
+                end += 2;
             }
-            true
-        } else if byte == b'"' {
-            in_string = true;
-            true
-        } else {
-            !matches!(byte, b' ' | b'\n' | b'\r' | b'\t')
-        };
-        match (&mut compact, keep) {
-            (Some(out), true) => out.push(byte),
-            (None, false) => {
+            let end = (end + 1).min(bytes.len());
+            if let Some(out) = &mut compact {
+                out.extend_from_slice(&bytes[at..end]);
+            }
+            at = end;
+            continue;
+        }
+        match (&mut compact, is_space(byte)) {
+            (Some(out), false) => out.push(byte),
+            (None, true) => {
                 let mut out = Vec::with_capacity(bytes.len());
-                out.extend_from_slice(&bytes[..index]);
+                out.extend_from_slice(&bytes[..at]);
                 compact = Some(out);
             }
             _ => {}
         }
+        at += 1;
     }
     // Only ASCII whitespace was dropped, between tokens: the rest is the same UTF-8.
     compact.and_then(|out| String::from_utf8(out).ok())
