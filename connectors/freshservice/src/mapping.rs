@@ -64,6 +64,13 @@ pub fn normalize(delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> 
         return Err(NormalizeError::invalid("data.user", "must be an object"));
     }
 
+    // The previous state is undone from the raw user while it is still a document (it then
+    // becomes `remote_data`, as text). A change list rollcall cannot undo leaves the previous
+    // state unknown rather than wrong.
+    let previous_raw = match (event_type, data_value.get("changes")) {
+        (EventType::Updated, Some(changes)) => changes::previous_user(&raw_user, changes),
+        _ => None,
+    };
     let purged = event_type == EventType::Deleted;
     let user = map_user(raw_user, "data.user", purged)?;
 
@@ -72,15 +79,7 @@ pub fn normalize(delivery: &Delivery) -> Result<Vec<UserEvent>, NormalizeError> 
             if !changes.is_object() {
                 return Err(NormalizeError::invalid("data.changes", "must be an object"));
             }
-            // The raw user now lives in the mapped user's `remote_data`. A change list
-            // rollcall cannot undo leaves the previous state unknown rather than wrong.
-            match user
-                .remote_data
-                .as_ref()
-                .map(RemoteData::to_value)
-                .and_then(|current| changes::previous_user(&current, changes))
-                .and_then(|before| map_user(before, "data.changes", false).ok())
-            {
+            match previous_raw.and_then(|before| map_user(before, "data.changes", false).ok()) {
                 Some(previous) => {
                     let field_changes = diff_users(&previous, &user);
                     (Some(previous), Some(field_changes))

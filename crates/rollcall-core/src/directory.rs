@@ -245,21 +245,17 @@ fn same_item(left: &Value, right: &Value) -> bool {
 }
 
 /// `remote_data` objects merged key by key (the newer wins); otherwise the newer as is.
-/// Only objects are read as values: any other pair is decided on the text alone.
 fn merge_remote_data(known: Option<&RemoteData>, newer: Option<&RemoteData>) -> Option<RemoteData> {
-    let is_object = |data: &RemoteData| data.get().starts_with('{');
     match (known, newer) {
-        (Some(known), Some(newer)) if is_object(known) && is_object(newer) => {
-            match (known.to_value(), newer.to_value()) {
-                (Value::Object(mut merged), Value::Object(newer)) => {
-                    merged.extend(newer);
-                    Some(RemoteData::from(Value::Object(merged)))
-                }
-                _ => Some(newer.clone()),
+        (Some(known), Some(newer)) => match (known.to_value(), newer.to_value()) {
+            (Value::Object(mut merged), Value::Object(newer)) => {
+                merged.extend(newer);
+                Some(RemoteData::from(Value::Object(merged)))
             }
-        }
+            _ => Some(newer.clone()),
+        },
         (known, None) => known.cloned(),
-        (_, Some(newer)) => Some(newer.clone()),
+        (None, Some(newer)) => Some(newer.clone()),
     }
 }
 

@@ -129,6 +129,11 @@ fn check_error(error: &serde_json::Error) -> Option<NormalizeError> {
     None
 }
 
+/// The error a checking visitor raises at `at`, recognised by [`check_error`] by `marker`.
+fn refuse<E: serde::de::Error>(marker: &str, at: &Segment<'_>) -> E {
+    E::custom(format!("{marker}{}", at.render()))
+}
+
 const NUL_MARKER: &str = "rollcall-nul:";
 const DUPLICATE_MARKER: &str = "rollcall-duplicate-key:";
 
@@ -196,7 +201,7 @@ impl<'de> serde::de::Visitor<'de> for CheckedValue<'_> {
     }
     fn visit_string<E: serde::de::Error>(self, text: String) -> Result<serde_json::Value, E> {
         if text.contains('\0') {
-            return Err(E::custom(format!("{NUL_MARKER}{}", self.at.render())));
+            return Err(refuse(NUL_MARKER, self.at));
         }
         Ok(serde_json::Value::String(text))
     }
@@ -225,21 +230,16 @@ impl<'de> serde::de::Visitor<'de> for CheckedValue<'_> {
         let mut object = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if key.contains('\0') {
-                let at = Segment::Key(self.at, &key);
-                return Err(serde::de::Error::custom(format!(
-                    "{NUL_MARKER}{}",
-                    at.render()
-                )));
+                return Err(refuse(NUL_MARKER, &Segment::Key(self.at, &key)));
             }
             // One search of the object per key: the free slot is found, then filled.
             let slot = match object.entry(key) {
                 serde_json::map::Entry::Vacant(slot) => slot,
                 serde_json::map::Entry::Occupied(taken) => {
-                    let at = Segment::Key(self.at, taken.key());
-                    return Err(serde::de::Error::custom(format!(
-                        "{DUPLICATE_MARKER}{}",
-                        at.render()
-                    )));
+                    return Err(refuse(
+                        DUPLICATE_MARKER,
+                        &Segment::Key(self.at, taken.key()),
+                    ));
                 }
             };
             let value = {
@@ -294,7 +294,7 @@ impl<'de> serde::de::Visitor<'de> for CheckedText<'_> {
     }
     fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<(), E> {
         if text.contains('\0') {
-            return Err(E::custom(format!("{NUL_MARKER}{}", self.at.render())));
+            return Err(refuse(NUL_MARKER, self.at));
         }
         Ok(())
     }
@@ -311,42 +311,42 @@ impl<'de> serde::de::Visitor<'de> for CheckedText<'_> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // Keys are borrowed from the body unless they hold escapes.
-        let mut seen: Vec<std::borrow::Cow<'de, str>> = Vec::with_capacity(16);
-        let mut many: std::collections::BTreeSet<std::borrow::Cow<'de, str>> =
-            std::collections::BTreeSet::new();
+        let mut seen = SeenKeys::default();
         while let Some(key) = map.next_key_seed(KeyText)? {
             if key.contains('\0') {
-                let at = Segment::Key(self.at, &key);
-                return Err(serde::de::Error::custom(format!(
-                    "{NUL_MARKER}{}",
-                    at.render()
-                )));
+                return Err(refuse(NUL_MARKER, &Segment::Key(self.at, &key)));
             }
-            let repeated = if many.is_empty() && seen.len() < LINEAR_KEYS {
-                seen.contains(&key)
-            } else {
-                many.extend(seen.drain(..));
-                many.contains(&key)
-            };
-            if repeated {
-                let at = Segment::Key(self.at, &key);
-                return Err(serde::de::Error::custom(format!(
-                    "{DUPLICATE_MARKER}{}",
-                    at.render()
-                )));
+            if seen.contains(&key) {
+                return Err(refuse(DUPLICATE_MARKER, &Segment::Key(self.at, &key)));
             }
-            {
-                let at = Segment::Key(self.at, &key);
-                map.next_value_seed(CheckedText { at: &at })?;
-            }
-            if many.is_empty() {
-                seen.push(key);
-            } else {
-                many.insert(key);
-            }
+            map.next_value_seed(CheckedText {
+                at: &Segment::Key(self.at, &key),
+            })?;
+            seen.insert(key);
         }
         Ok(())
+    }
+}
+
+/// The keys of one object so far, borrowed from the body unless they hold escapes: the
+/// first [`LINEAR_KEYS`] in a list searched linearly, the rest in an ordered set.
+#[derive(Default)]
+struct SeenKeys<'de> {
+    few: Vec<std::borrow::Cow<'de, str>>,
+    many: std::collections::BTreeSet<std::borrow::Cow<'de, str>>,
+}
+
+impl<'de> SeenKeys<'de> {
+    fn contains(&self, key: &str) -> bool {
+        self.few.iter().any(|seen| seen == key) || self.many.contains(key)
+    }
+
+    fn insert(&mut self, key: std::borrow::Cow<'de, str>) {
+        if self.few.len() < LINEAR_KEYS {
+            self.few.push(key);
+        } else {
+            self.many.insert(key);
+        }
     }
 }
 

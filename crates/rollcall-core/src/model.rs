@@ -61,15 +61,17 @@ pub struct User {
 /// The vendor's object as JSON text.
 ///
 /// Kept as text because rollcall stores and forwards it far more often than it looks
-/// inside: a connector that has the vendor's text hands it over as it is, and the store and
-/// the sinks write it out as it is. A merge of two versions of a user reads it as a
-/// [`Value`] (and writes it back in serde_json's sorted key order), as do the directory's
-/// partial-state checks and the CloudEvents rendering. Text that serde_json can skip but not
-/// read as a `Value` (a number beyond `f64`, a lone surrogate, nesting deeper than 128) reads
-/// as `null`: connectors hand over text the host has checked, or a `Value`. The text is always compact (no whitespace between tokens), so a
-/// pretty-printed body still makes one line of a JSON-lines sink; the vendor's key order is
-/// kept. Two `RemoteData` are equal when they hold the same JSON value, whatever the key
-/// order.
+/// inside: a connector that has the vendor's text hands it over as it is (in the vendor's
+/// key order), and the store and the sinks write it out as it is. A merge of two versions of
+/// a user reads it as a [`Value`] and writes it back in serde_json's sorted key order, as
+/// [`RemoteData::from_value`] does; the directory's partial-state checks and the CloudEvents
+/// rendering read it too.
+///
+/// The text is always compact (no whitespace between tokens), so a pretty-printed body still
+/// makes one line of a JSON-lines sink. Two `RemoteData` are equal when they hold the same
+/// JSON value, whatever the key order. Text that serde_json can skip but not read as a
+/// `Value` (a number beyond `f64`, a lone surrogate, nesting deeper than 128) reads as
+/// `null`: connectors hand over text the host has checked, or a `Value`.
 #[derive(Clone, Serialize)]
 #[serde(transparent)]
 pub struct RemoteData(Box<serde_json::value::RawValue>);
